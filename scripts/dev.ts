@@ -1,0 +1,29 @@
+// deno task dev — create and migrate the database named by SUPABASE_DB_URL (pending migrations
+// only; `deno task db:reset` starts over), then serve both functions and print how to call them.
+import { createIfMissing, localDbUrl, migrate } from "./lib/database.ts";
+import { signToken } from "./lib/tokens.ts";
+import { serve } from "./serve.ts";
+
+const DEV_USER = "00000000-0000-4000-8000-000000000001";
+
+const url = localDbUrl();
+const created = await createIfMissing(url);
+const applied = await migrate(url);
+console.log(
+  `database ${new URL(url).pathname.slice(1)}: ${
+    created ? "created, " : ""
+  }${applied.length} migrations applied`,
+);
+
+const userToken = await signToken({ role: "authenticated", sub: DEV_USER, expiresIn: 24 * 3600 });
+serve((base) => {
+  console.log(`
+Local user ${DEV_USER}; token valid 24 h (more: deno task token --role authenticated --sub <uuid>).
+Try:
+
+curl -s ${base}/functions/v1/job-operations \\
+  -H 'Authorization: Bearer ${userToken}' \\
+  -H 'Content-Type: application/json' \\
+  -d '{"action":"createJob","data":{"product_id":"newsletter","sending_group_id":"group-1","tasks":[{"payload":{"to":"a@example.com"}}]}}'
+`);
+});

@@ -1,0 +1,28 @@
+// Local tokens signed with the HS256 secret the functions verify (SUPABASE_JWT_SECRET, or the
+// Supabase CLI's local default), shaped like Supabase Auth's.
+import { SignJWT } from "jose";
+import { jwtSecret } from "../../supabase/functions/_shared/env.ts";
+
+export interface TokenOptions {
+  role: string;
+  sub?: string;
+  /** lifetime in seconds (negative: already expired) */
+  expiresIn?: number;
+  aud?: string | null;
+  secret?: string;
+}
+
+export async function signToken(options: TokenOptions): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const claims: Record<string, unknown> = { role: options.role, iss: "supabase-local" };
+  const aud = options.aud === undefined
+    ? (options.role === "authenticated" ? "authenticated" : undefined)
+    : options.aud;
+  if (aud !== null && aud !== undefined) claims.aud = aud;
+  const jwt = new SignJWT(claims)
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setIssuedAt(now)
+    .setExpirationTime(now + (options.expiresIn ?? 3600));
+  if (options.sub) jwt.setSubject(options.sub);
+  return await jwt.sign(new TextEncoder().encode(options.secret ?? jwtSecret()));
+}

@@ -1,0 +1,19 @@
+// deno task serve — serve both functions against an already migrated database.
+import { FUNCTIONS, startLocalServer } from "./lib/local_server.ts";
+import { intEnv } from "../supabase/functions/_shared/env.ts";
+
+export function serve(onReady?: (url: string) => void): Deno.HttpServer<Deno.NetAddr> {
+  return startLocalServer({
+    hostname: Deno.env.get("HOST") ?? "127.0.0.1",
+    port: intEnv("PORT", 54321),
+    onListen(url) {
+      for (const name of Object.keys(FUNCTIONS)) {
+        console.log(`Serving ${name} at ${url}/functions/v1/${name}`);
+      }
+      onReady?.(url);
+      console.log(`ready ${url}`);
+    },
+  });
+}
+
+if (import.meta.main) serve();

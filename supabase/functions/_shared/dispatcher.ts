@@ -1,0 +1,198 @@
+// The request pipeline both functions share. It applies the spec's checks in the spec's order —
+// method → content type → size → JSON → token → role for the function → action known → size for
+// the action → role for the action → validation — then hands the validated data to the action's
+// handler. Everything a handler throws becomes a documented error response.
+import { z } from "zod";
+import { authenticate, type Caller, type Role } from "./auth.ts";
+import { ApiError, internalError, validationError } from "./errors.ts";
+import { translateDbError } from "./db.ts";
+import { CORS_HEADERS, errorResponse, jsonResponse, logRequest, requestIdOf } from "./request.ts";
+import { issuesToDetails } from "./validation.ts";
+
+export const MAX_BODY_BYTES = 8 * 1024 * 1024;
+export const MAX_ACTION_BYTES = 1024 * 1024;
+
+export interface Context {
+  caller: Caller;
+  requestId: string;
+  request: Request;
+  /** `data` exactly as the caller sent it (before defaults and header merging). */
+  rawData: unknown;
+}
+
+export interface ActionResult {
+  status: number;
+  body: unknown;
+}
+
+// deno-lint-ignore no-explicit-any
+export interface Action<S extends z.ZodType = any> {
+  /** Schema of `data`; unknown fields must be rejected (strict objects). */
+  data: S;
+  roles: readonly Role[];
+  /** Largest body accepted for this action (default 1 MiB). */
+  maxBytes?: number;
+  /** Field-level permission checks that answer 403 before validation (spec order). */
+  authorize?: (rawData: unknown, caller: Caller) => void;
+  /** Folds request headers into `data` before validation (e.g. Idempotency-Key). */
+  withHeaders?: (rawData: unknown, request: Request) => unknown;
+  handle: (data: z.output<S>, ctx: Context) => Promise<ActionResult>;
+}
+
+export interface FunctionSpec {
+  name: string;
+  roles: readonly Role[];
+  actions: Record<string, Action>;
+}
+
+/** The discriminated union on `action` that a whole request body is validated with. */
+export function requestSchema(actions: Record<string, Action>) {
+  const options = Object.entries(actions).map(([name, action]) =>
+    z.strictObject({ action: z.literal(name), data: action.data })
+  );
+  // deno-lint-ignore no-explicit-any
+  return z.discriminatedUnion("action", options as any);
+}
+
+async function readBody(req: Request): Promise<Uint8Array> {
+  const declared = Number(req.headers.get("content-length") ?? NaN);
+  if (declared > MAX_BODY_BYTES) throw tooLarge(MAX_BODY_BYTES);
+  if (!req.body) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of req.body) {
+    size += chunk.byteLength;
+    if (size > MAX_BODY_BYTES) throw tooLarge(MAX_BODY_BYTES);
+    chunks.push(chunk);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}
+
+function tooLarge(limit: number): ApiError {
+  return new ApiError(413, "PAYLOAD_TOO_LARGE", `The request body is larger than ${limit} bytes.`, {
+    limit_bytes: limit,
+  });
+}
+
+function isJsonContentType(value: string | null): boolean {
+  if (value === null) return false;
+  const media = value.split(";")[0].trim().toLowerCase();
+  return media === "application/json";
+}
+
+export function createHandler(spec: FunctionSpec): (req: Request) => Promise<Response> {
+  const schema = requestSchema(spec.actions);
+  const actionNames = Object.keys(spec.actions);
+
+  return async (req: Request): Promise<Response> => {
+    const started = performance.now();
+    const requestId = requestIdOf(req);
+    const log: {
+      action?: string;
+      caller?: Caller;
+    } = {};
+    let response: Response;
+    let failure: unknown;
+    try {
+      response = await dispatch(req, requestId, log);
+    } catch (error) {
+      failure = error;
+      const apiError = error instanceof ApiError ? error : translateDbError(error);
+      response = errorResponse(
+        apiError instanceof ApiError ? apiError : internalError(),
+        requestId,
+      );
+    }
+    logRequest({
+      function: spec.name,
+      request_id: requestId,
+      action: log.action,
+      role: log.caller?.role,
+      user_id: log.caller?.userId,
+      status: response.status,
+      duration_ms: Math.round((performance.now() - started) * 10) / 10,
+      ...(response.status >= 500 && failure
+        ? {
+          error: failure instanceof Error ? `${failure.stack ?? failure.message}` : String(failure),
+        }
+        : {}),
+    });
+    return response;
+  };
+
+  async function dispatch(
+    req: Request,
+    requestId: string,
+    log: { action?: string; caller?: Caller },
+  ): Promise<Response> {
+    if (req.method === "OPTIONS") {
+      return new Response(null, {
+        status: 204,
+        headers: { ...CORS_HEADERS, "x-request-id": requestId },
+      });
+    }
+    if (req.method !== "POST") {
+      throw new ApiError(405, "METHOD_NOT_ALLOWED", "Only POST (and OPTIONS) is allowed.");
+    }
+    if (!isJsonContentType(req.headers.get("content-type"))) {
+      throw new ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "The body must be application/json.");
+    }
+    const raw = await readBody(req);
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(raw));
+    } catch {
+      throw new ApiError(400, "INVALID_JSON", "The body is not valid JSON.");
+    }
+
+    const caller = await authenticate(req);
+    log.caller = caller;
+    if (!spec.roles.includes(caller.role)) {
+      throw new ApiError(403, "FORBIDDEN", `The role ${caller.role} may not call ${spec.name}.`);
+    }
+
+    const actionName = isRecord(body) && typeof body.action === "string" ? body.action : undefined;
+    if (actionName === undefined || !Object.hasOwn(spec.actions, actionName)) {
+      throw new ApiError(
+        400,
+        "UNKNOWN_ACTION",
+        `Unknown or missing action. Valid actions: ${actionNames.join(", ")}.`,
+        { valid_actions: actionNames },
+      );
+    }
+    log.action = actionName;
+    const action = spec.actions[actionName];
+
+    const limit = action.maxBytes ?? MAX_ACTION_BYTES;
+    if (raw.byteLength > limit) throw tooLarge(limit);
+
+    if (!action.roles.includes(caller.role)) {
+      throw new ApiError(403, "FORBIDDEN", `The role ${caller.role} may not call ${actionName}.`);
+    }
+    const record = body as Record<string, unknown>;
+    action.authorize?.(record.data, caller);
+
+    const candidate = action.withHeaders
+      ? { ...record, data: action.withHeaders(record.data, req) }
+      : record;
+    const parsed = schema.safeParse(candidate);
+    if (!parsed.success) throw validationError(issuesToDetails(parsed.error.issues));
+
+    const result = await action.handle(
+      (parsed.data as { data: unknown }).data,
+      { caller, requestId, request: req, rawData: record.data },
+    );
+    return jsonResponse(result.status, result.body, requestId);
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

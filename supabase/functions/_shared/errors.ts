@@ -1,0 +1,61 @@
+// API errors and how every failure becomes one: the status, the documented code, a message that
+// never carries SQL or stack traces, and optional details.
+
+export type ErrorCode =
+  | "METHOD_NOT_ALLOWED"
+  | "UNSUPPORTED_MEDIA_TYPE"
+  | "PAYLOAD_TOO_LARGE"
+  | "INVALID_JSON"
+  | "UNKNOWN_ACTION"
+  | "VALIDATION_ERROR"
+  | "UNAUTHORIZED"
+  | "FORBIDDEN"
+  | "NOT_FOUND"
+  | "JOB_NOT_FOUND"
+  | "TASK_NOT_FOUND"
+  | "INVALID_TRANSITION"
+  | "INVALID_PROGRESS"
+  | "LEASE_LOST"
+  | "PRECONDITION_FAILED"
+  | "IDEMPOTENCY_CONFLICT"
+  | "JOB_CLOSED"
+  | "SERVICE_UNAVAILABLE"
+  | "INTERNAL_ERROR";
+
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+export const RETRY_AFTER_SECONDS = 1;
+
+export function validationError(details: FieldIssue[]): ApiError {
+  return new ApiError(400, "VALIDATION_ERROR", "The request data is invalid.", details);
+}
+
+export function serviceUnavailable(): ApiError {
+  return new ApiError(
+    503,
+    "SERVICE_UNAVAILABLE",
+    "The database is unavailable or overloaded; retry shortly.",
+    undefined,
+    { "Retry-After": String(RETRY_AFTER_SECONDS) },
+  );
+}
+
+export function internalError(): ApiError {
+  return new ApiError(500, "INTERNAL_ERROR", "An unexpected error occurred.");
+}

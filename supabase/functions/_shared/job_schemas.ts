@@ -1,0 +1,210 @@
+// The job-operations contract as zod schemas: the single source of the TypeScript types, the
+// request validation and the published JSON Schema / OpenAPI document.
+import { z } from "zod";
+import { ERROR_CODE_PATTERN, jsonValue, text } from "./validation.ts";
+
+export const JOB_STATUSES = [
+  "pending",
+  "queued",
+  "running",
+  "paused",
+  "retrying",
+  "cancelling",
+  "completed",
+  "failed",
+  "cancelled",
+] as const;
+export const JobStatus = z.enum(JOB_STATUSES);
+export type JobStatus = z.infer<typeof JobStatus>;
+
+export const LIMITS = {
+  tasksPerCall: 10_000,
+  payloadBytes: 64 * 1024,
+  metadataBytes: 16 * 1024,
+  stackBytes: 16 * 1024,
+  messageBytes: 4 * 1024,
+  maxMemoryMiB: 1_048_576,
+  maxCpu: 1024,
+  maxRetryIntervalMs: 604_800_000,
+} as const;
+
+/** Applied when createJob has no retry_config; retry_on_errors then comes from the error catalogue. */
+export const DEFAULT_RETRY = {
+  max_attempts: 3,
+  retry_interval: 60_000,
+  backoff: "fixed",
+} as const;
+
+export const defaultMaxRetryInterval = (retryInterval: number) =>
+  Math.max(3_600_000, retryInterval);
+
+export const Id = z.guid();
+export const ErrorCode = z.string().regex(ERROR_CODE_PATTERN, "Must match ^[A-Z][A-Z0-9_]{1,63}$.");
+
+export const RetryConfig = z.strictObject({
+  max_attempts: z.int().min(1).max(100),
+  retry_interval: z.int().min(0).max(86_400_000),
+  retry_on_errors: z.array(ErrorCode).max(50),
+  backoff: z.enum(["fixed", "exponential"]).optional(),
+  max_retry_interval: z.int().min(0).max(LIMITS.maxRetryIntervalMs).optional(),
+}).superRefine((config, ctx) => {
+  if (
+    config.max_retry_interval !== undefined && config.max_retry_interval < config.retry_interval
+  ) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["max_retry_interval"],
+      message: "Must be greater than or equal to retry_interval.",
+    });
+  }
+});
+
+export const ResourceLimits = z.strictObject({
+  max_memory: z.number().min(1).max(LIMITS.maxMemoryMiB),
+  max_cpu: z.number().min(0.001).max(LIMITS.maxCpu),
+});
+
+export const TaskResources = z.strictObject({
+  memory: z.number().min(0).max(LIMITS.maxMemoryMiB),
+  cpu: z.number().min(0).max(LIMITS.maxCpu),
+});
+
+export const TaskInput = z.strictObject({
+  payload: jsonValue(LIMITS.payloadBytes),
+  resources: TaskResources.optional(),
+});
+export type TaskInput = z.infer<typeof TaskInput>;
+
+export const Metadata = jsonValue(LIMITS.metadataBytes, { object: true });
+
+export const CreateJobData = z.strictObject({
+  product_id: text(1, 128),
+  sending_group_id: text(1, 128),
+  user_id: Id.optional(),
+  priority: z.int().min(0).max(100).default(50),
+  max_parallel_tasks: z.int().min(1).max(1000).default(10),
+  retry_config: RetryConfig.optional(),
+  resource_limits: ResourceLimits.nullable().optional(),
+  tasks: z.array(TaskInput).max(LIMITS.tasksPerCall).optional(),
+  start: z.boolean().default(true),
+  metadata: Metadata.optional(),
+  idempotency_key: text(1, 128).optional(),
+}).superRefine((job, ctx) => {
+  const limits = job.resource_limits;
+  if (!limits || !job.tasks) return;
+  job.tasks.forEach((task, index) => {
+    if (!task.resources) return;
+    if (task.resources.memory > limits.max_memory) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tasks", index, "resources", "memory"],
+        message: "Exceeds the job's resource_limits.max_memory: the task could never run.",
+      });
+    }
+    if (task.resources.cpu > limits.max_cpu) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tasks", index, "resources", "cpu"],
+        message: "Exceeds the job's resource_limits.max_cpu: the task could never run.",
+      });
+    }
+  });
+});
+export type CreateJobData = z.infer<typeof CreateJobData>;
+
+export const GetJobData = z.strictObject({
+  job_id: Id,
+  include: z.array(z.enum(["errors", "events"])).max(2).optional(),
+});
+
+export const ListJobsData = z.strictObject({
+  status: z.array(JobStatus).min(1).max(JOB_STATUSES.length).optional(),
+  product_id: text(1, 128).optional(),
+  sending_group_id: text(1, 128).optional(),
+  limit: z.int().min(1).max(100).default(20),
+  cursor: z.string().min(1).max(512).optional(),
+  user_id: Id.optional(),
+});
+
+// ----- responses (documentation and test checks) -----
+
+const Timestamp = z.string().describe("ISO 8601, UTC");
+
+export const BatchJob = z.object({
+  id: Id,
+  status: JobStatus,
+  product_id: z.string(),
+  sending_group_id: z.string(),
+  user_id: Id,
+  priority: z.int(),
+  max_parallel_tasks: z.int(),
+  retry_config: z.object({
+    max_attempts: z.int(),
+    retry_interval: z.int(),
+    retry_on_errors: z.array(z.string()),
+    backoff: z.enum(["fixed", "exponential"]),
+    max_retry_interval: z.int(),
+  }),
+  resource_limits: ResourceLimits.nullable(),
+  detailed_status: z.object({
+    current_phase: z.string(),
+    progress_percentage: z.number().min(0).max(100),
+    active_tasks: z.int(),
+    error_count: z.int(),
+  }),
+  tasks: z.object({
+    total: z.int(),
+    pending: z.int(),
+    running: z.int(),
+    succeeded: z.int(),
+    failed: z.int(),
+    cancelled: z.int(),
+  }),
+  attempt: z.int(),
+  next_attempt_at: Timestamp.nullable(),
+  last_error: z.object({
+    code: z.string(),
+    category: z.string(),
+    message: z.string(),
+    at: Timestamp,
+  }).nullable(),
+  metadata: z.record(z.string(), z.unknown()),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+  started_at: Timestamp.nullable(),
+  finished_at: Timestamp.nullable(),
+});
+export type BatchJob = z.infer<typeof BatchJob>;
+
+export const JobError = z.object({
+  id: z.int(),
+  task_id: z.int().nullable(),
+  attempt: z.int(),
+  code: z.string(),
+  category: z.string(),
+  message: z.string(),
+  stack: z.string().nullable(),
+  request_id: z.string().nullable(),
+  created_at: Timestamp,
+});
+
+export const JobEvent = z.object({
+  id: z.int(),
+  type: z.string(),
+  from_status: JobStatus.nullable(),
+  to_status: JobStatus.nullable(),
+  actor: z.object({ role: z.string(), user_id: Id.nullable() }),
+  request_id: z.string().nullable(),
+  details: z.record(z.string(), z.unknown()),
+  created_at: Timestamp,
+});
+
+export const JobWithHistory = BatchJob.extend({
+  errors: z.array(JobError).optional(),
+  events: z.array(JobEvent).optional(),
+});
+
+export const JobList = z.object({
+  jobs: z.array(BatchJob),
+  next_cursor: z.string().nullable(),
+});

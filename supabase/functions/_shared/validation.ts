@@ -1,0 +1,105 @@
+// Building blocks of the zod schemas: text that PostgreSQL can store, JSON values with size and
+// depth limits, and the translation of zod issues into the API's `details` list.
+import { z } from "zod";
+import type { FieldIssue } from "./errors.ts";
+
+export const MAX_JSON_DEPTH = 64;
+export const ERROR_CODE_PATTERN = /^[A-Z][A-Z0-9_]{1,63}$/;
+
+/** UTF-8 length of a string without allocating. */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/** Text PostgreSQL stores unchanged: no NUL character, no unpaired surrogate. */
+function storable(text: string): boolean {
+  return !text.includes("\u0000") && text.isWellFormed();
+}
+
+export function text(min: number, max: number) {
+  return z.string().min(min).max(max).refine(storable, {
+    message: "Must not contain NUL characters or unpaired surrogates.",
+  });
+}
+
+/** Walks a parsed JSON value iteratively (no recursion limit) and reports the first problem. */
+function jsonProblem(value: unknown): string | null {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!;
+    if (typeof current === "string") {
+      if (!storable(current)) {
+        return "Strings must not contain NUL characters or unpaired surrogates.";
+      }
+    } else if (current !== null && typeof current === "object") {
+      if (depth > MAX_JSON_DEPTH) {
+        return `JSON may be nested at most ${MAX_JSON_DEPTH} levels deep.`;
+      }
+      if (Array.isArray(current)) {
+        for (const item of current) stack.push([item, depth + 1]);
+      } else {
+        for (const key of Object.keys(current)) {
+          if (!storable(key)) return "Keys must not contain NUL characters or unpaired surrogates.";
+          stack.push([(current as Record<string, unknown>)[key], depth + 1]);
+        }
+      }
+    } else if (typeof current === "number" && !Number.isFinite(current)) {
+      return "Numbers must be finite.";
+    }
+  }
+  return null;
+}
+
+/**
+ * Any JSON value up to `maxBytes` of compact UTF-8 JSON. The value is passed through untouched
+ * (zod would rebuild objects and drop `__proto__` keys), so what is stored is what was sent.
+ */
+export function jsonValue(maxBytes: number, options: { object?: boolean } = {}) {
+  return z.unknown().superRefine((value, ctx) => {
+    if (value === undefined) {
+      ctx.addIssue({ code: "custom", message: "Required." });
+      return;
+    }
+    if (options.object && (value === null || typeof value !== "object" || Array.isArray(value))) {
+      ctx.addIssue({ code: "custom", message: "Must be a JSON object." });
+      return;
+    }
+    const problem = jsonProblem(value);
+    if (problem) {
+      ctx.addIssue({ code: "custom", message: problem });
+      return;
+    }
+    if (utf8Length(JSON.stringify(value)) > maxBytes) {
+      ctx.addIssue({ code: "custom", message: `Must be at most ${maxBytes} bytes of JSON.` });
+    }
+  });
+}
+
+function pathToString(path: readonly PropertyKey[]): string {
+  return path.map((part) => String(part)).join(".");
+}
+
+/** Every failing field as `{ path, message }`; each unknown field is listed on its own. */
+export function issuesToDetails(issues: readonly z.core.$ZodIssue[]): FieldIssue[] {
+  const details: FieldIssue[] = [];
+  for (const issue of issues) {
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) {
+        details.push({ path: pathToString([...issue.path, key]), message: "Unknown field." });
+      }
+    } else {
+      details.push({ path: pathToString(issue.path), message: issue.message });
+    }
+  }
+  return details;
+}

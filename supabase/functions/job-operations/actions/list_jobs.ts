@@ -1,0 +1,39 @@
+// listJobs: newest first, keyset-paginated with signed cursors.
+import { ApiError } from "../../_shared/errors.ts";
+import type { Action } from "../../_shared/dispatcher.ts";
+import { jsonb, withDb } from "../../_shared/db.ts";
+import { isRecord, sqlContext } from "../../_shared/context.ts";
+import { type CursorPosition, decodeCursor, encodeCursor } from "../../_shared/cursor.ts";
+import { ListJobsData } from "../../_shared/job_schemas.ts";
+
+export const listJobs: Action<typeof ListJobsData> = {
+  data: ListJobsData,
+  roles: ["authenticated", "service_role"],
+
+  authorize(raw, caller) {
+    if (caller.role !== "service_role" && isRecord(raw) && raw.user_id !== undefined) {
+      throw new ApiError(403, "FORBIDDEN", "Only the service may list another user's jobs.");
+    }
+  },
+
+  async handle(data, ctx) {
+    const filter = {
+      status: data.status,
+      product_id: data.product_id,
+      sending_group_id: data.sending_group_id,
+      user_id: data.user_id,
+      limit: data.limit,
+      after: data.cursor === undefined ? undefined : await decodeCursor(data.cursor),
+    };
+    const [row] = await withDb((sql) =>
+      sql`select batch_api.list_jobs(${jsonb(sql, sqlContext(ctx))}, ${jsonb(sql, filter)}) as page`
+    );
+    const page = row.page as { jobs: unknown[]; next: CursorPosition | null };
+    return {
+      status: 200,
+      body: {
+        data: { jobs: page.jobs, next_cursor: page.next ? await encodeCursor(page.next) : null },
+      },
+    };
+  },
+};

@@ -1,0 +1,13 @@
+// job-operations: the API the web application uses to create, steer, read and delete jobs.
+import { createHandler } from "../_shared/dispatcher.ts";
+import { createJob } from "./actions/create_job.ts";
+import { getJob } from "./actions/get_job.ts";
+import { listJobs } from "./actions/list_jobs.ts";
+
+export const jobOperationsActions = { createJob, getJob, listJobs };
+
+export const handler = createHandler({
+  name: "job-operations",
+  roles: ["authenticated", "service_role"],
+  actions: jobOperationsActions,
+});

@@ -1,0 +1,225 @@
+-- Core schema of the batch job service: jobs, their tasks, the error catalogue, job errors,
+-- job events, the append-only audit log and idempotency keys.
+--
+-- Every range of the HTTP contract (docs/spec: api.md) is also a constraint here, so that no writer,
+-- however buggy, can store what the API would refuse. JSON sizes are measured by the API on compact
+-- JSON; the database measures PostgreSQL's jsonb text form, which adds a space after every ':' and
+-- ',', so its backstop allows twice the API limit (docs/decisions.md, "JSON size limits").
+
+create type public.job_status as enum (
+  'pending', 'queued', 'running', 'paused', 'retrying', 'cancelling', 'completed', 'failed', 'cancelled'
+);
+
+create type public.task_status as enum ('pending', 'running', 'succeeded', 'failed', 'cancelled');
+
+create type public.error_category as enum (
+  'transient', 'resource', 'validation', 'permission', 'internal', 'unknown'
+);
+
+-- Private helpers and the functions the Edge Functions call live outside `public`, so PostgREST
+-- never exposes them as RPC endpoints.
+create schema private;
+create schema batch_api;
+revoke all on schema private from public;
+revoke all on schema batch_api from public;
+
+comment on schema private is 'Internal helpers of the batch job service (not exposed over PostgREST).';
+comment on schema batch_api is 'Entry points called by the job-operations and task-operations Edge Functions.';
+
+create function private.is_error_code(code text) returns boolean
+language sql immutable parallel safe
+as $$ select code ~ '^[A-Z][A-Z0-9_]{1,63}$' $$;
+comment on function private.is_error_code(text) is
+  'Guarantees one definition of a valid error code (api.md: ^[A-Z][A-Z0-9_]{1,63}$) for every constraint.';
+
+create function private.are_error_codes(codes text[]) returns boolean
+language sql immutable parallel safe
+as $$
+  select cardinality(codes) <= 50
+     and array_position(codes, null) is null
+     and coalesce(bool_and(private.is_error_code(c)), true)
+  from unnest(codes) as c
+$$;
+comment on function private.are_error_codes(text[]) is
+  'Guarantees retry_on_errors holds at most 50 valid codes and no null.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Error catalogue
+-- ---------------------------------------------------------------------------------------------
+create table public.error_catalogue (
+  code text primary key check (private.is_error_code(code)),
+  category public.error_category not null,
+  retryable boolean not null,
+  description text not null check (char_length(description) <= 512)
+);
+comment on table public.error_catalogue is
+  'Maps error codes to a category and a default retry flag; codes not listed are category unknown.';
+
+insert into public.error_catalogue (code, category, retryable, description) values
+  ('TIMEOUT', 'transient', true, 'The work did not finish in time.'),
+  ('NETWORK_ERROR', 'transient', true, 'A network call failed.'),
+  ('RATE_LIMITED', 'transient', true, 'A provider refused the call because of its rate limit.'),
+  ('SERVICE_UNAVAILABLE', 'transient', true, 'A dependency was unavailable.'),
+  ('WORKER_LOST', 'transient', true, 'The worker holding the task stopped reporting before its lease expired.'),
+  ('DEADLOCK', 'transient', true, 'A database deadlock or serialization failure.'),
+  ('RESOURCE_LIMIT_EXCEEDED', 'resource', false, 'The task or job went over its resource budget.'),
+  ('OUT_OF_MEMORY', 'resource', false, 'The worker ran out of memory.'),
+  ('INVALID_PAYLOAD', 'validation', false, 'The task payload cannot be processed.'),
+  ('INVALID_RECIPIENT', 'validation', false, 'The recipient does not exist or cannot receive.'),
+  ('PERMISSION_DENIED', 'permission', false, 'The worker lacks a permission the task needs.'),
+  ('INTERNAL', 'internal', false, 'An unexpected error in the worker.');
+
+-- ---------------------------------------------------------------------------------------------
+-- Jobs
+-- ---------------------------------------------------------------------------------------------
+create table public.jobs (
+  id uuid primary key default gen_random_uuid(),
+  user_id uuid not null,
+  product_id text not null check (char_length(product_id) between 1 and 128),
+  sending_group_id text not null check (char_length(sending_group_id) between 1 and 128),
+  status public.job_status not null default 'pending',
+  priority smallint not null default 50 check (priority between 0 and 100),
+  max_parallel_tasks integer not null default 10 check (max_parallel_tasks between 1 and 1000),
+
+  -- retry_config
+  max_attempts integer not null default 3 check (max_attempts between 1 and 100),
+  retry_interval_ms integer not null default 60000 check (retry_interval_ms between 0 and 86400000),
+  retry_on_errors text[] not null check (private.are_error_codes(retry_on_errors)),
+  retry_backoff text not null default 'fixed' check (retry_backoff in ('fixed', 'exponential')),
+  max_retry_interval_ms integer not null check (
+    max_retry_interval_ms between retry_interval_ms and 604800000
+  ),
+
+  -- resource_limits (both or neither)
+  max_memory numeric check (max_memory between 1 and 1048576),
+  max_cpu numeric check (max_cpu between 0.001 and 1024),
+  constraint jobs_resource_limits_both check ((max_memory is null) = (max_cpu is null)),
+
+  -- detailed_status
+  current_phase text not null default 'created' check (char_length(current_phase) <= 64),
+  progress_percentage numeric(5, 2) not null default 0 check (progress_percentage between 0 and 100),
+  error_count integer not null default 0 check (error_count >= 0),
+
+  -- task counters, kept equal to the task rows by every writer of tasks
+  tasks_total integer not null default 0 check (tasks_total >= 0),
+  tasks_pending integer not null default 0 check (tasks_pending >= 0),
+  tasks_running integer not null default 0 check (tasks_running >= 0),
+  tasks_succeeded integer not null default 0 check (tasks_succeeded >= 0),
+  tasks_failed integer not null default 0 check (tasks_failed >= 0),
+  tasks_cancelled integer not null default 0 check (tasks_cancelled >= 0),
+  constraint jobs_task_counts_add_up check (
+    tasks_total = tasks_pending + tasks_running + tasks_succeeded + tasks_failed + tasks_cancelled
+  ),
+
+  attempt integer not null default 1 check (attempt >= 1),
+  next_attempt_at timestamptz,
+  constraint jobs_next_attempt_only_when_retrying check (
+    (status = 'retrying') = (next_attempt_at is not null)
+  ),
+  last_error jsonb check (last_error is null or jsonb_typeof(last_error) = 'object'),
+  metadata jsonb not null default '{}'::jsonb check (
+    jsonb_typeof(metadata) = 'object' and octet_length(metadata::text) <= 2 * 16384
+  ),
+
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  started_at timestamptz,
+  finished_at timestamptz
+);
+comment on table public.jobs is 'One batch of work (a job) with its limits, status and task counters.';
+
+create index jobs_user_created_idx on public.jobs (user_id, created_at desc, id desc);
+create index jobs_created_idx on public.jobs (created_at desc, id desc);
+
+-- ---------------------------------------------------------------------------------------------
+-- Tasks
+-- ---------------------------------------------------------------------------------------------
+create table public.tasks (
+  id bigint generated always as identity primary key,
+  job_id uuid not null references public.jobs (id) on delete cascade,
+  status public.task_status not null default 'pending',
+  payload jsonb not null check (octet_length(payload::text) <= 2 * 65536),
+  memory numeric check (memory between 0 and 1048576),
+  cpu numeric check (cpu between 0 and 1024),
+  -- number of the current (or last) run; 0 before the first claim
+  attempt integer not null default 0 check (attempt >= 0),
+  run_after timestamptz not null default now(),
+  worker_id text check (char_length(worker_id) between 1 and 128),
+  lease_expires_at timestamptz,
+  constraint tasks_running_has_lease check (
+    (status = 'running') = (worker_id is not null and lease_expires_at is not null)
+  ),
+  result jsonb check (result is null or octet_length(result::text) <= 2 * 65536),
+  created_at timestamptz not null default now(),
+  started_at timestamptz,
+  finished_at timestamptz
+);
+comment on table public.tasks is 'One unit of work of a job; ids grow in creation order (older task first).';
+
+create index tasks_job_status_idx on public.tasks (job_id, status);
+create index tasks_job_pending_idx on public.tasks (job_id, id) where status = 'pending';
+
+-- ---------------------------------------------------------------------------------------------
+-- Errors, events, audit log, idempotency keys
+-- ---------------------------------------------------------------------------------------------
+create table public.job_errors (
+  id bigint generated always as identity primary key,
+  job_id uuid not null references public.jobs (id) on delete cascade,
+  -- informational: the task row goes away with its job, and so does this row
+  task_id bigint,
+  attempt integer not null check (attempt >= 1),
+  code text not null check (private.is_error_code(code)),
+  category public.error_category not null,
+  message text not null check (octet_length(message) <= 4096),
+  stack text check (octet_length(stack) <= 16384),
+  request_id text,
+  created_at timestamptz not null default now()
+);
+comment on table public.job_errors is 'Every error recorded for a job (caller reports, task failures, lost workers).';
+create index job_errors_job_idx on public.job_errors (job_id, id desc);
+
+create table public.job_events (
+  id bigint generated always as identity primary key,
+  job_id uuid not null references public.jobs (id) on delete cascade,
+  type text not null check (type ~ '^[a-z][a-z_.]{1,63}$'),
+  from_status public.job_status,
+  to_status public.job_status,
+  actor_role text not null,
+  actor_id uuid,
+  request_id text,
+  details jsonb not null default '{}'::jsonb,
+  created_at timestamptz not null default now()
+);
+comment on table public.job_events is 'The log of a job: creation, status changes, progress, resource alerts.';
+create index job_events_job_idx on public.job_events (job_id, id desc);
+
+create table public.audit_log (
+  id bigint generated always as identity primary key,
+  -- no foreign key: the audit trail outlives the job
+  job_id uuid not null,
+  owner_id uuid not null,
+  action text not null check (action ~ '^[a-z][a-z_.]{1,63}$'),
+  actor_role text not null,
+  actor_id uuid,
+  request_id text,
+  before jsonb,
+  after jsonb,
+  created_at timestamptz not null default now()
+);
+comment on table public.audit_log is 'Append-only record of every job mutation: who, which request, before and after.';
+create index audit_log_job_idx on public.audit_log (job_id, id);
+create index audit_log_owner_idx on public.audit_log (owner_id, id);
+
+create table public.idempotency_keys (
+  user_id uuid not null,
+  key text not null check (char_length(key) between 1 and 128),
+  request_hash text not null check (request_hash ~ '^[0-9a-f]{64}$'),
+  -- deferred: the key is claimed before the job row it points to is written
+  job_id uuid not null references public.jobs (id) on delete cascade deferrable initially deferred,
+  created_at timestamptz not null default now(),
+  primary key (user_id, key)
+);
+comment on table public.idempotency_keys is
+  'createJob idempotency keys, scoped to the owner; a key is reusable 24 h after first use.';
+create index idempotency_keys_job_idx on public.idempotency_keys (job_id);
+create index idempotency_keys_created_idx on public.idempotency_keys (created_at);

@@ -1,0 +1,298 @@
+-- Entry points of job-operations: createJob, getJob, listJobs. Each is one call, one transaction.
+-- The Edge Function has already validated the input with zod; these functions own everything that
+-- needs the database to be right: ownership, idempotency, all-or-nothing writes.
+--
+-- Errors the API reports are raised with SQLSTATE 'JS' || <HTTP status>, the message being the
+-- API error code and the detail (optional) a JSON object of details; the function maps them as is.
+
+create function private.iso(ts timestamptz) returns text
+language sql immutable parallel safe
+as $$ select to_char(ts at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
+comment on function private.iso(timestamptz) is
+  'Formats a time as the API does everywhere: ISO 8601 in UTC with milliseconds, whatever the session time zone.';
+
+create function private.job_json(j public.jobs) returns jsonb
+language sql stable parallel safe
+as $$
+  select jsonb_build_object(
+    'id', j.id,
+    'status', j.status,
+    'product_id', j.product_id,
+    'sending_group_id', j.sending_group_id,
+    'user_id', j.user_id,
+    'priority', j.priority,
+    'max_parallel_tasks', j.max_parallel_tasks,
+    'retry_config', jsonb_build_object(
+      'max_attempts', j.max_attempts,
+      'retry_interval', j.retry_interval_ms,
+      'retry_on_errors', to_jsonb(j.retry_on_errors),
+      'backoff', j.retry_backoff,
+      'max_retry_interval', j.max_retry_interval_ms
+    ),
+    'resource_limits', case when j.max_memory is not null then
+      jsonb_build_object('max_memory', j.max_memory, 'max_cpu', j.max_cpu) end,
+    'detailed_status', jsonb_build_object(
+      'current_phase', j.current_phase,
+      'progress_percentage', j.progress_percentage,
+      'active_tasks', j.tasks_running,
+      'error_count', j.error_count
+    ),
+    'tasks', jsonb_build_object(
+      'total', j.tasks_total,
+      'pending', j.tasks_pending,
+      'running', j.tasks_running,
+      'succeeded', j.tasks_succeeded,
+      'failed', j.tasks_failed,
+      'cancelled', j.tasks_cancelled
+    ),
+    'attempt', j.attempt,
+    'next_attempt_at', private.iso(j.next_attempt_at),
+    'last_error', j.last_error,
+    'metadata', j.metadata,
+    'created_at', private.iso(j.created_at),
+    'updated_at', private.iso(j.updated_at),
+    'started_at', private.iso(j.started_at),
+    'finished_at', private.iso(j.finished_at)
+  )
+$$;
+comment on function private.job_json(public.jobs) is
+  'The one place the API''s BatchJob shape is built from a job row, so every action returns the same shape.';
+
+create function private.raise_not_found(p_job_id uuid) returns void
+language plpgsql
+as $$
+begin
+  raise exception using errcode = 'JS404', message = 'JOB_NOT_FOUND',
+    detail = jsonb_build_object('job_id', p_job_id)::text;
+end
+$$;
+comment on function private.raise_not_found(uuid) is
+  'Reports an absent job and a job owned by someone else identically, so no caller learns another user''s ids.';
+
+create function private.visible_job_owner(p_ctx jsonb) returns uuid
+language sql immutable
+as $$ select case when p_ctx ->> 'role' = 'service_role' then null else (p_ctx ->> 'user_id')::uuid end $$;
+comment on function private.visible_job_owner(jsonb) is
+  'The owner a caller is restricted to: its own id for users, null (all jobs) for the service.';
+
+-- ---------------------------------------------------------------------------------------------
+-- createJob
+-- ---------------------------------------------------------------------------------------------
+create function batch_api.create_job(
+  p_ctx jsonb,
+  p_job jsonb,
+  p_tasks jsonb,
+  p_idempotency_key text,
+  p_request_hash text
+) returns jsonb
+language plpgsql
+as $$
+declare
+  v_owner constant uuid := (p_job ->> 'user_id')::uuid;
+  v_job_id uuid := gen_random_uuid();
+  v_task_count constant integer := coalesce(jsonb_array_length(p_tasks), 0);
+  v_retry constant jsonb := p_job -> 'retry_config';
+  v_limits constant jsonb := nullif(p_job -> 'resource_limits', 'null'::jsonb);
+  v_claimed_key boolean;
+  v_key record;
+  v_job public.jobs;
+begin
+  perform private.set_request_context(p_ctx);
+
+  if p_idempotency_key is not null then
+    -- Claim the key; a concurrent request with the same key waits here for the first to finish.
+    -- A key older than 24 h is taken over by this request.
+    insert into public.idempotency_keys as k (user_id, key, request_hash, job_id)
+    values (v_owner, p_idempotency_key, p_request_hash, v_job_id)
+    on conflict (user_id, key) do update
+      set request_hash = excluded.request_hash, job_id = excluded.job_id, created_at = now()
+      where k.created_at < now() - interval '24 hours'
+    returning true into v_claimed_key;
+
+    if v_claimed_key is null then
+      select k.request_hash, k.job_id into v_key
+      from public.idempotency_keys k
+      where k.user_id = v_owner and k.key = p_idempotency_key;
+
+      if v_key.request_hash <> p_request_hash then
+        raise exception using errcode = 'JS409', message = 'IDEMPOTENCY_CONFLICT',
+          detail = jsonb_build_object('idempotency_key', p_idempotency_key, 'job_id', v_key.job_id)::text;
+      end if;
+      select * into v_job from public.jobs where id = v_key.job_id;
+      return jsonb_build_object('created', false, 'job', private.job_json(v_job));
+    end if;
+  end if;
+
+  insert into public.jobs (
+    id, user_id, product_id, sending_group_id, status, priority, max_parallel_tasks,
+    max_attempts, retry_interval_ms, retry_on_errors, retry_backoff, max_retry_interval_ms,
+    max_memory, max_cpu, metadata, tasks_total, tasks_pending
+  ) values (
+    v_job_id,
+    v_owner,
+    p_job ->> 'product_id',
+    p_job ->> 'sending_group_id',
+    case when (p_job ->> 'start')::boolean then 'queued' else 'pending' end::public.job_status,
+    (p_job ->> 'priority')::smallint,
+    (p_job ->> 'max_parallel_tasks')::integer,
+    (v_retry ->> 'max_attempts')::integer,
+    (v_retry ->> 'retry_interval')::integer,
+    coalesce(
+      (select array_agg(c) from jsonb_array_elements_text(v_retry -> 'retry_on_errors') as c),
+      case when v_retry ? 'retry_on_errors' then '{}'::text[] end,
+      (select array_agg(code order by code) from public.error_catalogue where category = 'transient')
+    ),
+    v_retry ->> 'backoff',
+    (v_retry ->> 'max_retry_interval')::integer,
+    (v_limits ->> 'max_memory')::numeric,
+    (v_limits ->> 'max_cpu')::numeric,
+    coalesce(p_job -> 'metadata', '{}'::jsonb),
+    v_task_count,
+    v_task_count
+  )
+  returning * into v_job;
+
+  if v_task_count > 0 then
+    -- One statement for all tasks; ORDER BY keeps ids in the order the caller listed the tasks.
+    insert into public.tasks (job_id, payload, memory, cpu)
+    select v_job_id, t.value -> 'payload', (t.value #>> '{resources,memory}')::numeric,
+           (t.value #>> '{resources,cpu}')::numeric
+    from jsonb_array_elements(p_tasks) with ordinality as t (value, ord)
+    order by t.ord;
+  end if;
+
+  return jsonb_build_object('created', true, 'job', private.job_json(v_job));
+end
+$$;
+comment on function batch_api.create_job(jsonb, jsonb, jsonb, text, text) is
+  'createJob: writes the job and all its tasks in one transaction (all or nothing) with counters equal '
+  'to the task rows; an idempotency key scoped to the owner returns the first job for the same request '
+  'within 24 h and raises IDEMPOTENCY_CONFLICT for a different one.';
+
+-- ---------------------------------------------------------------------------------------------
+-- getJob
+-- ---------------------------------------------------------------------------------------------
+create function batch_api.get_job(
+  p_ctx jsonb,
+  p_job_id uuid,
+  p_with_errors boolean,
+  p_with_events boolean
+) returns jsonb
+language plpgsql stable
+as $$
+declare
+  v_owner constant uuid := private.visible_job_owner(p_ctx);
+  v_job public.jobs;
+  v_result jsonb;
+begin
+  select * into v_job from public.jobs
+  where id = p_job_id and (v_owner is null or user_id = v_owner);
+  if not found then
+    perform private.raise_not_found(p_job_id);
+  end if;
+
+  v_result := private.job_json(v_job);
+
+  if p_with_errors then
+    v_result := v_result || jsonb_build_object('errors', (
+      select coalesce(jsonb_agg(jsonb_build_object(
+        'id', e.id,
+        'task_id', e.task_id,
+        'attempt', e.attempt,
+        'code', e.code,
+        'category', e.category,
+        'message', e.message,
+        'stack', e.stack,
+        'request_id', e.request_id,
+        'created_at', private.iso(e.created_at)
+      ) order by e.id desc), '[]'::jsonb)
+      from (select * from public.job_errors where job_id = p_job_id order by id desc limit 50) e
+    ));
+  end if;
+
+  if p_with_events then
+    v_result := v_result || jsonb_build_object('events', (
+      select coalesce(jsonb_agg(jsonb_build_object(
+        'id', ev.id,
+        'type', ev.type,
+        'from_status', ev.from_status,
+        'to_status', ev.to_status,
+        'actor', jsonb_build_object('role', ev.actor_role, 'user_id', ev.actor_id),
+        'request_id', ev.request_id,
+        'details', ev.details,
+        'created_at', private.iso(ev.created_at)
+      ) order by ev.id desc), '[]'::jsonb)
+      from (select * from public.job_events where job_id = p_job_id order by id desc limit 100) ev
+    ));
+  end if;
+
+  return v_result;
+end
+$$;
+comment on function batch_api.get_job(jsonb, uuid, boolean, boolean) is
+  'getJob: a user sees only its own job (another user''s is JOB_NOT_FOUND); optionally the last 50 '
+  'errors and 100 events, newest first.';
+
+-- ---------------------------------------------------------------------------------------------
+-- listJobs
+-- ---------------------------------------------------------------------------------------------
+create function batch_api.list_jobs(p_ctx jsonb, p_filter jsonb) returns jsonb
+language plpgsql stable
+as $$
+declare
+  v_owner uuid := private.visible_job_owner(p_ctx);
+  v_limit constant integer := (p_filter ->> 'limit')::integer;
+  v_statuses public.job_status[];
+  v_after_ts timestamptz;
+  v_after_id uuid;
+  v_sql text;
+  v_row public.jobs;
+  v_count integer := 0;
+  v_jobs jsonb := '[]'::jsonb;
+  v_next jsonb;
+begin
+  if v_owner is null and p_filter ? 'user_id' then
+    v_owner := (p_filter ->> 'user_id')::uuid;
+  end if;
+  if p_filter ? 'status' then
+    select array_agg(s::public.job_status) into v_statuses
+    from jsonb_array_elements_text(p_filter -> 'status') as s;
+  end if;
+  if p_filter ? 'after' then
+    v_after_ts := 'epoch'::timestamptz + (p_filter #>> '{after,t}')::bigint * interval '1 microsecond';
+    v_after_id := (p_filter #>> '{after,i}')::uuid;
+  end if;
+
+  -- Built per call so that each filter combination gets a plan using the matching index.
+  v_sql := 'select * from public.jobs j where true'
+    || case when v_owner is not null then ' and j.user_id = $1' else '' end
+    || case when v_statuses is not null then ' and j.status = any ($2)' else '' end
+    || case when p_filter ? 'product_id' then ' and j.product_id = $3' else '' end
+    || case when p_filter ? 'sending_group_id' then ' and j.sending_group_id = $4' else '' end
+    || case when v_after_ts is not null then ' and (j.created_at, j.id) < ($5, $6)' else '' end
+    || ' order by j.created_at desc, j.id desc limit $7';
+
+  for v_row in execute v_sql
+    using v_owner, v_statuses, p_filter ->> 'product_id', p_filter ->> 'sending_group_id',
+          v_after_ts, v_after_id, v_limit + 1
+  loop
+    v_count := v_count + 1;
+    if v_count > v_limit then
+      -- one row more than asked: there is a next page, which starts after the last row returned
+      v_next := jsonb_build_object(
+        't', (extract(epoch from v_after_ts) * 1000000)::bigint::text,
+        'i', v_after_id
+      );
+      exit;
+    end if;
+    v_jobs := v_jobs || jsonb_build_array(private.job_json(v_row));
+    v_after_ts := v_row.created_at;
+    v_after_id := v_row.id;
+  end loop;
+
+  return jsonb_build_object('jobs', v_jobs, 'next', v_next);
+end
+$$;
+comment on function batch_api.list_jobs(jsonb, jsonb) is
+  'listJobs: keyset pagination on (created_at desc, id desc), stable under concurrent inserts; a user '
+  'sees only its own jobs, the service all jobs or one user''s.';
