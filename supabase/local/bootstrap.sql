@@ -26,6 +26,13 @@ grant anon, authenticated, service_role to authenticator;
 create schema if not exists extensions;
 grant usage on schema extensions to public;
 
+-- Supabase puts `extensions` on the search path (pgTAP, pgcrypto and friends live there).
+do $$
+begin
+  execute format('alter database %I set search_path = "$user", public, extensions', current_database());
+end
+$$;
+
 create schema if not exists auth;
 grant usage on schema auth to anon, authenticated, service_role;
 

@@ -110,6 +110,7 @@ create table public.jobs (
   constraint jobs_task_counts_add_up check (
     tasks_total = tasks_pending + tasks_running + tasks_succeeded + tasks_failed + tasks_cancelled
   ),
+  constraint jobs_parallelism check (tasks_running <= max_parallel_tasks),
 
   attempt integer not null default 1 check (attempt >= 1),
   next_attempt_at timestamptz,

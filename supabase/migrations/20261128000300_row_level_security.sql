@@ -14,7 +14,7 @@ alter table public.error_catalogue enable row level security;
 -- Supabase grants everything on public tables to the API roles by default; writes go through the
 -- Edge Functions only.
 revoke all on public.jobs, public.tasks, public.job_errors, public.job_events, public.audit_log,
-  public.idempotency_keys, public.error_catalogue from anon, authenticated;
+  public.idempotency_keys, public.error_catalogue from anon, authenticated, service_role;
 grant select on public.jobs, public.tasks, public.job_errors, public.job_events, public.audit_log,
   public.idempotency_keys, public.error_catalogue to authenticated;
 grant all on public.jobs, public.tasks, public.job_errors, public.job_events,

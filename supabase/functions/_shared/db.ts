@@ -2,7 +2,7 @@
 // API errors, and serialization failures and deadlocks retried here so they never reach a caller.
 import postgres from "postgres";
 import { ApiError, type ErrorCode, serviceUnavailable, validationError } from "./errors.ts";
-import { databaseConfig, intEnv } from "./env.ts";
+import { databaseConfig, env, intEnv } from "./env.ts";
 
 export type Sql = postgres.Sql;
 
@@ -18,7 +18,7 @@ export function db(): Sql {
       connect_timeout: intEnv("DB_CONNECT_TIMEOUT_S", 5),
       fetch_types: false,
       onnotice: () => {},
-      connection: { application_name: "batch-job-service" },
+      connection: { application_name: env("DB_APPLICATION_NAME") ?? "batch-job-service" },
     });
   }
   return pool;
@@ -87,7 +87,7 @@ export function translateDbError(error: unknown): unknown {
         parseDetail(error.detail),
       );
     }
-    if (isUnavailableState(code)) return serviceUnavailable();
+    if (isUnavailableState(code)) return serviceUnavailable(error);
     // The API validates first; a value the database still refuses is bad input, never a 500.
     if (code.startsWith("22") || code === "23514" || code === "23502") {
       return validationError([{
@@ -99,7 +99,7 @@ export function translateDbError(error: unknown): unknown {
     }
     return error;
   }
-  if (isConnectionError(error)) return serviceUnavailable();
+  if (isConnectionError(error)) return serviceUnavailable(error);
   return error;
 }
 

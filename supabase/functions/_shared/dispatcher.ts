@@ -118,11 +118,7 @@ export function createHandler(spec: FunctionSpec): (req: Request) => Promise<Res
       user_id: log.caller?.userId,
       status: response.status,
       duration_ms: Math.round((performance.now() - started) * 10) / 10,
-      ...(response.status >= 500 && failure
-        ? {
-          error: failure instanceof Error ? `${failure.stack ?? failure.message}` : String(failure),
-        }
-        : {}),
+      ...(response.status >= 500 && failure ? { error: describeFailure(failure) } : {}),
     });
     return response;
   };
@@ -191,6 +187,22 @@ export function createHandler(spec: FunctionSpec): (req: Request) => Promise<Res
     );
     return jsonResponse(result.status, result.body, requestId);
   }
+}
+
+/** Full detail for the log (never the response): the error, its SQLSTATE and its cause chain. */
+function describeFailure(failure: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = failure, depth = 0; e !== undefined && depth < 4; depth++) {
+    if (e instanceof Error) {
+      const code = (e as { code?: unknown }).code;
+      parts.push(`${e.name}${code ? ` [${code}]` : ""}: ${e.message}`);
+      e = e.cause;
+    } else {
+      parts.push(String(e));
+      break;
+    }
+  }
+  return parts.join(" <- caused by ");
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

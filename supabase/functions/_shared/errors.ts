@@ -34,8 +34,9 @@ export class ApiError extends Error {
     message: string,
     readonly details?: unknown,
     readonly headers: Record<string, string> = {},
+    cause?: unknown,
   ) {
-    super(message);
+    super(message, cause === undefined ? undefined : { cause });
     this.name = "ApiError";
   }
 }
@@ -46,13 +47,14 @@ export function validationError(details: FieldIssue[]): ApiError {
   return new ApiError(400, "VALIDATION_ERROR", "The request data is invalid.", details);
 }
 
-export function serviceUnavailable(): ApiError {
+export function serviceUnavailable(cause?: unknown): ApiError {
   return new ApiError(
     503,
     "SERVICE_UNAVAILABLE",
     "The database is unavailable or overloaded; retry shortly.",
     undefined,
     { "Retry-After": String(RETRY_AFTER_SECONDS) },
+    cause,
   );
 }
 

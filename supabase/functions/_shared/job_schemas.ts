@@ -208,3 +208,5 @@ export const JobList = z.object({
   jobs: z.array(BatchJob),
   next_cursor: z.string().nullable(),
 });
+export type JobWithHistory = z.infer<typeof JobWithHistory>;
+export type JobList = z.infer<typeof JobList>;

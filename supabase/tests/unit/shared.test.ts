@@ -1,0 +1,49 @@
+// Unit tests of the pure helpers: canonical JSON, UTF-8 sizes, cursors, zod issue paths.
+import assert from "node:assert/strict";
+import { canonicalJson, sha256Hex } from "../../functions/_shared/canonical_json.ts";
+import { utf8Length } from "../../functions/_shared/validation.ts";
+import { decodeCursor, encodeCursor } from "../../functions/_shared/cursor.ts";
+import { ApiError } from "../../functions/_shared/errors.ts";
+import { requestSchema } from "../../functions/_shared/dispatcher.ts";
+import { jobOperationsActions } from "../../functions/job-operations/handler.ts";
+
+Deno.test("canonicalJson sorts keys at every level and ignores undefined", () => {
+  assert.equal(
+    canonicalJson({ b: 1, a: { d: [3, { f: 1, e: 2 }], c: null }, u: undefined }),
+    '{"a":{"c":null,"d":[3,{"e":2,"f":1}]},"b":1}',
+  );
+  assert.equal(canonicalJson(JSON.parse('{"__proto__":1,"a":2}')), '{"__proto__":1,"a":2}');
+});
+
+Deno.test("sha256Hex matches a known digest", async () => {
+  assert.equal(
+    await sha256Hex("abc"),
+    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+  );
+});
+
+Deno.test("utf8Length equals TextEncoder's count", () => {
+  for (const s of ["", "abc", "é", "€", "😀", "a😀b€", "\ud800", "x".repeat(1000)]) {
+    assert.equal(utf8Length(s), new TextEncoder().encode(s).length, JSON.stringify(s));
+  }
+});
+
+Deno.test("cursors round-trip and reject tampering", async () => {
+  const position = { t: "1795897494797630", i: "d881cdd3-4843-42f5-b3be-d3faa1b759de" };
+  const cursor = await encodeCursor(position);
+  assert.deepEqual(await decodeCursor(cursor), position);
+  const [body, mac] = cursor.split(".");
+  await assert.rejects(decodeCursor(`${body}x.${mac}`), ApiError);
+  await assert.rejects(
+    decodeCursor(`${body}.${mac.replace(/^./, (c) => (c === "A" ? "B" : "A"))}`),
+    ApiError,
+  );
+});
+
+Deno.test("the request schema is a discriminated union over exactly the actions", () => {
+  const schema = requestSchema(jobOperationsActions);
+  const ok = schema.safeParse({ action: "getJob", data: { job_id: crypto.randomUUID() } });
+  assert.equal(ok.success, true);
+  const wrong = schema.safeParse({ action: "getJob", data: { job_id: crypto.randomUUID(), x: 1 } });
+  assert.equal(wrong.success, false);
+});
