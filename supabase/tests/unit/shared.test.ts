@@ -47,3 +47,26 @@ Deno.test("the request schema is a discriminated union over exactly the actions"
   const wrong = schema.safeParse({ action: "getJob", data: { job_id: crypto.randomUUID(), x: 1 } });
   assert.equal(wrong.success, false);
 });
+
+Deno.test("config.toml declares both functions and every path in it resolves", async () => {
+  const supabaseDir = new URL("../../", import.meta.url);
+  const toml = await Deno.readTextFile(new URL("config.toml", supabaseDir));
+  for (const fn of ["job-operations", "task-operations"]) {
+    const section = new RegExp(`\\[functions\\.${fn}\\]([^\\[]*)`).exec(toml)?.[1];
+    assert.ok(section, `[functions.${fn}] is declared`);
+    for (const key of ["import_map", "entrypoint"]) {
+      const path = new RegExp(`${key}\\s*=\\s*"([^"]+)"`).exec(section)?.[1];
+      assert.ok(path, `${fn}.${key} is set`);
+      const stat = await Deno.stat(new URL(path, supabaseDir));
+      assert.ok(stat.isFile, `${fn}.${key} = ${path} exists`);
+    }
+  }
+  const importMap = JSON.parse(await Deno.readTextFile(new URL("../deno.json", supabaseDir)));
+  for (const [name, target] of Object.entries(importMap.imports as Record<string, string>)) {
+    assert.match(
+      target,
+      /^npm:/,
+      `${name} comes from npm (JSR and deno.land are unreachable here)`,
+    );
+  }
+});
