@@ -1,5 +1,6 @@
--- Core schema of the batch job service: jobs, their tasks, the error catalogue, job errors,
--- job events, the append-only audit log and idempotency keys.
+-- Core schema of the batch job service: jobs, their counter shards, tasks and the ready queue,
+-- the error catalogue, job errors, job events, the append-only audit log, idempotency keys and the
+-- notification outbox.
 --
 -- Every range of the HTTP contract (docs/spec: api.md) is also a constraint here, so that no writer,
 -- however buggy, can store what the API would refuse. JSON sizes are measured by the API on compact
@@ -95,29 +96,20 @@ create table public.jobs (
   max_cpu numeric check (max_cpu between 0.001 and 1024),
   constraint jobs_resource_limits_both check ((max_memory is null) = (max_cpu is null)),
 
-  -- detailed_status
+  -- detailed_status: the caller's phase, and progress for jobs without tasks (a job with tasks
+  -- reports the share of its tasks that ended, computed from its counters)
   current_phase text not null default 'created' check (char_length(current_phase) <= 64),
   progress_percentage numeric(5, 2) not null default 0 check (progress_percentage between 0 and 100),
-  error_count integer not null default 0 check (error_count >= 0),
 
-  -- task counters, kept equal to the task rows by every writer of tasks
-  tasks_total integer not null default 0 check (tasks_total >= 0),
-  tasks_pending integer not null default 0 check (tasks_pending >= 0),
-  tasks_running integer not null default 0 check (tasks_running >= 0),
-  tasks_succeeded integer not null default 0 check (tasks_succeeded >= 0),
-  tasks_failed integer not null default 0 check (tasks_failed >= 0),
-  tasks_cancelled integer not null default 0 check (tasks_cancelled >= 0),
-  constraint jobs_task_counts_add_up check (
-    tasks_total = tasks_pending + tasks_running + tasks_succeeded + tasks_failed + tasks_cancelled
-  ),
-  constraint jobs_parallelism check (tasks_running <= max_parallel_tasks),
+  -- how many counter shards (job_shards 1..n) share max_parallel_tasks; one when resource limits
+  -- are set, because reservations must be summed in one place
+  shard_count smallint not null check (shard_count between 1 and 16),
 
   attempt integer not null default 1 check (attempt >= 1),
   next_attempt_at timestamptz,
   constraint jobs_next_attempt_only_when_retrying check (
     (status = 'retrying') = (next_attempt_at is not null)
   ),
-  last_error jsonb check (last_error is null or jsonb_typeof(last_error) = 'object'),
   metadata jsonb not null default '{}'::jsonb check (
     jsonb_typeof(metadata) = 'object' and octet_length(metadata::text) <= 2 * 16384
   ),
@@ -131,6 +123,47 @@ comment on table public.jobs is 'One batch of work (a job) with its limits, stat
 
 create index jobs_user_created_idx on public.jobs (user_id, created_at desc, id desc);
 create index jobs_created_idx on public.jobs (created_at desc, id desc);
+-- claim order across jobs: highest priority first, then the older job
+create index jobs_claimable_idx on public.jobs (priority desc, created_at, id)
+  where status in ('queued', 'running');
+
+-- ---------------------------------------------------------------------------------------------
+-- Counter shards
+-- ---------------------------------------------------------------------------------------------
+-- A job's task counters are the sums over its shard rows. Shard 0 takes the changes made under the
+-- job's row lock (creation, added tasks, cancel, recovery); shards 1..shard_count take the task
+-- engine's changes and each owns a slice of max_parallel_tasks (`capacity`). A claim locks one shard
+-- with SKIP LOCKED and a task's end updates the shard it was claimed through, so no single row
+-- serialises a busy job, while `running <= capacity` on every shard keeps the parallelism limit
+-- exact. Per-shard values other than `running` and the reservations are deltas (they may be
+-- negative); only their sums mean something.
+create table public.job_shards (
+  job_id uuid not null references public.jobs (id) on delete cascade,
+  shard smallint not null check (shard between 0 and 16),
+  capacity integer not null check (capacity >= 0),
+  running integer not null default 0 check (running between 0 and capacity),
+  pending integer not null default 0,
+  succeeded integer not null default 0,
+  failed integer not null default 0,
+  cancelled integer not null default 0,
+  errors integer not null default 0,
+  -- reservations of the running tasks (only the single shard of a job with resource_limits)
+  memory_capacity numeric,
+  cpu_capacity numeric,
+  reserved_memory numeric not null default 0 check (reserved_memory >= 0),
+  reserved_cpu numeric not null default 0 check (reserved_cpu >= 0),
+  constraint job_shards_memory_budget check (reserved_memory <= coalesce(memory_capacity, 'infinity')),
+  constraint job_shards_cpu_budget check (reserved_cpu <= coalesce(cpu_capacity, 'infinity')),
+  primary key (job_id, shard)
+) with (fillfactor = 50);
+comment on table public.job_shards is
+  'Sharded task counters and parallelism/resource capacity of a job; the job''s counts are the sums.';
+
+create type private.task_counts as (
+  total integer, pending integer, running integer, succeeded integer, failed integer,
+  cancelled integer, errors integer
+);
+comment on type private.task_counts is 'A job''s task counters, summed over its shards.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Tasks
@@ -140,25 +173,46 @@ create table public.tasks (
   job_id uuid not null references public.jobs (id) on delete cascade,
   status public.task_status not null default 'pending',
   payload jsonb not null check (octet_length(payload::text) <= 2 * 65536),
+  -- requested reservation; null: the job's fair share when it has resource limits
   memory numeric check (memory between 0 and 1048576),
   cpu numeric check (cpu between 0 and 1024),
   -- number of the current (or last) run; 0 before the first claim
   attempt integer not null default 0 check (attempt >= 0),
   run_after timestamptz not null default now(),
+  -- while running: who holds it, until when, through which shard, with what reservation
   worker_id text check (char_length(worker_id) between 1 and 128),
   lease_expires_at timestamptz,
+  shard smallint,
+  reserved_memory numeric,
+  reserved_cpu numeric,
+  -- its job asked it to stop (cancel, failure, retry): its end uses no attempt
+  stop_requested boolean not null default false,
   constraint tasks_running_has_lease check (
-    (status = 'running') = (worker_id is not null and lease_expires_at is not null)
+    (status = 'running') = (worker_id is not null and lease_expires_at is not null and shard is not null)
   ),
   result jsonb check (result is null or octet_length(result::text) <= 2 * 65536),
+  peak_memory numeric check (peak_memory >= 0),
+  peak_cpu numeric check (peak_cpu >= 0),
   created_at timestamptz not null default now(),
   started_at timestamptz,
   finished_at timestamptz
-);
-comment on table public.tasks is 'One unit of work of a job; ids grow in creation order (older task first).';
+) with (fillfactor = 90);
+comment on table public.tasks is
+  'One unit of work of a job; ids grow in creation order (older task first). Only the primary key '
+  'and job_id are indexed, so claims and reports update rows in place (HOT).';
 
-create index tasks_job_status_idx on public.tasks (job_id, status);
-create index tasks_job_pending_idx on public.tasks (job_id, id) where status = 'pending';
+create index tasks_job_idx on public.tasks (job_id, id);
+
+-- Pending tasks, the only ones a claim may take. Kept apart from tasks so that a claim scans just
+-- what may run (never the finished rows of a big job) and task updates stay heap-only.
+create table public.task_ready (
+  job_id uuid not null references public.jobs (id) on delete cascade,
+  task_id bigint not null,
+  run_after timestamptz not null,
+  primary key (job_id, task_id)
+);
+comment on table public.task_ready is
+  'The claim queue: exactly the pending tasks, in claim order per job (task id).';
 
 -- ---------------------------------------------------------------------------------------------
 -- Errors, events, audit log, idempotency keys
@@ -224,3 +278,21 @@ comment on table public.idempotency_keys is
   'createJob idempotency keys, scoped to the owner; a key is reusable 24 h after first use.';
 create index idempotency_keys_job_idx on public.idempotency_keys (job_id);
 create index idempotency_keys_created_idx on public.idempotency_keys (created_at);
+
+create table public.notifications (
+  id uuid primary key default gen_random_uuid(),
+  type text not null check (type in ('job.failed', 'job.resource_limit_exceeded', 'task.worker_lost')),
+  -- no foreign key: a notification outlives the job it is about
+  job_id uuid not null,
+  user_id uuid not null,
+  payload jsonb not null default '{}'::jsonb,
+  status text not null default 'pending' check (status in ('pending', 'delivered', 'failed')),
+  attempts integer not null default 0 check (attempts >= 0),
+  next_attempt_at timestamptz not null default now(),
+  last_error text,
+  created_at timestamptz not null default now(),
+  delivered_at timestamptz
+);
+comment on table public.notifications is
+  'Outbox of notifications, written in the same transaction as the event they report.';
+create index notifications_due_idx on public.notifications (next_attempt_at) where status = 'pending';

@@ -80,16 +80,17 @@ create trigger jobs_audit_insert_delete
   after insert or delete on public.jobs
   for each row execute function private.audit_job_change();
 
--- Counter-only writes by the task engine are not job mutations; the steering fields are.
+-- Writes that change none of the steering fields (none exist today: counters live in job_shards)
+-- are not job mutations.
 create trigger jobs_audit_update
   after update on public.jobs
   for each row
   when (
-    (old.status, old.priority, old.max_parallel_tasks, old.current_phase, old.metadata, old.attempt,
-     old.next_attempt_at, old.max_memory, old.max_cpu)
+    (old.status, old.priority, old.max_parallel_tasks, old.current_phase, old.progress_percentage,
+     old.metadata, old.attempt, old.next_attempt_at, old.max_memory, old.max_cpu)
     is distinct from
-    (new.status, new.priority, new.max_parallel_tasks, new.current_phase, new.metadata, new.attempt,
-     new.next_attempt_at, new.max_memory, new.max_cpu)
+    (new.status, new.priority, new.max_parallel_tasks, new.current_phase, new.progress_percentage,
+     new.metadata, new.attempt, new.next_attempt_at, new.max_memory, new.max_cpu)
   )
   execute function private.audit_job_change();
 

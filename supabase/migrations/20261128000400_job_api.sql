@@ -11,6 +11,22 @@ as $$ select to_char(ts at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
 comment on function private.iso(timestamptz) is
   'Formats a time as the API does everywhere: ISO 8601 in UTC with milliseconds, whatever the session time zone.';
 
+create function private.job_counts(p_job_id uuid) returns private.task_counts
+language sql stable parallel safe
+as $$
+  select coalesce(sum(pending + running + succeeded + failed + cancelled), 0)::integer,
+         coalesce(sum(pending), 0)::integer,
+         coalesce(sum(running), 0)::integer,
+         coalesce(sum(succeeded), 0)::integer,
+         coalesce(sum(failed), 0)::integer,
+         coalesce(sum(cancelled), 0)::integer,
+         coalesce(sum(errors), 0)::integer
+  from public.job_shards
+  where job_id = p_job_id
+$$;
+comment on function private.job_counts(uuid) is
+  'A job''s task counters: the sums over its shards, equal to its task and error rows in every snapshot.';
+
 create function private.job_json(j public.jobs) returns jsonb
 language sql stable parallel safe
 as $$
@@ -33,30 +49,55 @@ as $$
       jsonb_build_object('max_memory', j.max_memory, 'max_cpu', j.max_cpu) end,
     'detailed_status', jsonb_build_object(
       'current_phase', j.current_phase,
-      'progress_percentage', j.progress_percentage,
-      'active_tasks', j.tasks_running,
-      'error_count', j.error_count
+      'progress_percentage', case when c.total > 0
+        then round(100.0 * (c.succeeded + c.failed + c.cancelled) / c.total, 2)
+        else j.progress_percentage end,
+      'active_tasks', c.running,
+      'error_count', c.errors
     ),
     'tasks', jsonb_build_object(
-      'total', j.tasks_total,
-      'pending', j.tasks_pending,
-      'running', j.tasks_running,
-      'succeeded', j.tasks_succeeded,
-      'failed', j.tasks_failed,
-      'cancelled', j.tasks_cancelled
+      'total', c.total,
+      'pending', c.pending,
+      'running', c.running,
+      'succeeded', c.succeeded,
+      'failed', c.failed,
+      'cancelled', c.cancelled
     ),
     'attempt', j.attempt,
     'next_attempt_at', private.iso(j.next_attempt_at),
-    'last_error', j.last_error,
+    'last_error', (
+      select jsonb_build_object('code', e.code, 'category', e.category, 'message', e.message,
+                                'at', private.iso(e.created_at))
+      from public.job_errors e where e.job_id = j.id order by e.id desc limit 1
+    ),
     'metadata', j.metadata,
     'created_at', private.iso(j.created_at),
     'updated_at', private.iso(j.updated_at),
     'started_at', private.iso(j.started_at),
     'finished_at', private.iso(j.finished_at)
   )
+  from private.job_counts(j.id) c
 $$;
 comment on function private.job_json(public.jobs) is
-  'The one place the API''s BatchJob shape is built from a job row, so every action returns the same shape.';
+  'The one place the API''s BatchJob shape is built from a job row, so every action returns the same '
+  'shape; counters come from the shards, last_error from the latest error row.';
+
+create function private.create_job_shards(p_job public.jobs, p_pending integer) returns void
+language sql
+as $$
+  insert into public.job_shards (job_id, shard, capacity, pending)
+  values (p_job.id, 0, 0, p_pending);
+  -- max_parallel_tasks split as evenly as possible over shards 1..shard_count
+  insert into public.job_shards (job_id, shard, capacity, memory_capacity, cpu_capacity)
+  select p_job.id, s,
+         p_job.max_parallel_tasks / p_job.shard_count
+           + case when s <= p_job.max_parallel_tasks % p_job.shard_count then 1 else 0 end,
+         p_job.max_memory, p_job.max_cpu
+  from generate_series(1, p_job.shard_count) as s;
+$$;
+comment on function private.create_job_shards(public.jobs, integer) is
+  'Gives a new job its counter shards: shard 0 with the initial pending count, and shards whose '
+  'capacities add up to exactly max_parallel_tasks (and carry the resource budget when one is set).';
 
 create function private.raise_not_found(p_job_id uuid) returns void
 language plpgsql
@@ -126,7 +167,7 @@ begin
   insert into public.jobs (
     id, user_id, product_id, sending_group_id, status, priority, max_parallel_tasks,
     max_attempts, retry_interval_ms, retry_on_errors, retry_backoff, max_retry_interval_ms,
-    max_memory, max_cpu, metadata, tasks_total, tasks_pending
+    max_memory, max_cpu, metadata, shard_count
   ) values (
     v_job_id,
     v_owner,
@@ -147,18 +188,25 @@ begin
     (v_limits ->> 'max_memory')::numeric,
     (v_limits ->> 'max_cpu')::numeric,
     coalesce(p_job -> 'metadata', '{}'::jsonb),
-    v_task_count,
-    v_task_count
+    case when v_limits is null then least(16, (p_job ->> 'max_parallel_tasks')::integer) else 1 end
   )
   returning * into v_job;
 
+  perform private.create_job_shards(v_job, v_task_count);
+
   if v_task_count > 0 then
-    -- One statement for all tasks; ORDER BY keeps ids in the order the caller listed the tasks.
-    insert into public.tasks (job_id, payload, memory, cpu)
-    select v_job_id, t.value -> 'payload', (t.value #>> '{resources,memory}')::numeric,
-           (t.value #>> '{resources,cpu}')::numeric
-    from jsonb_array_elements(p_tasks) with ordinality as t (value, ord)
-    order by t.ord;
+    -- One statement for all tasks and their queue entries; ORDER BY keeps ids in the order the
+    -- caller listed the tasks.
+    with inserted as (
+      insert into public.tasks (job_id, payload, memory, cpu)
+      select v_job_id, t.value -> 'payload', (t.value #>> '{resources,memory}')::numeric,
+             (t.value #>> '{resources,cpu}')::numeric
+      from jsonb_array_elements(p_tasks) with ordinality as t (value, ord)
+      order by t.ord
+      returning id, run_after
+    )
+    insert into public.task_ready (job_id, task_id, run_after)
+    select v_job_id, id, run_after from inserted;
   end if;
 
   return jsonb_build_object('created', true, 'job', private.job_json(v_job));

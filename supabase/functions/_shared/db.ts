@@ -31,7 +31,7 @@ export async function closeDb(): Promise<void> {
 }
 
 /** A jsonb parameter (postgres.js serialises it; pass values, never pre-serialised strings). */
-export function jsonb(sql: Sql, value: unknown): postgres.Parameter {
+export function jsonb(sql: Sql | postgres.TransactionSql, value: unknown): postgres.Parameter {
   return sql.json(value as postgres.JSONValue);
 }
 

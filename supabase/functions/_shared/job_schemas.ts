@@ -1,7 +1,7 @@
 // The job-operations contract as zod schemas: the single source of the TypeScript types, the
 // request validation and the published JSON Schema / OpenAPI document.
 import { z } from "zod";
-import { ERROR_CODE_PATTERN, jsonValue, text } from "./validation.ts";
+import { ERROR_CODE_PATTERN, jsonValue, text, utf8Length } from "./validation.ts";
 
 export const JOB_STATUSES = [
   "pending",
@@ -210,3 +210,37 @@ export const JobList = z.object({
 });
 export type JobWithHistory = z.infer<typeof JobWithHistory>;
 export type JobList = z.infer<typeof JobList>;
+
+const twoDecimals = (n: number) => Math.abs(n * 100 - Math.round(n * 100)) < 1e-9;
+
+export const UpdateBatchJobData = z.strictObject({
+  job_id: Id,
+  status: JobStatus.optional(),
+  expected_status: JobStatus.optional(),
+  detailed_status: z.strictObject({
+    current_phase: text(1, 64).optional(),
+    progress_percentage: z.number().min(0).max(100).refine(twoDecimals, {
+      message: "At most two decimals.",
+    }).optional(),
+    // reported by the database for jobs with tasks; accepted and ignored
+    active_tasks: z.int().min(0).optional(),
+    error_count: z.int().min(0).optional(),
+  }).optional(),
+  error_details: z.strictObject({
+    code: ErrorCode,
+    message: text(1, LIMITS.messageBytes).refine((m) => utf8Length(m) <= LIMITS.messageBytes, {
+      message: `At most ${LIMITS.messageBytes} bytes.`,
+    }),
+    // longer stacks are cut to 16 KiB, not refused
+    stack: z.string().refine((s) => !s.includes("\u0000"), { message: "Must not contain NUL." })
+      .optional(),
+  }).optional(),
+}).refine(
+  (d) => d.status !== undefined || d.detailed_status !== undefined || d.error_details !== undefined,
+  { message: "Give at least one of status, detailed_status, error_details." },
+);
+export type UpdateBatchJobData = z.infer<typeof UpdateBatchJobData>;
+
+export const RunMaintenanceData = z.strictObject({
+  retention_days: z.int().min(0).max(3650).optional(),
+});

@@ -3,8 +3,10 @@ import { createHandler } from "../_shared/dispatcher.ts";
 import { createJob } from "./actions/create_job.ts";
 import { getJob } from "./actions/get_job.ts";
 import { listJobs } from "./actions/list_jobs.ts";
+import { updateBatchJob } from "./actions/update_batch_job.ts";
+import { runMaintenance } from "./actions/run_maintenance.ts";
 
-export const jobOperationsActions = { createJob, getJob, listJobs };
+export const jobOperationsActions = { createJob, updateBatchJob, getJob, listJobs, runMaintenance };
 
 export const handler = createHandler({
   name: "job-operations",

@@ -2,7 +2,7 @@
 -- still cannot store what the API refuses.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(47);
+select plan(53);
 
 -- a valid job to start from
 create temporary table base_job as
@@ -19,15 +19,13 @@ declare
 begin
   insert into public.jobs (user_id, product_id, sending_group_id, status, priority, max_parallel_tasks,
     max_attempts, retry_interval_ms, retry_on_errors, retry_backoff, max_retry_interval_ms,
-    max_memory, max_cpu, current_phase, progress_percentage, metadata, tasks_total, tasks_pending,
-    tasks_running, next_attempt_at)
+    max_memory, max_cpu, current_phase, progress_percentage, metadata, shard_count, next_attempt_at)
   values (gen_random_uuid(), v ->> 'product_id', v ->> 'sending_group_id', (v ->> 'status')::job_status,
     (v ->> 'priority')::int, (v ->> 'max_parallel_tasks')::int, (v ->> 'max_attempts')::int,
     (v ->> 'retry_interval_ms')::int, (v ->> 'retry_on_errors')::text[], v ->> 'retry_backoff',
     (v ->> 'max_retry_interval_ms')::int, (v ->> 'max_memory')::numeric, (v ->> 'max_cpu')::numeric,
     v ->> 'current_phase', (v ->> 'progress_percentage')::numeric, v -> 'metadata',
-    coalesce((v ->> 'tasks_total')::int, 0), coalesce((v ->> 'tasks_pending')::int, 0),
-    coalesce((v ->> 'tasks_running')::int, 0), (v ->> 'next_attempt_at')::timestamptz);
+    coalesce((v ->> 'shard_count')::int, 1), (v ->> 'next_attempt_at')::timestamptz);
 end $$;
 
 select lives_ok($$ select pg_temp.job('{}') $$, 'a valid job is accepted');
@@ -63,11 +61,15 @@ select throws_ok($$ select pg_temp.job('{"max_memory": 1, "max_cpu": 1025}') $$,
 select throws_ok(format($$ select pg_temp.job('{"current_phase": "%s"}') $$, repeat('x', 65)), '23514', null, 'current_phase 65 chars');
 select throws_ok($$ select pg_temp.job('{"progress_percentage": 100.01}') $$, '23514', null, 'progress above 100');
 select throws_ok($$ select pg_temp.job('{"progress_percentage": -0.01}') $$, '23514', null, 'progress below 0');
-select throws_ok($$ select pg_temp.job('{"tasks_total": 2, "tasks_pending": 1}') $$, '23514', null, 'task counters that do not add up');
-select throws_ok($$ select pg_temp.job('{"tasks_total": 11, "tasks_running": 11, "max_parallel_tasks": 10}') $$,
-  '23514', null, 'more tasks running than max_parallel_tasks');
+select throws_ok($$ select pg_temp.job('{"shard_count": 0}') $$, '23514', null, 'shard_count 0');
+select throws_ok($$ select pg_temp.job('{"shard_count": 17}') $$, '23514', null, 'shard_count 17');
 select throws_ok($$ select pg_temp.job('{"next_attempt_at": "2030-01-01T00:00:00Z"}') $$, '23514', null, 'next_attempt_at while not retrying');
-select throws_ok($$ select pg_temp.job('{"status": "retrying"}') $$, '23514', null, 'retrying without next_attempt_at');
+select throws_ok($$ select pg_temp.job('{"status": "retrying"}') $$, 'JS409', null, 'a job is never created retrying');
+select pg_temp.job('{"product_id": "to-retry", "status": "queued"}');
+update jobs set status = 'running' where product_id = 'to-retry';
+insert into job_errors (job_id, attempt, code, category, message) select id, 1, 'TIMEOUT', 'transient', 'slow' from jobs where product_id = 'to-retry';
+select throws_ok($$ update jobs set status = 'retrying' where product_id = 'to-retry' $$, '23514', null,
+  'retrying without next_attempt_at');
 select throws_ok($$ select pg_temp.job('{"metadata": [1]}') $$, '23514', null, 'metadata not an object');
 select throws_ok(format($$ select pg_temp.job('{"metadata": {"a": "%s"}}') $$, repeat('x', 32768)), '23514', null, 'metadata too big');
 
@@ -83,6 +85,20 @@ select throws_ok($$ insert into public.tasks (job_id, payload, cpu) select id, '
   '23514', null, 'cpu above 1024');
 select throws_ok($$ insert into public.tasks (job_id, payload, status) select id, '1', 'running' from jobs where product_id = 'task-parent' $$,
   '23514', null, 'a running task needs a worker and a lease');
+
+-- shards: parallelism and resource budgets are constraints on the rows that count them
+insert into job_shards (job_id, shard, capacity, memory_capacity, cpu_capacity)
+select id, 1, 4, 100, 1 from jobs where product_id = 'task-parent';
+select throws_ok($$ update job_shards set running = 5 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
+  '23514', null, 'a shard never runs more tasks than its capacity');
+select lives_ok($$ update job_shards set running = 4 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
+  'a shard may run exactly its capacity');
+select throws_ok($$ update job_shards set reserved_memory = 100.5 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
+  '23514', null, 'reservations never exceed the memory budget');
+select throws_ok($$ update job_shards set reserved_cpu = 1.01 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
+  '23514', null, 'reservations never exceed the cpu budget');
+select throws_ok($$ update job_shards set running = -1 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
+  '23514', null, 'running is never negative');
 
 -- errors, events, idempotency keys
 select throws_ok($$ insert into public.job_errors (job_id, attempt, code, category, message) select id, 1, 'bad code', 'unknown', 'm' from jobs where product_id = 'task-parent' $$,

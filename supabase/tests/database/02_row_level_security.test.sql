@@ -2,7 +2,7 @@
 -- nothing; service_role sees everything.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(28);
+select plan(33);
 
 -- every table of the service has RLS on
 select is(
@@ -38,6 +38,9 @@ select is((select count(*)::int from job_events), 1, 'alice sees only her job''s
 select is((select count(*)::int from audit_log), 1, 'alice sees only her audit rows');
 select results_eq($$ select key from idempotency_keys $$, $$ values ('alice-key') $$, 'alice sees only her idempotency keys');
 select ok((select count(*) from error_catalogue) > 0, 'the error catalogue is readable');
+select is((select count(distinct job_id)::int from job_shards), 1, 'alice sees only her job''s counter shards');
+select throws_ok($$ select * from task_ready $$, '42501', null, 'the claim queue is not readable by users');
+select throws_ok($$ update job_shards set running = 0 $$, '42501', null, 'alice cannot change counters');
 
 select throws_ok($$ insert into jobs (user_id, product_id, sending_group_id, retry_on_errors, max_retry_interval_ms)
                    values (auth.uid(), 'p', 'g', '{}', 0) $$, '42501', null, 'alice cannot insert jobs');
@@ -71,6 +74,8 @@ select throws_ok($$ select * from job_events $$, '42501', null, 'anon cannot rea
 select throws_ok($$ select * from audit_log $$, '42501', null, 'anon cannot read the audit log');
 select throws_ok($$ select * from idempotency_keys $$, '42501', null, 'anon cannot read idempotency keys');
 select throws_ok($$ select * from error_catalogue $$, '42501', null, 'anon cannot read the catalogue');
+select throws_ok($$ select * from job_shards $$, '42501', null, 'anon cannot read counters');
+select throws_ok($$ select * from notifications $$, '42501', null, 'anon cannot read notifications');
 
 -- as service_role
 reset role;

@@ -1,0 +1,170 @@
+-- updateBatchJob. The function runs, in one transaction: lock_job (the job row FOR UPDATE, which
+-- also waits for task work in flight), its decision with the xstate machine, then apply_job_update.
+-- The decision cannot go stale between the two calls because the row stays locked; the trigger
+-- re-checks the move all the same.
+
+create function batch_api.lock_job(p_ctx jsonb, p_job_id uuid) returns jsonb
+language plpgsql
+as $$
+declare
+  v_owner constant uuid := private.visible_job_owner(p_ctx);
+  v_job public.jobs;
+  v_counts private.task_counts;
+begin
+  select * into v_job from public.jobs
+  where id = p_job_id and (v_owner is null or user_id = v_owner)
+  for update;
+  if not found then
+    perform private.raise_not_found(p_job_id);
+  end if;
+  v_counts := private.job_counts(p_job_id);
+  return jsonb_build_object(
+    'status', v_job.status,
+    'tasks', jsonb_build_object('total', v_counts.total, 'pending', v_counts.pending,
+      'running', v_counts.running, 'succeeded', v_counts.succeeded, 'failed', v_counts.failed),
+    'attempt', v_job.attempt,
+    'max_attempts', v_job.max_attempts,
+    'retry_on_errors', to_jsonb(v_job.retry_on_errors),
+    'next_attempt_at', (extract(epoch from v_job.next_attempt_at) * 1000)::bigint
+  );
+end
+$$;
+comment on function batch_api.lock_job(jsonb, uuid) is
+  'First half of updateBatchJob: locks the caller''s job (404 otherwise, another user''s included) and '
+  'returns the facts the status machine decides on; the lock holds until the transaction ends.';
+
+create function batch_api.apply_job_update(
+  p_ctx jsonb,
+  p_job_id uuid,
+  p_target public.job_status,
+  p_update jsonb
+) returns jsonb
+language plpgsql
+as $$
+declare
+  v_job public.jobs;
+  v_counts private.task_counts;
+  v_error constant jsonb := p_update -> 'error_details';
+  v_phase constant text := p_update #>> '{detailed_status,current_phase}';
+  v_progress numeric := (p_update #>> '{detailed_status,progress_percentage}')::numeric;
+begin
+  perform private.set_request_context(p_ctx);
+
+  select * into v_job from public.jobs where id = p_job_id for update;
+  if not found then
+    perform private.raise_not_found(p_job_id);
+  end if;
+  v_counts := private.job_counts(p_job_id);
+  -- a job with tasks reports the share of ended tasks; the caller's figure is ignored
+  if v_counts.total > 0 then
+    v_progress := null;
+  end if;
+
+  if v_error is not null then
+    insert into public.job_errors (job_id, attempt, code, category, message, stack, request_id)
+    values (
+      p_job_id, v_job.attempt, v_error ->> 'code',
+      coalesce((select category from public.error_catalogue where code = v_error ->> 'code'), 'unknown'),
+      v_error ->> 'message', v_error ->> 'stack', private.request_id()
+    );
+    update public.job_shards set errors = errors + 1 where job_id = p_job_id and shard = 0;
+    if p_target is null and v_phase is null and v_progress is null then
+      -- no job row changes: the audit trigger does not fire, so the error is audited here
+      insert into public.audit_log (job_id, owner_id, action, actor_role, actor_id, request_id, after)
+      values (p_job_id, v_job.user_id, 'job.error_recorded', private.actor_role(), private.actor_id(),
+              private.request_id(), v_error - 'stack');
+    end if;
+  end if;
+
+  if p_target in ('cancelled', 'cancelling') then
+    perform private.cancel_pending_tasks(p_job_id);
+    perform private.stop_running_tasks(p_job_id);
+  elsif p_target in ('failed', 'retrying') then
+    perform private.stop_running_tasks(p_job_id);
+  end if;
+
+  if p_target = 'queued' and v_job.status in ('failed', 'retrying') then
+    perform private.start_next_attempt(p_job_id);
+    if v_phase is not null or v_progress is not null then
+      update public.jobs
+      set current_phase = coalesce(v_phase, current_phase),
+          progress_percentage = coalesce(v_progress, progress_percentage)
+      where id = p_job_id;
+    end if;
+  else
+    -- one statement for the caller's whole change: one audit row, one check by the trigger
+    update public.jobs
+    set status = coalesce(p_target, status),
+        next_attempt_at = case
+          when p_target = 'retrying' then now() + private.retry_delay_ms(
+            retry_backoff, retry_interval_ms, max_retry_interval_ms, attempt) * interval '1 millisecond'
+          when p_target is null then next_attempt_at
+        end,
+        current_phase = coalesce(v_phase, current_phase),
+        progress_percentage = coalesce(v_progress, progress_percentage)
+    where id = p_job_id;
+    if p_target in ('queued', 'running') then
+      perform private.check_job_completion(p_job_id);
+    end if;
+  end if;
+
+  select * into v_job from public.jobs where id = p_job_id;
+  return private.job_json(v_job);
+end
+$$;
+comment on function batch_api.apply_job_update(jsonb, uuid, public.job_status, jsonb) is
+  'Second half of updateBatchJob, under the job''s row lock: records the error (catalogue category, '
+  'counter, latest error), applies the move the machine chose with its effect on the tasks (cancel '
+  'pending, stop running, new attempt), the phase and progress, then the completion check. All or '
+  'nothing: a refused move or progress rolls back the error row too.';
+
+create function batch_api.start_due_retries(p_ctx jsonb, p_limit integer) returns integer
+language plpgsql
+as $$
+declare
+  v_job_id uuid;
+  v_started integer := 0;
+begin
+  perform private.set_request_context(p_ctx);
+  for v_job_id in
+    select id from public.jobs
+    where status = 'retrying' and next_attempt_at <= now()
+    order by next_attempt_at
+    limit p_limit
+    for update skip locked
+  loop
+    perform private.start_next_attempt(v_job_id);
+    v_started := v_started + 1;
+  end loop;
+  return v_started;
+end
+$$;
+comment on function batch_api.start_due_retries(jsonb, integer) is
+  'Maintenance timer: moves retrying jobs whose next_attempt_at has come to queued (attempt + 1); '
+  'skips jobs another run holds, so concurrent runs never start one attempt twice.';
+
+create index jobs_retry_due_idx on public.jobs (next_attempt_at) where status = 'retrying';
+
+-- ---------------------------------------------------------------------------------------------
+-- runMaintenance
+-- ---------------------------------------------------------------------------------------------
+create function batch_api.run_maintenance(p_ctx jsonb, p_options jsonb) returns jsonb
+language plpgsql
+as $$
+declare
+  v_batch constant integer := coalesce((p_options ->> 'batch_size')::integer, 1000);
+begin
+  perform private.set_request_context(p_ctx);
+  -- single flight: a run that finds another one at work does nothing and says so
+  if not pg_try_advisory_xact_lock(hashtextextended('batch_api.run_maintenance', 0)) then
+    return jsonb_build_object('ran', false, 'retries_started', 0);
+  end if;
+  return jsonb_build_object(
+    'ran', true,
+    'retries_started', batch_api.start_due_retries(p_ctx, v_batch)
+  );
+end
+$$;
+comment on function batch_api.run_maintenance(jsonb, jsonb) is
+  'runMaintenance: runs every timer once, one run at a time across all callers (a concurrent run '
+  'returns ran=false and does nothing); returns the count of each kind of work done.';
