@@ -152,6 +152,11 @@ create table public.job_shards (
   cpu_capacity numeric,
   reserved_memory numeric not null default 0 check (reserved_memory >= 0),
   reserved_cpu numeric not null default 0 check (reserved_cpu >= 0),
+  -- usage reported by heartbeats for the running tasks counted here (current, summed)
+  usage_memory numeric not null default 0,
+  usage_cpu numeric not null default 0,
+  -- back-pressure: reported usage is over the job's limits; no claims until it is back within
+  over_limit boolean not null default false,
   constraint job_shards_memory_budget check (reserved_memory <= coalesce(memory_capacity, 'infinity')),
   constraint job_shards_cpu_budget check (reserved_cpu <= coalesce(cpu_capacity, 'infinity')),
   primary key (job_id, shard)
@@ -185,12 +190,21 @@ create table public.tasks (
   shard smallint,
   reserved_memory numeric,
   reserved_cpu numeric,
+  lease_ms integer check (lease_ms between 1000 and 3600000),
   -- its job asked it to stop (cancel, failure, retry): its end uses no attempt
   stop_requested boolean not null default false,
+  -- back to pending after a stop: the next run repeats the same attempt number
+  repeat_attempt boolean not null default false,
+  -- last usage reported by heartbeat while running, and the peak of the task's runs
+  usage_memory numeric check (usage_memory >= 0),
+  usage_cpu numeric check (usage_cpu >= 0),
   constraint tasks_running_has_lease check (
     (status = 'running') = (worker_id is not null and lease_expires_at is not null and shard is not null)
   ),
   result jsonb check (result is null or octet_length(result::text) <= 2 * 65536),
+  -- who ended the last run, and which run it was: a repeated report by that worker is a replay
+  ended_by text,
+  ended_attempt integer,
   peak_memory numeric check (peak_memory >= 0),
   peak_cpu numeric check (peak_cpu >= 0),
   created_at timestamptz not null default now(),

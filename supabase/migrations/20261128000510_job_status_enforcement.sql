@@ -193,7 +193,8 @@ declare
 begin
   with requeued as (
     update public.tasks
-    set status = 'pending', attempt = 0, run_after = now(), finished_at = null, stop_requested = false
+    set status = 'pending', attempt = 0, run_after = now(), finished_at = null, stop_requested = false,
+        repeat_attempt = false, ended_by = null, ended_attempt = null, result = null
     where job_id = p_job_id and status = 'failed'
     returning id, run_after
   )

@@ -144,27 +144,3 @@ comment on function batch_api.start_due_retries(jsonb, integer) is
   'skips jobs another run holds, so concurrent runs never start one attempt twice.';
 
 create index jobs_retry_due_idx on public.jobs (next_attempt_at) where status = 'retrying';
-
--- ---------------------------------------------------------------------------------------------
--- runMaintenance
--- ---------------------------------------------------------------------------------------------
-create function batch_api.run_maintenance(p_ctx jsonb, p_options jsonb) returns jsonb
-language plpgsql
-as $$
-declare
-  v_batch constant integer := coalesce((p_options ->> 'batch_size')::integer, 1000);
-begin
-  perform private.set_request_context(p_ctx);
-  -- single flight: a run that finds another one at work does nothing and says so
-  if not pg_try_advisory_xact_lock(hashtextextended('batch_api.run_maintenance', 0)) then
-    return jsonb_build_object('ran', false, 'retries_started', 0);
-  end if;
-  return jsonb_build_object(
-    'ran', true,
-    'retries_started', batch_api.start_due_retries(p_ctx, v_batch)
-  );
-end
-$$;
-comment on function batch_api.run_maintenance(jsonb, jsonb) is
-  'runMaintenance: runs every timer once, one run at a time across all callers (a concurrent run '
-  'returns ran=false and does nothing); returns the count of each kind of work done.';

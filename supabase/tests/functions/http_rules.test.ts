@@ -152,17 +152,26 @@ test("checks answer in the spec's order", async () => {
   assert.equal(invalid.res.status, 400);
 });
 
-test("task-operations answers UNKNOWN_ACTION for the service until its actions exist", async () => {
+test("task-operations answers UNKNOWN_ACTION listing its actions", async () => {
   const res = await rawFetch("task-operations", {
     method: "POST",
     headers: {
       Authorization: `Bearer ${await serviceToken()}`,
       "Content-Type": "application/json",
     },
-    body: JSON.stringify({ action: "heartbeat", data: {} }),
+    body: JSON.stringify({ action: "createJob", data: {} }),
   });
   assert.equal(res.status, 400);
-  assert.equal((await res.json()).error.code, "UNKNOWN_ACTION");
+  const body = await res.json();
+  assert.equal(body.error.code, "UNKNOWN_ACTION");
+  assert.deepEqual(body.error.details.valid_actions, [
+    "addTasks",
+    "claimTasks",
+    "heartbeat",
+    "completeTask",
+    "completeTasks",
+    "failTask",
+  ]);
 });
 
 test("unknown function paths are 404 JSON", async () => {

@@ -1,19 +1,85 @@
-// runMaintenance: the timers (called by cron every minute); one run does the work at a time.
+// runMaintenance: every timer, called by cron each minute. One run works at a time (a lease row in
+// the database); each step is a series of short transactions so a backlog never holds long locks.
 import type { Action } from "../../_shared/dispatcher.ts";
-import { jsonb, withDb } from "../../_shared/db.ts";
+import { jsonb, type Sql, withDb } from "../../_shared/db.ts";
 import { sqlContext } from "../../_shared/context.ts";
+import { intEnv } from "../../_shared/env.ts";
 import { RunMaintenanceData } from "../../_shared/job_schemas.ts";
+
+const LEASE_MS = 5 * 60_000;
+const TIME_BUDGET_MS = 20_000;
+const BATCH = 500;
+
+type Step = (batch: number) => Promise<number>;
+
+async function count(query: (sql: Sql) => Promise<{ n: number }[]>): Promise<number> {
+  const [{ n }] = await withDb(query);
+  return Number(n);
+}
+
+/** Runs a step in batches until it finds less than a full batch of work or the budget is spent. */
+async function drain(step: Step, deadline: number): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = await step(BATCH);
+    total += n;
+    if (n < BATCH || Date.now() > deadline) return total;
+  }
+}
 
 export const runMaintenance: Action<typeof RunMaintenanceData> = {
   data: RunMaintenanceData,
   roles: ["service_role"],
 
   async handle(data, ctx) {
-    const [{ result }] = await withDb((sql) =>
-      sql`select batch_api.run_maintenance(${jsonb(sql, sqlContext(ctx))}, ${
-        jsonb(sql, data)
-      }) as result`
+    const options = { retention_days: data.retention_days ?? intEnv("JOB_RETENTION_DAYS", 30) };
+    const run = crypto.randomUUID();
+    const [{ ok }] = await withDb((sql) =>
+      sql`select coalesce(batch_api.begin_maintenance(${run}::uuid, ${LEASE_MS}::integer), false) as ok`
     );
-    return { status: 200, body: { data: result } };
+    const counts = {
+      ran: ok as boolean,
+      leases_expired: 0,
+      retries_started: 0,
+      jobs_cancelled: 0,
+      jobs_purged: 0,
+    };
+    if (!ok) return { status: 200, body: { data: counts } };
+    const deadline = Date.now() + TIME_BUDGET_MS;
+    const c = sqlContext(ctx);
+    try {
+      counts.leases_expired = await drain(
+        (n) =>
+          count((sql) => sql`select batch_api.expire_leases(${jsonb(sql, c)}, ${n}::integer) as n`),
+        deadline,
+      );
+      counts.retries_started = await drain(
+        (n) =>
+          count((sql) =>
+            sql`select batch_api.start_due_retries(${jsonb(sql, c)}, ${n}::integer) as n`
+          ),
+        deadline,
+      );
+      counts.jobs_cancelled = await drain(
+        (n) =>
+          count((sql) =>
+            sql`select batch_api.finish_cancelled_jobs(${jsonb(sql, c)}, ${n}::integer) as n`
+          ),
+        deadline,
+      );
+      counts.jobs_purged = await drain(
+        (n) =>
+          count((sql) =>
+            sql`select batch_api.purge_finished_jobs(${
+              jsonb(sql, c)
+            }, ${options.retention_days}::integer,
+                                                   ${n}::integer) as n`
+          ),
+        deadline,
+      );
+    } finally {
+      await withDb((sql) => sql`select batch_api.end_maintenance(${run}::uuid)`);
+    }
+    return { status: 200, body: { data: counts } };
   },
 };

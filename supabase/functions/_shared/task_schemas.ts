@@ -1,0 +1,91 @@
+// The task-operations contract as zod schemas (types, validation, published schema).
+import { z } from "zod";
+import { ErrorCode, Id, LIMITS, TaskInput } from "./job_schemas.ts";
+import { jsonValue, text, utf8Length } from "./validation.ts";
+
+export const WorkerId = text(1, 128);
+export const TaskId = z.int().min(1);
+
+const uniqueTaskIds = (items: { task_id: number }[]) =>
+  new Set(items.map((i) => i.task_id)).size === items.length;
+
+export const AddTasksData = z.strictObject({
+  job_id: Id,
+  tasks: z.array(TaskInput).min(1).max(LIMITS.tasksPerCall),
+});
+
+export const ClaimTasksData = z.strictObject({
+  worker_id: WorkerId,
+  limit: z.int().min(1).max(100),
+  job_id: Id.optional(),
+  lease_ms: z.int().min(1000).max(3_600_000).default(60_000),
+});
+
+export const Usage = z.strictObject({
+  memory: z.number().min(0).max(LIMITS.maxMemoryMiB),
+  cpu: z.number().min(0).max(LIMITS.maxCpu),
+});
+
+export const HeartbeatData = z.strictObject({
+  worker_id: WorkerId,
+  tasks: z.array(z.strictObject({ task_id: TaskId, usage: Usage.optional() })).min(1).max(1000)
+    .refine(uniqueTaskIds, { message: "Each task_id may appear once." }),
+});
+
+const Result = jsonValue(LIMITS.payloadBytes);
+
+export const CompleteTaskData = z.strictObject({
+  worker_id: WorkerId,
+  task_id: TaskId,
+  result: Result.optional(),
+});
+
+export const CompleteTasksData = z.strictObject({
+  worker_id: WorkerId,
+  tasks: z.array(z.strictObject({ task_id: TaskId, result: Result.optional() })).min(1).max(1000)
+    .refine(uniqueTaskIds, { message: "Each task_id may appear once." }),
+});
+
+export const TaskError = z.strictObject({
+  code: ErrorCode,
+  message: text(1, LIMITS.messageBytes).refine((m) => utf8Length(m) <= LIMITS.messageBytes, {
+    message: `At most ${LIMITS.messageBytes} bytes.`,
+  }),
+  stack: z.string().refine((s) => !s.includes("\u0000"), { message: "Must not contain NUL." })
+    .optional(),
+});
+
+export const FailTaskData = z.strictObject({
+  worker_id: WorkerId,
+  task_id: TaskId,
+  error: TaskError,
+});
+
+// ----- responses -----
+
+export const ClaimedTask = z.object({
+  task_id: TaskId,
+  job_id: Id,
+  payload: z.unknown(),
+  attempt: z.int(),
+  lease_expires_at: z.string(),
+  resources: z.object({ memory: z.number(), cpu: z.number() }).nullable(),
+});
+export type ClaimedTask = z.infer<typeof ClaimedTask>;
+
+export const HeartbeatAnswer = z.object({
+  task_id: TaskId,
+  action: z.enum(["continue", "stop", "lost"]),
+  lease_expires_at: z.string().optional(),
+});
+
+export const CompleteAnswer = z.object({
+  task_id: TaskId,
+  status: z.enum(["succeeded", "lost", "not_found"]),
+});
+
+export const FailAnswer = z.object({
+  task_id: TaskId,
+  status: z.enum(["pending", "failed", "cancelled"]),
+  next_attempt_at: z.string().optional(),
+});

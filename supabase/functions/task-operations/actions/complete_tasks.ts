@@ -1,0 +1,54 @@
+// completeTask and completeTasks: one statement for the whole batch, each task judged alone.
+import { ApiError } from "../../_shared/errors.ts";
+import type { Action, Context } from "../../_shared/dispatcher.ts";
+import { jsonb, withDb } from "../../_shared/db.ts";
+import { sqlContext } from "../../_shared/context.ts";
+import { CompleteTaskData, CompleteTasksData } from "../../_shared/task_schemas.ts";
+
+type Outcome = { task_id: number; status: "succeeded" | "lost" | "not_found" };
+
+async function complete(
+  ctx: Context,
+  workerId: string,
+  tasks: { task_id: number; result?: unknown }[],
+): Promise<Outcome[]> {
+  const [{ outcomes }] = await withDb((sql) =>
+    sql`select batch_api.complete_tasks(${jsonb(sql, sqlContext(ctx))}, ${workerId},
+                                        ${jsonb(sql, tasks)}) as outcomes`
+  );
+  return outcomes as Outcome[];
+}
+
+export const completeTask: Action<typeof CompleteTaskData> = {
+  data: CompleteTaskData,
+  roles: ["service_role"],
+
+  async handle(data, ctx) {
+    const [outcome] = await complete(ctx, data.worker_id, [
+      { task_id: data.task_id, result: data.result },
+    ]);
+    if (outcome.status === "not_found") {
+      throw new ApiError(404, "TASK_NOT_FOUND", "The task does not exist.", {
+        task_id: data.task_id,
+      });
+    }
+    if (outcome.status === "lost") {
+      throw new ApiError(409, "LEASE_LOST", "This worker does not hold the task's lease.", {
+        task_id: data.task_id,
+      });
+    }
+    return { status: 200, body: { data: outcome } };
+  },
+};
+
+export const completeTasks: Action<typeof CompleteTasksData> = {
+  data: CompleteTasksData,
+  roles: ["service_role"],
+
+  async handle(data, ctx) {
+    return {
+      status: 200,
+      body: { data: { tasks: await complete(ctx, data.worker_id, data.tasks) } },
+    };
+  },
+};

@@ -1,0 +1,781 @@
+-- The task engine: addTasks, claimTasks, heartbeat, completeTask(s), failTask, lease expiry.
+--
+-- Locks, always in this order: job rows (id order; FOR KEY SHARE for task work, so that job-level
+-- changes, which take FOR UPDATE, wait for work in flight and vice versa), then task rows (id
+-- order), then shard rows ((job, shard) order). Claims take queue rows and shards with SKIP LOCKED
+-- and never wait on each other. At the tail of a job an ender upgrades its job lock to FOR NO KEY
+-- UPDATE (compatible with other task work) to run the completion check one at a time.
+
+create type private.ended_task as (
+  task_id bigint,
+  job_id uuid,
+  shard smallint,
+  outcome public.task_status,
+  reserved_memory numeric,
+  reserved_cpu numeric,
+  usage_memory numeric,
+  usage_cpu numeric,
+  is_error boolean
+);
+comment on type private.ended_task is 'A task run that just ended, with what its shard must give back.';
+
+create function private.task_json(t public.tasks) returns jsonb
+language sql stable
+as $$
+  select jsonb_build_object(
+    'task_id', t.id,
+    'job_id', t.job_id,
+    'payload', t.payload,
+    'attempt', t.attempt,
+    'lease_expires_at', private.iso(t.lease_expires_at),
+    'resources', case
+      when t.reserved_memory is not null then
+        jsonb_build_object('memory', t.reserved_memory, 'cpu', t.reserved_cpu)
+      when t.memory is not null then jsonb_build_object('memory', t.memory, 'cpu', t.cpu)
+    end
+  )
+$$;
+comment on function private.task_json(public.tasks) is 'The claimTasks shape of a claimed task.';
+
+create function private.lock_jobs_for_task_work(p_job_ids uuid[]) returns uuid[]
+language sql
+as $$
+  select coalesce(array_agg(id), '{}') from (
+    select id from public.jobs where id = any (p_job_ids) order by id for key share
+  ) locked
+$$;
+comment on function private.lock_jobs_for_task_work(uuid[]) is
+  'Takes FOR KEY SHARE on the given jobs in id order (the first step of every task operation) and '
+  'returns those that still exist.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Giving back what ended runs held, and the completion check at a job's tail
+-- ---------------------------------------------------------------------------------------------
+create function private.release_ended(p_ended private.ended_task[]) returns void
+language plpgsql
+as $$
+declare
+  r record;
+begin
+  for r in
+    select job_id, shard, count(*)::integer as n,
+           count(*) filter (where outcome = 'pending')::integer as pending,
+           count(*) filter (where outcome = 'succeeded')::integer as succeeded,
+           count(*) filter (where outcome = 'failed')::integer as failed,
+           count(*) filter (where outcome = 'cancelled')::integer as cancelled,
+           count(*) filter (where is_error)::integer as errors,
+           coalesce(sum(reserved_memory), 0) as reserved_memory,
+           coalesce(sum(reserved_cpu), 0) as reserved_cpu,
+           coalesce(sum(usage_memory), 0) as usage_memory,
+           coalesce(sum(usage_cpu), 0) as usage_cpu
+    from unnest(p_ended)
+    group by job_id, shard
+    order by job_id, shard
+  loop
+    update public.job_shards
+    set running = running - r.n,
+        pending = pending + r.pending,
+        succeeded = succeeded + r.succeeded,
+        failed = failed + r.failed,
+        cancelled = cancelled + r.cancelled,
+        errors = errors + r.errors,
+        reserved_memory = greatest(reserved_memory - r.reserved_memory, 0),
+        reserved_cpu = greatest(reserved_cpu - r.reserved_cpu, 0),
+        usage_memory = usage_memory - r.usage_memory,
+        usage_cpu = usage_cpu - r.usage_cpu
+    where job_id = r.job_id and shard = r.shard;
+  end loop;
+end
+$$;
+comment on function private.release_ended(private.ended_task[]) is
+  'Keeps shard counters equal to the task rows when runs end: frees parallelism and reservations, '
+  'moves counts to the outcome, in (job, shard) order.';
+
+create function private.after_tasks_ended(p_job_id uuid) returns void
+language plpgsql
+as $$
+declare
+  v_status public.job_status;
+begin
+  -- A pending task nobody is claiming right now means this is not the tail: its own end will run
+  -- this check later. Queue rows locked by a claim in flight are skipped: that claim may take the
+  -- last of them, so we cannot rely on them.
+  if exists (select 1 from public.task_ready where job_id = p_job_id for key share skip locked) then
+    return;
+  end if;
+  -- The tail: one check at a time per job, each seeing every end committed before it.
+  select status into v_status from public.jobs where id = p_job_id for no key update;
+  if v_status in ('queued', 'running') then
+    perform private.check_job_completion(p_job_id);
+  elsif v_status = 'cancelling' then
+    perform private.finish_cancelling(p_job_id);
+  end if;
+end
+$$;
+comment on function private.after_tasks_ended(uuid) is
+  'Runs, in the transaction that ended tasks of a job, the completion check (or the end of a '
+  'cancellation) exactly when that transaction may have ended the last open task: no job is left '
+  'running with all its tasks done, even when its last tasks end concurrently.';
+
+create function private.finish_cancelling(p_job_id uuid) returns boolean
+language plpgsql
+as $$
+begin
+  if (private.job_counts(p_job_id)).running > 0 then
+    return false;
+  end if;
+  update public.jobs set status = 'cancelled' where id = p_job_id and status = 'cancelling';
+  return found;
+end
+$$;
+comment on function private.finish_cancelling(uuid) is
+  'A cancelling job whose last running task has stopped becomes cancelled (caller holds the job lock).';
+
+-- ---------------------------------------------------------------------------------------------
+-- addTasks
+-- ---------------------------------------------------------------------------------------------
+create function batch_api.add_tasks(p_ctx jsonb, p_job_id uuid, p_tasks jsonb) returns jsonb
+language plpgsql
+as $$
+declare
+  v_job public.jobs;
+  v_added integer;
+  v_too_big jsonb;
+begin
+  perform private.set_request_context(p_ctx);
+  -- NO KEY UPDATE: excludes job-level changes and the completion check, not claims or reports
+  select * into v_job from public.jobs where id = p_job_id for no key update;
+  if not found then
+    perform private.raise_not_found(p_job_id);
+  end if;
+  if v_job.status not in ('pending', 'queued', 'running', 'paused') then
+    raise exception using errcode = 'JS409', message = 'JOB_CLOSED',
+      detail = jsonb_build_object('job_id', p_job_id, 'status', v_job.status)::text,
+      hint = format('A %s job takes no new tasks.', v_job.status);
+  end if;
+  if v_job.max_memory is not null then
+    select jsonb_agg(jsonb_build_object('path', format('data.tasks.%s.resources', ord - 1),
+             'message', 'Exceeds the job''s resource_limits: the task could never run.'))
+    into v_too_big
+    from jsonb_array_elements(p_tasks) with ordinality as t (value, ord)
+    where (t.value #>> '{resources,memory}')::numeric > v_job.max_memory
+       or (t.value #>> '{resources,cpu}')::numeric > v_job.max_cpu;
+    if v_too_big is not null then
+      raise exception using errcode = 'JS400', message = 'VALIDATION_ERROR', detail = v_too_big::text,
+        hint = 'The request data is invalid.';
+    end if;
+  end if;
+
+  with inserted as (
+    insert into public.tasks (job_id, payload, memory, cpu)
+    select p_job_id, t.value -> 'payload', (t.value #>> '{resources,memory}')::numeric,
+           (t.value #>> '{resources,cpu}')::numeric
+    from jsonb_array_elements(p_tasks) with ordinality as t (value, ord)
+    order by t.ord
+    returning id, run_after
+  )
+  insert into public.task_ready (job_id, task_id, run_after)
+  select p_job_id, id, run_after from inserted;
+  get diagnostics v_added = row_count;
+
+  update public.job_shards set pending = pending + v_added where job_id = p_job_id and shard = 0;
+  insert into public.job_events (job_id, type, actor_role, actor_id, request_id, details)
+  values (p_job_id, 'tasks_added', private.actor_role(), private.actor_id(), private.request_id(),
+          jsonb_build_object('added', v_added));
+  return jsonb_build_object('added', v_added, 'total', (private.job_counts(p_job_id)).total);
+end
+$$;
+comment on function batch_api.add_tasks(jsonb, uuid, jsonb) is
+  'addTasks: appends tasks to a pending, queued, running or paused job (JOB_CLOSED otherwise) in one '
+  'statement, on the claim queue, with counters; refuses tasks that could never fit the budget.';
+
+-- ---------------------------------------------------------------------------------------------
+-- claimTasks
+-- ---------------------------------------------------------------------------------------------
+create function private.claim_from_job(
+  p_job_id uuid,
+  p_limit integer,
+  p_worker text,
+  p_lease_ms integer,
+  p_status public.job_status
+) returns jsonb
+language plpgsql
+as $$
+declare
+  v_job public.jobs;
+  v_shard public.job_shards;
+  v_shards smallint[] := '{}';
+  v_room integer[] := '{}';
+  v_total_room integer := 0;
+  v_ids bigint[];
+  v_assign smallint[] := '{}';
+  v_taken integer;
+  v_tasks jsonb;
+  i integer;
+begin
+  -- Rule 1 under lock. The first claims of a queued job also move it to running, which needs
+  -- the stronger lock; every later claim shares the row with all other task work.
+  if p_status = 'queued' then
+    select * into v_job from public.jobs
+    where id = p_job_id and status in ('queued', 'running') for no key update;
+  else
+    select * into v_job from public.jobs
+    where id = p_job_id and status in ('queued', 'running') for key share;
+  end if;
+  if not found then
+    return '[]'::jsonb;
+  end if;
+
+  -- Rules 3 and 4: shards with room (and a job within its reported usage), one at a time until
+  -- there is room for the whole claim, starting from this connection's favourite shard so that
+  -- concurrent claimers spread out. Shards another claim holds are passed over, never waited for.
+  while v_total_room < p_limit loop
+    select * into v_shard from public.job_shards
+    where job_id = p_job_id and shard >= 1 and running < capacity and not over_limit
+      and shard <> all (v_shards)
+    order by (shard - 1 + v_job.shard_count - pg_backend_pid() % v_job.shard_count) % v_job.shard_count
+    limit 1
+    for update skip locked;
+    exit when not found;
+    v_shards := v_shards || v_shard.shard;
+    v_room := v_room || (v_shard.capacity - v_shard.running);
+    v_total_room := v_total_room + v_shard.capacity - v_shard.running;
+  end loop;
+  if v_total_room = 0 then
+    return '[]'::jsonb;
+  end if;
+
+  -- Rule 2 and rule 5 within the job: due pending tasks, older first.
+  if v_job.max_memory is null then
+    select array_agg(task_id order by task_id) into v_ids from (
+      select task_id from public.task_ready
+      where job_id = p_job_id and run_after <= now()
+      order by task_id limit least(p_limit, v_total_room)
+      for update skip locked
+    ) r;
+  else
+    -- Rule 4 (the job has one shard): in order, as many as fit the budget; a task that does not
+    -- fit stops the claim, so big tasks are not overtaken forever.
+    select array_agg(task_id order by task_id) into v_ids from (
+      select c.task_id,
+             sum(c.memory) over (order by c.task_id) as memory_total,
+             sum(c.cpu) over (order by c.task_id) as cpu_total
+      from (
+        select r.task_id,
+               coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) as memory,
+               coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) as cpu
+        from (
+          select task_id from public.task_ready
+          where job_id = p_job_id and run_after <= now()
+          order by task_id limit least(p_limit, v_total_room)
+          for update skip locked
+        ) r
+        join public.tasks t on t.id = r.task_id
+      ) c
+    ) sums
+    where memory_total <= v_shard.memory_capacity - v_shard.reserved_memory
+      and cpu_total <= v_shard.cpu_capacity - v_shard.reserved_cpu;
+  end if;
+  v_taken := coalesce(cardinality(v_ids), 0);
+  if v_taken = 0 then
+    return '[]'::jsonb;
+  end if;
+
+  -- fill the shards' room in order: the first tasks go through the first shard, and so on
+  for i in 1 .. cardinality(v_shards) loop
+    v_assign := v_assign || array_fill(v_shards[i], array[least(v_room[i], v_taken - cardinality(v_assign))]);
+  end loop;
+
+  delete from public.task_ready where job_id = p_job_id and task_id = any (v_ids);
+  with claimed as (
+    update public.tasks t
+    set status = 'running',
+        worker_id = p_worker,
+        lease_ms = p_lease_ms,
+        lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+        shard = v_assign[array_position(v_ids, t.id)],
+        attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
+        repeat_attempt = false,
+        stop_requested = false,
+        reserved_memory = case when v_job.max_memory is not null
+          then coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) end,
+        reserved_cpu = case when v_job.max_memory is not null
+          then coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) end,
+        usage_memory = null,
+        usage_cpu = null,
+        ended_by = null,
+        ended_attempt = null,
+        started_at = now()
+    where t.id = any (v_ids)
+    returning t.*
+  ), per_shard as (
+    select shard, count(*)::integer as n, coalesce(sum(reserved_memory), 0) as memory,
+           coalesce(sum(reserved_cpu), 0) as cpu
+    from claimed group by shard
+  ), counted as (
+    update public.job_shards s
+    set running = s.running + p.n,
+        pending = s.pending - p.n,
+        reserved_memory = s.reserved_memory + p.memory,
+        reserved_cpu = s.reserved_cpu + p.cpu
+    from per_shard p
+    where s.job_id = p_job_id and s.shard = p.shard
+  )
+  select jsonb_agg(private.task_json(c) order by c.id) into v_tasks from claimed c;
+
+  if v_job.status = 'queued' then
+    update public.jobs set status = 'running' where id = p_job_id;
+  end if;
+  return v_tasks;
+end
+$$;
+comment on function private.claim_from_job(uuid, integer, text, integer, public.job_status) is
+  'Claims up to p_limit tasks of one job under the five rules of engine.md: the job is queued or '
+  'running, the task pending and due, the shard (hence the job) stays within max_parallel_tasks, '
+  'reservations within resource_limits and no claims while reported usage is over them; older '
+  'tasks first. Never waits on another claim (SKIP LOCKED).';
+
+create function batch_api.claim_tasks(
+  p_ctx jsonb,
+  p_worker text,
+  p_limit integer,
+  p_job_id uuid,
+  p_lease_ms integer
+) returns jsonb
+language plpgsql
+as $$
+declare
+  v_result jsonb := '[]'::jsonb;
+  v_remaining integer := p_limit;
+  v_job record;
+  v_got jsonb;
+begin
+  perform private.set_request_context(p_ctx);
+  if p_job_id is not null then
+    select id, status into v_job from public.jobs where id = p_job_id;
+    if not found then
+      perform private.raise_not_found(p_job_id);
+    end if;
+    if v_job.status in ('queued', 'running') then
+      v_result := private.claim_from_job(p_job_id, p_limit, p_worker, p_lease_ms, v_job.status);
+    end if;
+    return jsonb_build_object('tasks', v_result);
+  end if;
+
+  -- Rule 5 across jobs: highest priority, then older job; a job that cannot give a task now (no
+  -- due task, no room) is passed over.
+  for v_job in
+    select j.id, j.status from public.jobs j
+    where j.status in ('queued', 'running')
+      and exists (select 1 from public.task_ready r where r.job_id = j.id and r.run_after <= now())
+      and exists (select 1 from public.job_shards s
+                  where s.job_id = j.id and s.shard >= 1 and s.running < s.capacity and not s.over_limit)
+    order by j.priority desc, j.created_at, j.id
+  loop
+    v_got := private.claim_from_job(v_job.id, v_remaining, p_worker, p_lease_ms, v_job.status);
+    v_result := v_result || v_got;
+    v_remaining := v_remaining - jsonb_array_length(v_got);
+    exit when v_remaining <= 0;
+  end loop;
+  return jsonb_build_object('tasks', v_result);
+end
+$$;
+comment on function batch_api.claim_tasks(jsonb, text, integer, uuid, integer) is
+  'claimTasks: up to p_limit tasks for a worker, from one job or across jobs in priority order, each '
+  'with a lease; an empty list at once when nothing may run.';
+
+-- ---------------------------------------------------------------------------------------------
+-- completeTask(s)
+-- ---------------------------------------------------------------------------------------------
+create function batch_api.complete_tasks(p_ctx jsonb, p_worker text, p_items jsonb) returns jsonb
+language plpgsql
+as $$
+declare
+  v_ids bigint[];
+  v_jobs uuid[];
+  v_ended private.ended_task[];
+  v_job uuid;
+begin
+  perform private.set_request_context(p_ctx);
+  select array_agg(distinct (i ->> 'task_id')::bigint) into v_ids from jsonb_array_elements(p_items) i;
+  select array_agg(distinct job_id) into v_jobs from public.tasks where id = any (v_ids);
+  v_jobs := private.lock_jobs_for_task_work(coalesce(v_jobs, '{}'));
+
+  with held as (
+    select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
+    from public.tasks
+    where id = any (v_ids) and job_id = any (v_jobs)
+      and status = 'running' and worker_id = p_worker and lease_expires_at > now()
+    order by id
+    for update
+  ), items as (
+    select distinct on ((i ->> 'task_id')::bigint) (i ->> 'task_id')::bigint as id, i -> 'result' as result
+    from jsonb_array_elements(p_items) i
+  ), done as (
+    update public.tasks t
+    set status = 'succeeded', result = items.result, worker_id = null, lease_expires_at = null,
+        shard = null, reserved_memory = null, reserved_cpu = null, usage_memory = null,
+        usage_cpu = null, stop_requested = false, finished_at = now(), ended_by = p_worker,
+        ended_attempt = t.attempt
+    from held join items on items.id = held.id
+    where t.id = held.id
+    returning held.*
+  )
+  select array_agg(row(id, job_id, shard, 'succeeded', reserved_memory, reserved_cpu, usage_memory,
+                       usage_cpu, false)::private.ended_task)
+  into v_ended from done;
+
+  if v_ended is not null then
+    perform private.release_ended(v_ended);
+    for v_job in select distinct job_id from unnest(v_ended) order by job_id loop
+      perform private.after_tasks_ended(v_job);
+    end loop;
+  end if;
+
+  return (
+    select jsonb_agg(jsonb_build_object('task_id', i.id, 'status',
+      case
+        when e.task_id is not null then 'succeeded'
+        when t.id is null or not (t.job_id = any (v_jobs)) then 'not_found'
+        -- the same worker reporting again a run it already completed: the first answer again
+        when t.status = 'succeeded' and t.ended_by = p_worker then 'succeeded'
+        else 'lost'
+      end) order by i.ord)
+    from (select (x ->> 'task_id')::bigint as id, ord from jsonb_array_elements(p_items) with ordinality as a (x, ord)) i
+    left join unnest(coalesce(v_ended, '{}')) e on e.task_id = i.id
+    left join public.tasks t on t.id = i.id
+  );
+end
+$$;
+comment on function batch_api.complete_tasks(jsonb, text, jsonb) is
+  'completeTask(s): one statement ends every task of the batch that this worker holds (lease not '
+  'expired) as succeeded; each other task is judged alone: a replay by the worker that completed it '
+  '(never counted twice), lost, or not found. Runs the completion check where a job may be done.';
+
+-- ---------------------------------------------------------------------------------------------
+-- failTask
+-- ---------------------------------------------------------------------------------------------
+create function private.fail_outcome(
+  p_job public.jobs,
+  p_task public.tasks,
+  p_code text
+) returns public.task_status
+language sql stable
+as $$
+  select case
+    when p_task.stop_requested then
+      case when p_job.status in ('cancelling', 'cancelled') then 'cancelled' else 'pending' end
+    when p_code = any (p_job.retry_on_errors) and p_task.attempt < p_job.max_attempts then 'pending'
+    else 'failed'
+  end::public.task_status
+$$;
+comment on function private.fail_outcome(public.jobs, public.tasks, text) is
+  'Where a failed run goes: a stopped run is cancelled (cancelling job) or pending again without using '
+  'an attempt; otherwise pending for a retry when the code is retryable and attempts are left, else '
+  'failed for good.';
+
+create function private.end_failed_run(
+  p_job public.jobs,
+  p_task public.tasks,
+  p_code text,
+  p_message text,
+  p_stack text,
+  p_ended_by text
+) returns private.ended_task
+language plpgsql
+as $$
+declare
+  v_outcome constant public.task_status := private.fail_outcome(p_job, p_task, p_code);
+  v_retry boolean := v_outcome = 'pending' and not p_task.stop_requested;
+  v_run_after timestamptz := now();
+  v_error boolean := not (p_task.stop_requested and p_code = 'WORKER_LOST');
+begin
+  if v_error then
+    insert into public.job_errors (job_id, task_id, attempt, code, category, message, stack, request_id)
+    values (p_job.id, p_task.id, greatest(p_task.attempt, 1), p_code,
+            coalesce((select category from public.error_catalogue where code = p_code), 'unknown'),
+            p_message, p_stack, private.request_id());
+  end if;
+  if v_retry then
+    v_run_after := now() + private.retry_delay_ms(p_job.retry_backoff, p_job.retry_interval_ms,
+      p_job.max_retry_interval_ms, p_task.attempt) * interval '1 millisecond';
+  end if;
+
+  update public.tasks
+  set status = v_outcome, worker_id = null, lease_expires_at = null, shard = null,
+      reserved_memory = null, reserved_cpu = null, usage_memory = null, usage_cpu = null,
+      run_after = case when v_outcome = 'pending' then v_run_after else run_after end,
+      repeat_attempt = (v_outcome = 'pending' and p_task.stop_requested),
+      stop_requested = false,
+      finished_at = case when v_outcome in ('failed', 'cancelled') then now() end,
+      ended_by = p_ended_by,
+      ended_attempt = attempt
+  where id = p_task.id;
+  if v_outcome = 'pending' then
+    insert into public.task_ready (job_id, task_id, run_after) values (p_job.id, p_task.id, v_run_after);
+  end if;
+
+  return row(p_task.id, p_job.id, p_task.shard, v_outcome, p_task.reserved_memory,
+             p_task.reserved_cpu, p_task.usage_memory, p_task.usage_cpu, v_error)::private.ended_task;
+end
+$$;
+comment on function private.end_failed_run(public.jobs, public.tasks, text, text, text, text) is
+  'Ends a failed (or lost) run: the job''s error row (none for the lease expiry of a stopped run), '
+  'the outcome with its retry time, back on the claim queue when pending. Shard counters are the '
+  'caller''s (release_ended).';
+
+create function batch_api.fail_task(
+  p_ctx jsonb,
+  p_worker text,
+  p_task_id bigint,
+  p_error jsonb
+) returns jsonb
+language plpgsql
+as $$
+declare
+  v_job_id uuid;
+  v_job public.jobs;
+  v_task public.tasks;
+  v_ended private.ended_task;
+begin
+  perform private.set_request_context(p_ctx);
+  select job_id into v_job_id from public.tasks where id = p_task_id;
+  if found then
+    select * into v_job from public.jobs where id = v_job_id for key share;
+  end if;
+  if v_job.id is not null then
+    select * into v_task from public.tasks where id = p_task_id for update;
+  end if;
+  if v_task.id is null then
+    raise exception using errcode = 'JS404', message = 'TASK_NOT_FOUND',
+      detail = jsonb_build_object('task_id', p_task_id)::text;
+  end if;
+
+  if v_task.status <> 'running' or v_task.worker_id <> p_worker or v_task.lease_expires_at <= now() then
+    -- the same worker repeating the failTask it already made: the first answer again
+    if v_task.ended_by = p_worker and v_task.ended_attempt = v_task.attempt
+       and v_task.status in ('pending', 'failed', 'cancelled') then
+      return jsonb_build_object('task_id', p_task_id, 'status', v_task.status)
+        || case when v_task.status = 'pending'
+             then jsonb_build_object('next_attempt_at', private.iso(v_task.run_after)) else '{}' end;
+    end if;
+    raise exception using errcode = 'JS409', message = 'LEASE_LOST',
+      detail = jsonb_build_object('task_id', p_task_id)::text,
+      hint = 'This worker does not hold the task''s lease.';
+  end if;
+
+  v_ended := private.end_failed_run(v_job, v_task, p_error ->> 'code', p_error ->> 'message',
+                                    p_error ->> 'stack', p_worker);
+  perform private.release_ended(array[v_ended]);
+  if v_ended.outcome in ('failed', 'cancelled') then
+    perform private.after_tasks_ended(v_job.id);
+  end if;
+
+  select * into v_task from public.tasks where id = p_task_id;
+  return jsonb_build_object('task_id', p_task_id, 'status', v_task.status)
+    || case when v_task.status = 'pending'
+         then jsonb_build_object('next_attempt_at', private.iso(v_task.run_after)) else '{}' end;
+end
+$$;
+comment on function batch_api.fail_task(jsonb, text, bigint, jsonb) is
+  'failTask: only the lease holder may fail a task (LEASE_LOST otherwise, TASK_NOT_FOUND for a '
+  'removed one); the error is the job''s error too; the retry policy or the stop decides the outcome; '
+  'a repeat by the same worker replays the first answer.';
+
+-- ---------------------------------------------------------------------------------------------
+-- heartbeat
+-- ---------------------------------------------------------------------------------------------
+create function private.apply_back_pressure(p_job_id uuid) returns void
+language plpgsql
+as $$
+declare
+  v_job public.jobs;
+  v_shard public.job_shards;
+  v_over boolean;
+begin
+  select * into v_job from public.jobs where id = p_job_id;
+  if v_job.max_memory is null then
+    return;
+  end if;
+  -- a job with resource limits has exactly one engine shard; the caller holds its row
+  select * into v_shard from public.job_shards where job_id = p_job_id and shard = 1;
+  v_over := v_shard.usage_memory > v_job.max_memory or v_shard.usage_cpu > v_job.max_cpu;
+  if v_over = v_shard.over_limit then
+    return;
+  end if;
+  update public.job_shards set over_limit = v_over where job_id = p_job_id and shard = 1;
+  insert into public.job_events (job_id, type, actor_role, actor_id, request_id, details)
+  values (p_job_id, case when v_over then 'resource_limit_exceeded' else 'resource_limit_recovered' end,
+          private.actor_role(), private.actor_id(), private.request_id(),
+          jsonb_build_object('memory', v_shard.usage_memory, 'cpu', v_shard.usage_cpu,
+                             'max_memory', v_job.max_memory, 'max_cpu', v_job.max_cpu));
+  if v_over then
+    insert into public.notifications (type, job_id, user_id, payload)
+    values ('job.resource_limit_exceeded', p_job_id, v_job.user_id,
+            jsonb_build_object('memory', v_shard.usage_memory, 'cpu', v_shard.usage_cpu,
+                               'max_memory', v_job.max_memory, 'max_cpu', v_job.max_cpu));
+    perform pg_notify('batch_job_notifications', jsonb_build_object(
+      'type', 'job.resource_limit_exceeded', 'job_id', p_job_id)::text);
+  end if;
+end
+$$;
+comment on function private.apply_back_pressure(uuid) is
+  'Back-pressure: while the usage reported for a job with resource limits is over them, the job gets '
+  'no claims; one resource_limit_exceeded event and notification per episode.';
+
+create function batch_api.heartbeat(p_ctx jsonb, p_worker text, p_items jsonb) returns jsonb
+language plpgsql
+as $$
+declare
+  v_ids bigint[];
+  v_jobs uuid[];
+  v_beats jsonb;
+  r record;
+begin
+  perform private.set_request_context(p_ctx);
+  select array_agg(distinct (i ->> 'task_id')::bigint) into v_ids from jsonb_array_elements(p_items) i;
+  select array_agg(distinct job_id) into v_jobs from public.tasks where id = any (v_ids);
+  v_jobs := private.lock_jobs_for_task_work(coalesce(v_jobs, '{}'));
+
+  with held as (
+    select id, job_id, shard, usage_memory, usage_cpu
+    from public.tasks
+    where id = any (v_ids) and job_id = any (v_jobs)
+      and status = 'running' and worker_id = p_worker and lease_expires_at > now()
+    order by id
+    for update
+  ), items as (
+    select distinct on ((i ->> 'task_id')::bigint) (i ->> 'task_id')::bigint as id,
+           (i #>> '{usage,memory}')::numeric as memory, (i #>> '{usage,cpu}')::numeric as cpu
+    from jsonb_array_elements(p_items) i
+  ), beaten as (
+    update public.tasks t
+    set lease_expires_at = now() + t.lease_ms * interval '1 millisecond',
+        usage_memory = coalesce(items.memory, t.usage_memory),
+        usage_cpu = coalesce(items.cpu, t.usage_cpu),
+        peak_memory = greatest(t.peak_memory, items.memory),
+        peak_cpu = greatest(t.peak_cpu, items.cpu)
+    from held join items on items.id = held.id
+    where t.id = held.id
+    returning t.id, t.job_id, t.shard, t.stop_requested, t.lease_expires_at,
+              coalesce(t.usage_memory, 0) - coalesce(held.usage_memory, 0) as memory_delta,
+              coalesce(t.usage_cpu, 0) - coalesce(held.usage_cpu, 0) as cpu_delta
+  )
+  select jsonb_agg(to_jsonb(beaten)) into v_beats from beaten;
+
+  for r in
+    select (b ->> 'job_id')::uuid as job_id, (b ->> 'shard')::smallint as shard,
+           sum((b ->> 'memory_delta')::numeric) as memory, sum((b ->> 'cpu_delta')::numeric) as cpu
+    from jsonb_array_elements(coalesce(v_beats, '[]')) b
+    group by 1, 2
+    having sum((b ->> 'memory_delta')::numeric) <> 0 or sum((b ->> 'cpu_delta')::numeric) <> 0
+    order by 1, 2
+  loop
+    update public.job_shards set usage_memory = usage_memory + r.memory, usage_cpu = usage_cpu + r.cpu
+    where job_id = r.job_id and shard = r.shard;
+    perform private.apply_back_pressure(r.job_id);
+  end loop;
+
+  return (
+    select jsonb_agg(case
+      when b is null then jsonb_build_object('task_id', i.id, 'action', 'lost')
+      else jsonb_build_object('task_id', i.id,
+        'action', case when (b ->> 'stop_requested')::boolean then 'stop' else 'continue' end,
+        'lease_expires_at', private.iso((b ->> 'lease_expires_at')::timestamptz))
+      end order by i.ord)
+    from (select (x ->> 'task_id')::bigint as id, ord from jsonb_array_elements(p_items) with ordinality as a (x, ord)) i
+    left join lateral (
+      select b from jsonb_array_elements(coalesce(v_beats, '[]')) b where (b ->> 'id')::bigint = i.id limit 1
+    ) found on true
+  );
+end
+$$;
+comment on function batch_api.heartbeat(jsonb, text, jsonb) is
+  'heartbeat: extends the leases this worker holds and records usage (peak per task, current per job, '
+  'with back-pressure); one answer per task: continue, stop (its job is stopping it) or lost. Never '
+  'an error for a single task.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Lease expiry (maintenance)
+-- ---------------------------------------------------------------------------------------------
+create function batch_api.expire_leases(p_ctx jsonb, p_limit integer) returns integer
+language plpgsql
+as $$
+declare
+  v_job_id uuid;
+  v_job public.jobs;
+  v_task public.tasks;
+  v_ended private.ended_task[];
+  v_total integer := 0;
+  v_lost integer;
+  v_workers text[];
+begin
+  perform private.set_request_context(p_ctx);
+  for v_job_id in
+    select distinct job_id from public.job_shards where shard >= 1 and running > 0 order by job_id
+  loop
+    exit when v_total >= p_limit;
+    select * into v_job from public.jobs where id = v_job_id for key share;
+    continue when not found;
+    v_ended := '{}';
+    v_workers := '{}';
+    v_lost := 0;
+    for v_task in
+      select * from public.tasks
+      where job_id = v_job_id and status = 'running' and lease_expires_at <= now()
+      order by id
+      limit p_limit - v_total
+      for update skip locked
+    loop
+      v_ended := v_ended || private.end_failed_run(v_job, v_task, 'WORKER_LOST',
+        format('The lease of worker %s expired at %s.', v_task.worker_id, private.iso(v_task.lease_expires_at)),
+        null, null);
+      if not v_task.stop_requested then
+        v_lost := v_lost + 1;
+        v_workers := array_append(v_workers, v_task.worker_id);
+      end if;
+    end loop;
+    continue when cardinality(v_ended) = 0;
+    perform private.release_ended(v_ended);
+    v_total := v_total + cardinality(v_ended);
+    if v_lost > 0 then
+      insert into public.notifications (type, job_id, user_id, payload)
+      values ('task.worker_lost', v_job_id, v_job.user_id, jsonb_build_object(
+        'tasks', v_lost, 'workers', (select jsonb_agg(distinct w) from unnest(v_workers) w)));
+      perform pg_notify('batch_job_notifications',
+        jsonb_build_object('type', 'task.worker_lost', 'job_id', v_job_id)::text);
+    end if;
+    if exists (select 1 from unnest(v_ended) e where e.outcome in ('failed', 'cancelled')) then
+      perform private.after_tasks_ended(v_job_id);
+    end if;
+  end loop;
+  return v_total;
+end
+$$;
+comment on function batch_api.expire_leases(jsonb, integer) is
+  'Maintenance: every running task whose lease expired ends as a WORKER_LOST failure (retried by '
+  'policy, counts as an attempt), or, if its job had told it to stop, as a stopped run without an '
+  'error; skips tasks a report is holding.';
+
+create function batch_api.finish_cancelled_jobs(p_ctx jsonb, p_limit integer) returns integer
+language plpgsql
+as $$
+declare
+  v_job_id uuid;
+  v_done integer := 0;
+begin
+  perform private.set_request_context(p_ctx);
+  for v_job_id in
+    select id from public.jobs where status = 'cancelling' order by updated_at limit p_limit
+    for update skip locked
+  loop
+    if private.finish_cancelling(v_job_id) then
+      v_done := v_done + 1;
+    end if;
+  end loop;
+  return v_done;
+end
+$$;
+comment on function batch_api.finish_cancelled_jobs(jsonb, integer) is
+  'Maintenance: cancelling jobs with nothing running become cancelled (normally the last stopping '
+  'task does it; this catches any left over).';

@@ -1,0 +1,58 @@
+-- runMaintenance's single-flight lease and retention purge. The function runs each timer as its
+-- own short transactions (so a long backlog never holds locks for long); the lease row makes sure
+-- only one run works at a time, across connections and function instances, and expires by itself
+-- if a run dies.
+
+create table private.maintenance_lease (
+  id boolean primary key default true check (id),
+  holder uuid,
+  expires_at timestamptz not null
+);
+comment on table private.maintenance_lease is 'Who is running maintenance now (one row).';
+insert into private.maintenance_lease (holder, expires_at) values (null, '-infinity');
+
+create function batch_api.begin_maintenance(p_run uuid, p_ttl_ms integer) returns boolean
+language sql
+as $$
+  update private.maintenance_lease
+  set holder = p_run, expires_at = now() + p_ttl_ms * interval '1 millisecond'
+  where expires_at < now()
+  returning true
+$$;
+comment on function batch_api.begin_maintenance(uuid, integer) is
+  'Takes the maintenance lease if nobody holds it (or the holder''s lease ran out): single flight.';
+
+create function batch_api.end_maintenance(p_run uuid) returns void
+language sql
+as $$
+  update private.maintenance_lease set holder = null, expires_at = '-infinity' where holder = p_run
+$$;
+comment on function batch_api.end_maintenance(uuid) is 'Gives the maintenance lease back (only its holder can).';
+
+create index jobs_finished_idx on public.jobs (finished_at)
+  where status in ('completed', 'cancelled', 'failed');
+
+create function batch_api.purge_finished_jobs(p_ctx jsonb, p_retention_days integer, p_limit integer)
+returns integer
+language plpgsql
+as $$
+declare
+  v_purged integer;
+begin
+  perform private.set_request_context(p_ctx);
+  delete from public.jobs
+  where id in (
+    select id from public.jobs
+    where status in ('completed', 'cancelled', 'failed')
+      and finished_at < now() - p_retention_days * interval '1 day'
+    order by finished_at
+    limit p_limit
+    for update skip locked
+  );
+  get diagnostics v_purged = row_count;
+  return v_purged;
+end
+$$;
+comment on function batch_api.purge_finished_jobs(jsonb, integer, integer) is
+  'Retention: deletes up to p_limit finished jobs (completed, cancelled, failed) older than the '
+  'retention period with everything they own; their audit rows stay.';
