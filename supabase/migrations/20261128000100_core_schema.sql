@@ -139,9 +139,9 @@ create index jobs_claimable_idx on public.jobs (priority desc, created_at, id)
 -- negative); only their sums mean something.
 create table public.job_shards (
   job_id uuid not null references public.jobs (id) on delete cascade,
-  shard smallint not null check (shard between 0 and 16),
-  capacity integer not null check (capacity >= 0),
-  running integer not null default 0 check (running between 0 and capacity),
+  shard smallint not null,
+  capacity integer not null,
+  running integer not null default 0,
   pending integer not null default 0,
   succeeded integer not null default 0,
   failed integer not null default 0,
@@ -150,15 +150,19 @@ create table public.job_shards (
   -- reservations of the running tasks (only the single shard of a job with resource_limits)
   memory_capacity numeric,
   cpu_capacity numeric,
-  reserved_memory numeric not null default 0 check (reserved_memory >= 0),
-  reserved_cpu numeric not null default 0 check (reserved_cpu >= 0),
+  reserved_memory numeric not null default 0,
+  reserved_cpu numeric not null default 0,
   -- usage reported by heartbeats for the running tasks counted here (current, summed)
   usage_memory numeric not null default 0,
   usage_cpu numeric not null default 0,
   -- back-pressure: reported usage is over the job's limits; no claims until it is back within
   over_limit boolean not null default false,
-  constraint job_shards_memory_budget check (reserved_memory <= coalesce(memory_capacity, 'infinity')),
-  constraint job_shards_cpu_budget check (reserved_cpu <= coalesce(cpu_capacity, 'infinity')),
+  -- one constraint (each one is re-read on every update): parallelism and budgets hold per shard
+  constraint job_shards_within_capacity check (
+    shard between 0 and 16 and capacity >= 0 and running between 0 and capacity
+    and reserved_memory >= 0 and reserved_memory <= coalesce(memory_capacity, 'infinity')
+    and reserved_cpu >= 0 and reserved_cpu <= coalesce(cpu_capacity, 'infinity')
+  ),
   primary key (job_id, shard)
 ) with (fillfactor = 50);
 comment on table public.job_shards is
@@ -173,40 +177,56 @@ comment on type private.task_counts is 'A job''s task counters, summed over its 
 -- ---------------------------------------------------------------------------------------------
 -- Tasks
 -- ---------------------------------------------------------------------------------------------
+-- Single-column rules of the hot tables are domains: PostgreSQL checks a domain only when a value
+-- is written to the column, while it re-reads and re-checks every table CHECK constraint on every
+-- update of the row (a claim or a report would pay for all of them).
+create domain private.json_value as jsonb check (octet_length(value::text) <= 2 * 65536);
+comment on domain private.json_value is 'A task payload or result (64 KiB compact JSON at the API).';
+create domain private.memory_mib as numeric check (value between 0 and 1048576);
+comment on domain private.memory_mib is 'Memory in MiB, as resources, reservations and usage.';
+create domain private.cpu_cores as numeric check (value between 0 and 1024);
+comment on domain private.cpu_cores is 'CPU in cores, as resources, reservations and usage.';
+create domain private.worker_id as text check (char_length(value) between 1 and 128);
+comment on domain private.worker_id is 'A worker''s id (1..128 characters).';
+create domain private.lease_ms as integer check (value between 1000 and 3600000);
+comment on domain private.lease_ms is 'A lease duration in ms.';
+create domain private.run_number as integer check (value >= 0);
+comment on domain private.run_number is 'A task''s attempt number (0 before its first run).';
+
 create table public.tasks (
   id bigint generated always as identity primary key,
   job_id uuid not null references public.jobs (id) on delete cascade,
   status public.task_status not null default 'pending',
-  payload jsonb not null check (octet_length(payload::text) <= 2 * 65536),
+  payload private.json_value not null,
   -- requested reservation; null: the job's fair share when it has resource limits
-  memory numeric check (memory between 0 and 1048576),
-  cpu numeric check (cpu between 0 and 1024),
+  memory private.memory_mib,
+  cpu private.cpu_cores,
   -- number of the current (or last) run; 0 before the first claim
-  attempt integer not null default 0 check (attempt >= 0),
+  attempt private.run_number not null default 0,
   run_after timestamptz not null default now(),
   -- while running: who holds it, until when, through which shard, with what reservation
-  worker_id text check (char_length(worker_id) between 1 and 128),
+  worker_id private.worker_id,
   lease_expires_at timestamptz,
   shard smallint,
-  reserved_memory numeric,
-  reserved_cpu numeric,
-  lease_ms integer check (lease_ms between 1000 and 3600000),
+  reserved_memory private.memory_mib,
+  reserved_cpu private.cpu_cores,
+  lease_ms private.lease_ms,
   -- its job asked it to stop (cancel, failure, retry): its end uses no attempt
   stop_requested boolean not null default false,
   -- back to pending after a stop: the next run repeats the same attempt number
   repeat_attempt boolean not null default false,
   -- last usage reported by heartbeat while running, and the peak of the task's runs
-  usage_memory numeric check (usage_memory >= 0),
-  usage_cpu numeric check (usage_cpu >= 0),
+  usage_memory private.memory_mib,
+  usage_cpu private.cpu_cores,
   constraint tasks_running_has_lease check (
     (status = 'running') = (worker_id is not null and lease_expires_at is not null and shard is not null)
   ),
-  result jsonb check (result is null or octet_length(result::text) <= 2 * 65536),
+  result private.json_value,
   -- who ended the last run, and which run it was: a repeated report by that worker is a replay
   ended_by text,
   ended_attempt integer,
-  peak_memory numeric check (peak_memory >= 0),
-  peak_cpu numeric check (peak_cpu >= 0),
+  peak_memory private.memory_mib,
+  peak_cpu private.cpu_cores,
   created_at timestamptz not null default now(),
   started_at timestamptz,
   finished_at timestamptz

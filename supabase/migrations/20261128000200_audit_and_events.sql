@@ -4,12 +4,16 @@
 -- ---------------------------------------------------------------------------------------------
 -- Request context (transaction-local settings)
 -- ---------------------------------------------------------------------------------------------
+-- Hot-path helpers are PL/pgSQL, not SQL functions: PostgreSQL re-plans a non-inlined SQL
+-- function on every call, while PL/pgSQL keeps its plans for the session.
 create function private.set_request_context(p_ctx jsonb) returns void
-language sql volatile
+language plpgsql volatile
 as $$
-  select set_config('batch.actor_role', coalesce(p_ctx ->> 'role', ''), true),
-         set_config('batch.actor_id', coalesce(p_ctx ->> 'user_id', ''), true),
-         set_config('batch.request_id', coalesce(p_ctx ->> 'request_id', ''), true);
+begin
+  perform set_config('batch.actor_role', coalesce(p_ctx ->> 'role', ''), true),
+          set_config('batch.actor_id', coalesce(p_ctx ->> 'user_id', ''), true),
+          set_config('batch.request_id', coalesce(p_ctx ->> 'request_id', ''), true);
+end
 $$;
 comment on function private.set_request_context(jsonb) is
   'Records the caller (role, user id, request id) for the rest of the transaction only, so that the '

@@ -2,18 +2,26 @@
 -- The Edge Function has already validated the input with zod; these functions own everything that
 -- needs the database to be right: ownership, idempotency, all-or-nothing writes.
 --
+-- Entry points run with plan_cache_mode = force_generic_plan: each of their statements has one
+-- right plan (by primary key or an index prefix), and re-planning it on every call, which the
+-- default mode tends to do with parameters, costs more than the statement.
+--
 -- Errors the API reports are raised with SQLSTATE 'JS' || <HTTP status>, the message being the
 -- API error code and the detail (optional) a JSON object of details; the function maps them as is.
 
+-- stable (to_char is), so that it is inlined into the queries that use it
 create function private.iso(ts timestamptz) returns text
-language sql immutable parallel safe
+language sql stable parallel safe
 as $$ select to_char(ts at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
 comment on function private.iso(timestamptz) is
   'Formats a time as the API does everywhere: ISO 8601 in UTC with milliseconds, whatever the session time zone.';
 
 create function private.job_counts(p_job_id uuid) returns private.task_counts
-language sql stable parallel safe
+language plpgsql stable parallel safe
 as $$
+declare
+  v private.task_counts;
+begin
   select coalesce(sum(pending + running + succeeded + failed + cancelled), 0)::integer,
          coalesce(sum(pending), 0)::integer,
          coalesce(sum(running), 0)::integer,
@@ -21,16 +29,20 @@ as $$
          coalesce(sum(failed), 0)::integer,
          coalesce(sum(cancelled), 0)::integer,
          coalesce(sum(errors), 0)::integer
+  into v
   from public.job_shards
-  where job_id = p_job_id
+  where job_id = p_job_id;
+  return v;
+end
 $$;
 comment on function private.job_counts(uuid) is
   'A job''s task counters: the sums over its shards, equal to its task and error rows in every snapshot.';
 
 create function private.job_json(j public.jobs) returns jsonb
-language sql stable parallel safe
+language plpgsql stable parallel safe
 as $$
-  select jsonb_build_object(
+begin
+  return (select jsonb_build_object(
     'id', j.id,
     'status', j.status,
     'product_id', j.product_id,
@@ -76,7 +88,8 @@ as $$
     'started_at', private.iso(j.started_at),
     'finished_at', private.iso(j.finished_at)
   )
-  from private.job_counts(j.id) c
+  from private.job_counts(j.id) c);
+end
 $$;
 comment on function private.job_json(public.jobs) is
   'The one place the API''s BatchJob shape is built from a job row, so every action returns the same '
@@ -127,6 +140,7 @@ create function batch_api.create_job(
   p_request_hash text
 ) returns jsonb
 language plpgsql
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_owner constant uuid := (p_job ->> 'user_id')::uuid;
@@ -227,6 +241,7 @@ create function batch_api.get_job(
   p_with_events boolean
 ) returns jsonb
 language plpgsql stable
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_owner constant uuid := private.visible_job_owner(p_ctx);

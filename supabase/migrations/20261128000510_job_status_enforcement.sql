@@ -6,8 +6,12 @@
 -- then task rows, then shard rows in ascending order.
 
 create function private.latest_error_code(p_job_id uuid) returns text
-language sql stable
-as $$ select code from public.job_errors where job_id = p_job_id order by id desc limit 1 $$;
+language plpgsql stable
+as $$
+begin
+  return (select code from public.job_errors where job_id = p_job_id order by id desc limit 1);
+end
+$$;
 comment on function private.latest_error_code(uuid) is
   'The code of the job''s most recent error (what the retryAllowed guard judges).';
 

@@ -5,6 +5,7 @@
 
 create function batch_api.lock_job(p_ctx jsonb, p_job_id uuid) returns jsonb
 language plpgsql
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_owner constant uuid := private.visible_job_owner(p_ctx);
@@ -40,6 +41,7 @@ create function batch_api.apply_job_update(
   p_update jsonb
 ) returns jsonb
 language plpgsql
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_job public.jobs;
@@ -120,6 +122,7 @@ comment on function batch_api.apply_job_update(jsonb, uuid, public.job_status, j
 
 create function batch_api.start_due_retries(p_ctx jsonb, p_limit integer) returns integer
 language plpgsql
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_job_id uuid;

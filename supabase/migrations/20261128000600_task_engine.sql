@@ -38,11 +38,15 @@ $$;
 comment on function private.task_json(public.tasks) is 'The claimTasks shape of a claimed task.';
 
 create function private.lock_jobs_for_task_work(p_job_ids uuid[]) returns uuid[]
-language sql
+language plpgsql
 as $$
-  select coalesce(array_agg(id), '{}') from (
-    select id from public.jobs where id = any (p_job_ids) order by id for key share
-  ) locked
+begin
+  return (
+    select coalesce(array_agg(id), '{}') from (
+      select id from public.jobs where id = any (p_job_ids) order by id for key share
+    ) locked
+  );
+end
 $$;
 comment on function private.lock_jobs_for_task_work(uuid[]) is
   'Takes FOR KEY SHARE on the given jobs in id order (the first step of every task operation) and '
@@ -100,7 +104,9 @@ begin
   -- A pending task nobody is claiming right now means this is not the tail: its own end will run
   -- this check later. Queue rows locked by a claim in flight are skipped: that claim may take the
   -- last of them, so we cannot rely on them.
-  if exists (select 1 from public.task_ready where job_id = p_job_id for key share skip locked) then
+  if exists (
+    select 1 from public.task_ready where job_id = p_job_id order by task_id for key share skip locked
+  ) then
     return;
   end if;
   -- The tail: one check at a time per job, each seeing every end committed before it.
@@ -136,6 +142,7 @@ comment on function private.finish_cancelling(uuid) is
 -- ---------------------------------------------------------------------------------------------
 create function batch_api.add_tasks(p_ctx jsonb, p_job_id uuid, p_tasks jsonb) returns jsonb
 language plpgsql
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_job public.jobs;
@@ -208,6 +215,7 @@ declare
   v_room integer[] := '{}';
   v_total_room integer := 0;
   v_ids bigint[];
+  v_rows tid[];
   v_assign smallint[] := '{}';
   v_taken integer;
   v_tasks jsonb;
@@ -245,10 +253,12 @@ begin
     return '[]'::jsonb;
   end if;
 
-  -- Rule 2 and rule 5 within the job: due pending tasks, older first.
+  -- Rule 2 and rule 5 within the job: due pending tasks, older first. Queue rows are then
+  -- removed by their row address (ctid), which no plan can turn into a scan of the job's queue.
   if v_job.max_memory is null then
-    select array_agg(task_id order by task_id) into v_ids from (
-      select task_id from public.task_ready
+    select array_agg(task_id order by task_id), array_agg(ctid order by task_id) into v_ids, v_rows
+    from (
+      select task_id, ctid from public.task_ready
       where job_id = p_job_id and run_after <= now()
       order by task_id limit least(p_limit, v_total_room)
       for update skip locked
@@ -256,16 +266,17 @@ begin
   else
     -- Rule 4 (the job has one shard): in order, as many as fit the budget; a task that does not
     -- fit stops the claim, so big tasks are not overtaken forever.
-    select array_agg(task_id order by task_id) into v_ids from (
-      select c.task_id,
+    select array_agg(task_id order by task_id), array_agg(row_address order by task_id) into v_ids, v_rows
+    from (
+      select c.task_id, c.row_address,
              sum(c.memory) over (order by c.task_id) as memory_total,
              sum(c.cpu) over (order by c.task_id) as cpu_total
       from (
-        select r.task_id,
+        select r.task_id, r.ctid as row_address,
                coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) as memory,
                coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) as cpu
         from (
-          select task_id from public.task_ready
+          select task_id, ctid from public.task_ready
           where job_id = p_job_id and run_after <= now()
           order by task_id limit least(p_limit, v_total_room)
           for update skip locked
@@ -286,7 +297,7 @@ begin
     v_assign := v_assign || array_fill(v_shards[i], array[least(v_room[i], v_taken - cardinality(v_assign))]);
   end loop;
 
-  delete from public.task_ready where job_id = p_job_id and task_id = any (v_ids);
+  delete from public.task_ready where ctid = any (v_rows);
   with claimed as (
     update public.tasks t
     set status = 'running',
@@ -343,6 +354,7 @@ create function batch_api.claim_tasks(
   p_lease_ms integer
 ) returns jsonb
 language plpgsql
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_result jsonb := '[]'::jsonb;
@@ -389,6 +401,7 @@ comment on function batch_api.claim_tasks(jsonb, text, integer, uuid, integer) i
 -- ---------------------------------------------------------------------------------------------
 create function batch_api.complete_tasks(p_ctx jsonb, p_worker text, p_items jsonb) returns jsonb
 language plpgsql
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_ids bigint[];
@@ -404,7 +417,8 @@ begin
   with held as (
     select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
     from public.tasks
-    where id = any (v_ids) and job_id = any (v_jobs)
+    -- by primary key only (a row of a job deleted meanwhile is gone once its lock is granted)
+    where id = any (v_ids)
       and status = 'running' and worker_id = p_worker and lease_expires_at > now()
     order by id
     for update
@@ -531,6 +545,7 @@ create function batch_api.fail_task(
   p_error jsonb
 ) returns jsonb
 language plpgsql
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_job_id uuid;
@@ -625,6 +640,7 @@ comment on function private.apply_back_pressure(uuid) is
 
 create function batch_api.heartbeat(p_ctx jsonb, p_worker text, p_items jsonb) returns jsonb
 language plpgsql
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_ids bigint[];
@@ -640,7 +656,8 @@ begin
   with held as (
     select id, job_id, shard, usage_memory, usage_cpu
     from public.tasks
-    where id = any (v_ids) and job_id = any (v_jobs)
+    -- by primary key only (a row of a job deleted meanwhile is gone once its lock is granted)
+    where id = any (v_ids)
       and status = 'running' and worker_id = p_worker and lease_expires_at > now()
     order by id
     for update
@@ -700,6 +717,7 @@ comment on function batch_api.heartbeat(jsonb, text, jsonb) is
 -- ---------------------------------------------------------------------------------------------
 create function batch_api.expire_leases(p_ctx jsonb, p_limit integer) returns integer
 language plpgsql
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_job_id uuid;
@@ -759,6 +777,7 @@ comment on function batch_api.expire_leases(jsonb, integer) is
 
 create function batch_api.finish_cancelled_jobs(p_ctx jsonb, p_limit integer) returns integer
 language plpgsql
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_job_id uuid;

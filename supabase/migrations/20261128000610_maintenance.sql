@@ -35,6 +35,7 @@ create index jobs_finished_idx on public.jobs (finished_at)
 create function batch_api.purge_finished_jobs(p_ctx jsonb, p_retention_days integer, p_limit integer)
 returns integer
 language plpgsql
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_purged integer;
