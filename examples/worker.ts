@@ -1,0 +1,248 @@
+// A worker for the batch job service, to copy into your own project. It claims tasks through the
+// task-operations function, runs your handler for each, keeps their leases alive with heartbeats,
+// reports results in batches, and stops gracefully (finishes what it holds) on SIGINT/SIGTERM.
+//
+//   deno run -A examples/worker.ts            (SUPABASE_URL, SUPABASE_SERVICE_KEY, WORKER_ID)
+//
+// Throw a TaskError("CODE", "message") from the handler to choose the error code the job's retry
+// policy judges; any other exception is reported as INTERNAL. When the job stops a task (cancel,
+// failure), `signal` aborts: finish quickly or throw.
+import { createClient, FunctionsHttpError, type SupabaseClient } from "@supabase/supabase-js";
+
+export interface ClaimedTask {
+  task_id: number;
+  job_id: string;
+  payload: unknown;
+  attempt: number;
+  lease_expires_at: string;
+  resources: { memory: number; cpu: number } | null;
+}
+
+export interface TaskContext {
+  /** aborted when the job asks this task to stop, or the lease is lost */
+  signal: AbortSignal;
+  /** reported with the next heartbeat (MiB, cores) */
+  reportUsage(usage: { memory: number; cpu: number }): void;
+}
+
+export type Handler = (task: ClaimedTask, ctx: TaskContext) => Promise<unknown>;
+
+export class TaskError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export interface WorkerOptions {
+  /** project URL, e.g. https://<ref>.supabase.co (or the local server) */
+  url: string;
+  /** a service key: the functions serve workers with role service_role only */
+  serviceKey: string;
+  workerId: string;
+  handler: Handler;
+  /** tasks run at once (default 10) */
+  concurrency?: number;
+  /** tasks asked for per claim (default: the free slots, at most 100) */
+  batchSize?: number;
+  /** lease per task (default 60 s); heartbeats renew it at a third of that */
+  leaseMs?: number;
+  /** wait before claiming again after an empty claim (default 500 ms) */
+  idleMs?: number;
+  /** results are sent together after this delay (default 20 ms) */
+  completeDelayMs?: number;
+  onError?: (error: unknown) => void;
+}
+
+interface Running {
+  task: ClaimedTask;
+  controller: AbortController;
+  usage?: { memory: number; cpu: number };
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+
+export class Worker {
+  private readonly client: SupabaseClient;
+  private readonly running = new Map<number, Running>();
+  private readonly stopping = new AbortController();
+  private pendingResults: { task_id: number; result?: unknown }[] = [];
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly options: WorkerOptions) {
+    this.client = createClient(options.url, options.serviceKey, {
+      auth: { persistSession: false, autoRefreshToken: false },
+    });
+  }
+
+  /** Starts claiming; resolves when stop() has finished every held task. */
+  start(): Promise<void> {
+    const leaseMs = this.options.leaseMs ?? 60_000;
+    this.heartbeat = setInterval(() => this.beat().catch(this.report), Math.max(1000, leaseMs / 3));
+    this.loop = this.claimLoop();
+    return this.loop;
+  }
+
+  /** Graceful stop: no new claims, held tasks finish and are reported. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.loop;
+  }
+
+  private report = (error: unknown) => (this.options.onError ?? console.error)(error);
+
+  private async call<T>(action: string, data: unknown): Promise<T> {
+    const { data: body, error } = await this.client.functions.invoke("task-operations", {
+      body: { action, data },
+    });
+    if (error) {
+      const detail = error instanceof FunctionsHttpError
+        ? await (error.context as Response).json().catch(() => ({}))
+        : {};
+      throw Object.assign(new Error(`${action} failed: ${error.message}`), { detail });
+    }
+    return (body as { data: T }).data;
+  }
+
+  private async claimLoop(): Promise<void> {
+    const concurrency = this.options.concurrency ?? 10;
+    while (!this.stopping.signal.aborted) {
+      const free = concurrency - this.running.size;
+      if (free <= 0) {
+        await sleep(10, this.stopping.signal);
+        continue;
+      }
+      let tasks: ClaimedTask[] = [];
+      try {
+        ({ tasks } = await this.call<{ tasks: ClaimedTask[] }>("claimTasks", {
+          worker_id: this.options.workerId,
+          limit: Math.min(free, this.options.batchSize ?? 100),
+          lease_ms: this.options.leaseMs ?? 60_000,
+        }));
+      } catch (error) {
+        this.report(error); // 503 and friends: back off and try again
+      }
+      if (tasks.length === 0) {
+        await sleep(this.options.idleMs ?? 500, this.stopping.signal);
+        continue;
+      }
+      for (const task of tasks) this.run(task);
+    }
+    // drain: wait for held tasks, then send what is left
+    while (this.running.size > 0) await sleep(10);
+    clearInterval(this.heartbeat);
+    clearTimeout(this.flushTimer);
+    await this.flush();
+  }
+
+  private run(task: ClaimedTask): void {
+    const entry: Running = { task, controller: new AbortController() };
+    this.running.set(task.task_id, entry);
+    const ctx: TaskContext = {
+      signal: entry.controller.signal,
+      reportUsage: (usage) => (entry.usage = usage),
+    };
+    this.options.handler(task, ctx)
+      .then((result) => this.queueResult(task.task_id, result))
+      .catch((error) => this.fail(task, error))
+      .finally(() => this.running.delete(task.task_id));
+  }
+
+  private queueResult(taskId: number, result: unknown): void {
+    this.pendingResults.push({ task_id: taskId, ...(result === undefined ? {} : { result }) });
+    this.flushTimer ??= setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flush().catch(this.report);
+    }, this.options.completeDelayMs ?? 20);
+  }
+
+  private flush(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      while (this.pendingResults.length > 0) {
+        const batch = this.pendingResults.splice(0, 1000);
+        for (let attempt = 0;; attempt++) {
+          try {
+            await this.call("completeTasks", { worker_id: this.options.workerId, tasks: batch });
+            break;
+          } catch (error) {
+            // completing is idempotent for the worker that holds the task: retry safely
+            if (attempt >= 5) throw error;
+            await sleep(200 * 2 ** attempt);
+          }
+        }
+      }
+    });
+    return this.flushing;
+  }
+
+  private async fail(task: ClaimedTask, error: unknown): Promise<void> {
+    const code = error instanceof TaskError ? error.code : "INTERNAL";
+    const message = (error instanceof Error ? error.message : String(error)).slice(0, 4000) || code;
+    try {
+      await this.call("failTask", {
+        worker_id: this.options.workerId,
+        task_id: task.task_id,
+        error: { code, message, stack: error instanceof Error ? error.stack : undefined },
+      });
+    } catch (reportError) {
+      this.report(reportError); // the lease will expire and the task will come back
+    }
+  }
+
+  private async beat(): Promise<void> {
+    if (this.running.size === 0) return;
+    const held = [...this.running.values()];
+    const { tasks } = await this.call<{ tasks: { task_id: number; action: string }[] }>(
+      "heartbeat",
+      {
+        worker_id: this.options.workerId,
+        tasks: held.map((r) => ({
+          task_id: r.task.task_id,
+          ...(r.usage ? { usage: r.usage } : {}),
+        })),
+      },
+    );
+    for (const answer of tasks) {
+      if (answer.action !== "continue") {
+        this.running.get(answer.task_id)?.controller.abort(answer.action);
+      }
+    }
+  }
+}
+
+if (import.meta.main) {
+  const url = Deno.env.get("SUPABASE_URL") ?? "http://127.0.0.1:54321";
+  const serviceKey = Deno.env.get("SUPABASE_SERVICE_KEY");
+  if (!serviceKey) {
+    console.error("set SUPABASE_SERVICE_KEY (locally: deno task token --role service_role)");
+    Deno.exit(2);
+  }
+  const worker = new Worker({
+    url,
+    serviceKey,
+    workerId: Deno.env.get("WORKER_ID") ?? `worker-${crypto.randomUUID().slice(0, 8)}`,
+    concurrency: Number(Deno.env.get("CONCURRENCY") ?? 10),
+    handler: async (task, { signal }) => {
+      // replace with the real work, e.g. sending the message in task.payload
+      await sleep(50, signal);
+      if (signal.aborted) throw new TaskError("INTERNAL", "stopped by its job");
+      return { sent_at: new Date().toISOString() };
+    },
+  });
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(sig, () => {
+      console.error(`${sig}: finishing held tasks`);
+      worker.stop();
+    });
+  }
+  await worker.start();
+}
