@@ -106,6 +106,11 @@ create table public.jobs (
   shard_count smallint not null check (shard_count between 1 and 16),
 
   attempt integer not null default 1 check (attempt >= 1),
+  -- deleteJob asked for while tasks ran: the job is deleted when the last one stops
+  deletion_requested_at timestamptz,
+  constraint jobs_deletion_only_when_stopping check (
+    deletion_requested_at is null or status in ('cancelling', 'cancelled')
+  ),
   next_attempt_at timestamptz,
   constraint jobs_next_attempt_only_when_retrying check (
     (status = 'retrying') = (next_attempt_at is not null)

@@ -70,18 +70,25 @@ begin
     private.actor_role(),
     private.actor_id(),
     private.request_id(),
-    case when tg_op <> 'INSERT' then to_jsonb(old) end,
+    -- a deleted job is kept as the API showed it (counters included): its rows are about to go
+    case tg_op when 'UPDATE' then to_jsonb(old) when 'DELETE' then private.job_json(old) end,
     case when tg_op <> 'DELETE' then to_jsonb(new) end
   );
-  return null;
+  return case tg_op when 'DELETE' then old end;
 end
 $$;
 comment on function private.audit_job_change() is
   'Guarantees an audit row (actor, request id, full before/after snapshot) for every creation, '
   'deletion and steering change of a job, by any writer; the snapshot of a deleted job survives it.';
 
-create trigger jobs_audit_insert_delete
-  after insert or delete on public.jobs
+create trigger jobs_audit_insert
+  after insert on public.jobs
+  for each row execute function private.audit_job_change();
+
+-- BEFORE: the cascade that removes the job's tasks and counters runs after the row is deleted, and
+-- the snapshot must see them
+create trigger jobs_audit_delete
+  before delete on public.jobs
   for each row execute function private.audit_job_change();
 
 -- Writes that change none of the steering fields (none exist today: counters live in job_shards)
@@ -91,10 +98,12 @@ create trigger jobs_audit_update
   for each row
   when (
     (old.status, old.priority, old.max_parallel_tasks, old.current_phase, old.progress_percentage,
-     old.metadata, old.attempt, old.next_attempt_at, old.max_memory, old.max_cpu)
+     old.metadata, old.attempt, old.next_attempt_at, old.max_memory, old.max_cpu,
+     old.deletion_requested_at)
     is distinct from
     (new.status, new.priority, new.max_parallel_tasks, new.current_phase, new.progress_percentage,
-     new.metadata, new.attempt, new.next_attempt_at, new.max_memory, new.max_cpu)
+     new.metadata, new.attempt, new.next_attempt_at, new.max_memory, new.max_cpu,
+     new.deletion_requested_at)
   )
   execute function private.audit_job_change();
 

@@ -126,16 +126,28 @@ comment on function private.after_tasks_ended(uuid) is
 create function private.finish_cancelling(p_job_id uuid) returns boolean
 language plpgsql
 as $$
+declare
+  v_deleting boolean;
 begin
   if (private.job_counts(p_job_id)).running > 0 then
     return false;
   end if;
-  update public.jobs set status = 'cancelled' where id = p_job_id and status = 'cancelling';
-  return found;
+  select deletion_requested_at is not null into v_deleting
+  from public.jobs where id = p_job_id and status = 'cancelling';
+  if not found then
+    return false;
+  end if;
+  if v_deleting then
+    delete from public.jobs where id = p_job_id;
+  else
+    update public.jobs set status = 'cancelled' where id = p_job_id;
+  end if;
+  return true;
 end
 $$;
 comment on function private.finish_cancelling(uuid) is
-  'A cancelling job whose last running task has stopped becomes cancelled (caller holds the job lock).';
+  'A cancelling job whose last running task has stopped becomes cancelled, or is deleted when a '
+  'deleteJob is pending, in the same transaction (caller holds the job lock).';
 
 -- ---------------------------------------------------------------------------------------------
 -- addTasks
@@ -552,6 +564,7 @@ declare
   v_job public.jobs;
   v_task public.tasks;
   v_ended private.ended_task;
+  v_answer jsonb;
 begin
   perform private.set_request_context(p_ctx);
   select job_id into v_job_id from public.tasks where id = p_task_id;
@@ -582,14 +595,16 @@ begin
   v_ended := private.end_failed_run(v_job, v_task, p_error ->> 'code', p_error ->> 'message',
                                     p_error ->> 'stack', p_worker);
   perform private.release_ended(array[v_ended]);
+  -- the answer first: the end of the job's last task may delete the job and this task with it
+  select jsonb_build_object('task_id', p_task_id, 'status', t.status)
+    || case when t.status = 'pending'
+         then jsonb_build_object('next_attempt_at', private.iso(t.run_after)) else '{}' end
+  into v_answer
+  from public.tasks t where t.id = p_task_id;
   if v_ended.outcome in ('failed', 'cancelled') then
     perform private.after_tasks_ended(v_job.id);
   end if;
-
-  select * into v_task from public.tasks where id = p_task_id;
-  return jsonb_build_object('task_id', p_task_id, 'status', v_task.status)
-    || case when v_task.status = 'pending'
-         then jsonb_build_object('next_attempt_at', private.iso(v_task.run_after)) else '{}' end;
+  return v_answer;
 end
 $$;
 comment on function batch_api.fail_task(jsonb, text, bigint, jsonb) is

@@ -244,3 +244,25 @@ export type UpdateBatchJobData = z.infer<typeof UpdateBatchJobData>;
 export const RunMaintenanceData = z.strictObject({
   retention_days: z.int().min(0).max(3650).optional(),
 });
+
+export const DeleteJobData = z.strictObject({
+  job_id: Id,
+  force: z.boolean().default(false),
+});
+
+export const DeleteJobResult = z.union([
+  z.object({
+    job_id: Id,
+    deleted: z.literal(true),
+    tasks_deleted: z.int(),
+    errors_deleted: z.int(),
+    events_deleted: z.int(),
+  }),
+  z.object({
+    job_id: Id,
+    deleted: z.literal(false),
+    status: z.literal("cancelling"),
+    deletion: z.literal("pending"),
+  }),
+]);
+export type DeleteJobResult = z.infer<typeof DeleteJobResult>;

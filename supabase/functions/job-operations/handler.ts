@@ -5,8 +5,16 @@ import { getJob } from "./actions/get_job.ts";
 import { listJobs } from "./actions/list_jobs.ts";
 import { updateBatchJob } from "./actions/update_batch_job.ts";
 import { runMaintenance } from "./actions/run_maintenance.ts";
+import { deleteJob } from "./actions/delete_job.ts";
 
-export const jobOperationsActions = { createJob, updateBatchJob, getJob, listJobs, runMaintenance };
+export const jobOperationsActions = {
+  createJob,
+  updateBatchJob,
+  deleteJob,
+  getJob,
+  listJobs,
+  runMaintenance,
+};
 
 export const handler = createHandler({
   name: "job-operations",

@@ -8,6 +8,7 @@ import {
   claim,
   createJob,
   getJob,
+  isolateClaims,
   runMaintenance,
   sleep,
   tasks,
@@ -202,6 +203,7 @@ test("priority: workers take the higher-priority job's tasks first; equal priori
     max_parallel_tasks: 1000,
   });
   const ids = [low.id, midOld.id, midNew.id, high.id];
+  await isolateClaims(ids);
   // one worker: the order is exact
   const order: string[] = [];
   for (;;) {
@@ -240,6 +242,7 @@ test("priority under concurrency: a lower job gets tasks only while the higher o
     tasks: tasks(120),
     max_parallel_tasks: 1000,
   });
+  await isolateClaims([high.id, low.id]);
   const history: Run[] = [];
   const statuses: number[] = [];
   await Promise.all(
@@ -610,6 +613,7 @@ test("mixed load: claims, completions, failures, pauses and cancels on shared jo
       ...(i % 2 ? { resource_limits: { max_memory: 64, max_cpu: 2 } } : {}),
     })));
   const ids = jobs.map((j) => j.id);
+  await isolateClaims(ids);
   const history: Run[] = [];
   const statuses: number[] = [];
   let stop = false;

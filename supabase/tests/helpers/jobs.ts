@@ -67,3 +67,36 @@ export async function runMaintenance(data: Record<string, unknown> = {}) {
   }
   throw new Error("maintenance never ran");
 }
+
+/**
+ * Pauses every other claimable job in the database, so that claims without job_id see only the
+ * given jobs (earlier test files leave queued jobs behind).
+ */
+export async function isolateClaims(keep: string[]): Promise<void> {
+  await testDb()`update jobs set status = 'paused'
+                 where status in ('queued', 'running') and not (id = any(${`{${
+    keep.join(",")
+  }}`}::uuid[]))`;
+}
+
+/** Rows that still mention the job, per table (every table of the service with a job_id column). */
+export async function rowsMentioningJob(jobId: string): Promise<Record<string, number>> {
+  const tables = await testDb()`
+    select c.table_schema || '.' || c.table_name as name
+    from information_schema.columns c
+    join information_schema.tables t on t.table_schema = c.table_schema and t.table_name = c.table_name
+    where c.column_name = 'job_id' and c.table_schema in ('public', 'private')
+      and t.table_type = 'BASE TABLE'
+    order by 1`;
+  const counts: Record<string, number> = {};
+  for (const { name } of tables) {
+    const [{ n }] = await testDb().unsafe(
+      `select count(*)::int as n from ${name} where job_id = $1`,
+      [jobId],
+    );
+    counts[name] = n;
+  }
+  const [{ n }] = await testDb()`select count(*)::int as n from jobs where id = ${jobId}`;
+  counts["public.jobs"] = n;
+  return counts;
+}

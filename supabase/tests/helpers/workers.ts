@@ -42,6 +42,8 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       ...(options.jobId ? { job_id: options.jobId } : {}),
     });
     options.statuses.push(claim.status);
+    // the job this worker serves is gone (deleted): nothing more to do
+    if (claim.status === 404 && options.jobId) return;
     const claimedAt = performance.now();
     const claimed = claim.status === 200 ? claim.data.tasks : [];
     if (claimed.length === 0) {
