@@ -266,3 +266,38 @@ test("no deadlock: the deletion races left pg_stat_database.deadlocks unchanged"
     await testDb()`select deadlocks::int as after from pg_stat_database where datname = current_database()`;
   assert.equal(after - before, 0);
 });
+
+test("retention: maintenance purges finished jobs older than the period, in batches; others stay", async () => {
+  const owner = crypto.randomUUID();
+  const db = testDb();
+  // 620 finished jobs (more than one purge batch), made directly in SQL for speed
+  await db`
+    select batch_api.create_job(
+      jsonb_build_object('role', 'service_role', 'request_id', 'retention-test'),
+      jsonb_build_object('user_id', ${owner}::uuid, 'product_id', 'old', 'sending_group_id', 'g',
+        'priority', 50, 'max_parallel_tasks', 1, 'start', true, 'metadata', '{}'::jsonb,
+        'retry_config', jsonb_build_object('max_attempts', 1, 'retry_interval', 0, 'backoff', 'fixed',
+                                           'max_retry_interval', 3600000)),
+      '[{"payload": 1}]'::jsonb, null, null)
+    from generate_series(1, 620)`;
+  await db`update jobs set status = 'cancelled' where user_id = ${owner}`;
+  await db`update jobs set finished_at = now() - interval '40 days' where user_id = ${owner}`;
+  const user = await asUser();
+  const recent = await createJob(user);
+  await update(user, { job_id: recent.id, status: "cancelled" });
+  const running = await createJob(user, { tasks: tasks(1) });
+  await db`update jobs set created_at = now() - interval '90 days' where id = ${running.id}`;
+
+  const result = await runMaintenance({ retention_days: 30 });
+  assert.ok((result.jobs_purged as number) >= 620, JSON.stringify(result));
+  const [{ left }] = await db`select count(*)::int as left from jobs where user_id = ${owner}`;
+  assert.equal(left, 0);
+  const [{ tasksLeft }] = await db`select count(*)::int as "tasksLeft" from tasks t
+                                    where not exists (select 1 from jobs j where j.id = t.job_id)`;
+  assert.equal(tasksLeft, 0, "no orphan tasks");
+  const [{ audits }] = await db`select count(*)::int as audits from audit_log
+                                 where owner_id = ${owner} and action = 'job.deleted'`;
+  assert.equal(audits, 620, "every purge is audited");
+  const kept = await db`select id from jobs where id in (${recent.id}, ${running.id})`;
+  assert.equal(kept.length, 2, "recent finished jobs and unfinished jobs stay");
+});
