@@ -233,6 +233,7 @@ if (import.meta.main) {
     concurrency: Number(Deno.env.get("CONCURRENCY") ?? 10),
     handler: async (task, { signal }) => {
       // replace with the real work, e.g. sending the message in task.payload
+      console.log(`task ${task.task_id} of job ${task.job_id}, attempt ${task.attempt}`);
       await sleep(50, signal);
       if (signal.aborted) throw new TaskError("INTERNAL", "stopped by its job");
       return { sent_at: new Date().toISOString() };

@@ -7,6 +7,7 @@ import {
   jobMachine,
   machineEdges,
 } from "../../supabase/functions/_shared/job_machine.ts";
+import { apiMarkdown, openApiJson } from "./openapi.ts";
 
 export interface GeneratedFile {
   path: string;
@@ -118,5 +119,7 @@ export function generatedFiles(): GeneratedFile[] {
       content: statusMachineMigration(),
     },
     { path: "docs/status-machine.md", content: statusMachineDoc() },
+    { path: "docs/openapi.json", content: openApiJson() },
+    { path: "docs/api.md", content: apiMarkdown() },
   ];
 }

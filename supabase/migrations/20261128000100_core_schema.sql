@@ -106,6 +106,8 @@ create table public.jobs (
   shard_count smallint not null check (shard_count between 1 and 16),
 
   attempt integer not null default 1 check (attempt >= 1),
+  -- set at creation when the job has a rate_limit (its bucket is in job_rate_limits)
+  rate_limited boolean not null default false,
   -- deleteJob asked for while tasks ran: the job is deleted when the last one stops
   deletion_requested_at timestamptz,
   constraint jobs_deletion_only_when_stopping check (
@@ -178,6 +180,30 @@ create type private.task_counts as (
   cancelled integer, errors integer
 );
 comment on type private.task_counts is 'A job''s task counters, summed over its shards.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Rate limits (token buckets; see the rate_limits migration)
+-- ---------------------------------------------------------------------------------------------
+create table public.job_rate_limits (
+  job_id uuid primary key references public.jobs (id) on delete cascade,
+  max_per_second numeric not null check (max_per_second between 0.01 and 100000),
+  burst integer not null check (burst >= 1),
+  tokens numeric not null check (tokens >= 0 and tokens <= burst),
+  refilled_at timestamptz not null
+);
+comment on table public.job_rate_limits is
+  'A job''s start-rate limit and its token bucket (tokens as of refilled_at).';
+
+create table public.sending_group_limits (
+  sending_group_id text primary key check (char_length(sending_group_id) between 1 and 128),
+  max_per_second numeric not null check (max_per_second between 0.01 and 100000),
+  burst integer not null check (burst >= 1),
+  tokens numeric not null check (tokens >= 0 and tokens <= burst),
+  refilled_at timestamptz not null,
+  updated_at timestamptz not null default now()
+);
+comment on table public.sending_group_limits is
+  'Start-rate limit shared by every job of a sending group, with its token bucket.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Tasks

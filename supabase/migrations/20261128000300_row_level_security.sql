@@ -64,3 +64,21 @@ create policy notifications_owner_read on public.notifications
 create policy error_catalogue_read on public.error_catalogue
   for select to authenticated
   using (true);
+
+-- rate limits
+alter table public.job_rate_limits enable row level security;
+alter table public.sending_group_limits enable row level security;
+revoke all on public.job_rate_limits, public.sending_group_limits from anon, authenticated, service_role;
+grant select on public.job_rate_limits, public.sending_group_limits to authenticated;
+grant all on public.job_rate_limits, public.sending_group_limits to service_role;
+
+create policy job_rate_limits_owner_read on public.job_rate_limits
+  for select to authenticated
+  using (exists (select 1 from public.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
+
+-- a group's limit is visible to the users who have jobs in that group
+create policy sending_group_limits_owner_read on public.sending_group_limits
+  for select to authenticated
+  using (exists (select 1 from public.jobs j
+                 where j.sending_group_id = sending_group_limits.sending_group_id
+                   and j.user_id = (select auth.uid())));

@@ -82,6 +82,14 @@ begin
                                 'at', private.iso(e.created_at))
       from public.job_errors e where e.job_id = j.id order by e.id desc limit 1
     ),
+    'rate_limit', (
+      select private.rate_limit_json(r.max_per_second, r.burst, r.tokens, r.refilled_at)
+      from public.job_rate_limits r where r.job_id = j.id
+    ),
+    'sending_group_rate_limit', (
+      select private.rate_limit_json(g.max_per_second, g.burst, g.tokens, g.refilled_at)
+      from public.sending_group_limits g where g.sending_group_id = j.sending_group_id
+    ),
     'metadata', j.metadata,
     'created_at', private.iso(j.created_at),
     'updated_at', private.iso(j.updated_at),
@@ -148,6 +156,7 @@ declare
   v_task_count constant integer := coalesce(jsonb_array_length(p_tasks), 0);
   v_retry constant jsonb := p_job -> 'retry_config';
   v_limits constant jsonb := nullif(p_job -> 'resource_limits', 'null'::jsonb);
+  v_rate constant jsonb := nullif(p_job -> 'rate_limit', 'null'::jsonb);
   v_claimed_key boolean;
   v_key record;
   v_job public.jobs;
@@ -181,7 +190,7 @@ begin
   insert into public.jobs (
     id, user_id, product_id, sending_group_id, status, priority, max_parallel_tasks,
     max_attempts, retry_interval_ms, retry_on_errors, retry_backoff, max_retry_interval_ms,
-    max_memory, max_cpu, metadata, shard_count
+    max_memory, max_cpu, metadata, shard_count, rate_limited
   ) values (
     v_job_id,
     v_owner,
@@ -202,9 +211,18 @@ begin
     (v_limits ->> 'max_memory')::numeric,
     (v_limits ->> 'max_cpu')::numeric,
     coalesce(p_job -> 'metadata', '{}'::jsonb),
-    case when v_limits is null then least(16, (p_job ->> 'max_parallel_tasks')::integer) else 1 end
+    case when v_limits is null then least(16, (p_job ->> 'max_parallel_tasks')::integer) else 1 end,
+    v_rate is not null
   )
   returning * into v_job;
+
+  if v_rate is not null then
+    insert into public.job_rate_limits (job_id, max_per_second, burst, tokens, refilled_at)
+    select v_job_id, r.rate, r.burst, r.burst, clock_timestamp()
+    from (select (v_rate ->> 'max_per_second')::numeric as rate,
+                 coalesce((v_rate ->> 'burst')::integer,
+                          private.default_burst((v_rate ->> 'max_per_second')::numeric)) as burst) r;
+  end if;
 
   perform private.create_job_shards(v_job, v_task_count);
 

@@ -216,8 +216,13 @@ create function private.claim_from_job(
   p_limit integer,
   p_worker text,
   p_lease_ms integer,
-  p_status public.job_status
-) returns jsonb
+  p_status public.job_status,
+  p_now timestamptz,
+  -- the job's sending group when its bucket could not give a token (busy or empty): lower jobs
+  -- of the group must not take one in this claim either
+  out starved_group text,
+  out claimed jsonb
+)
 language plpgsql
 as $$
 declare
@@ -230,7 +235,12 @@ declare
   v_rows tid[];
   v_assign smallint[] := '{}';
   v_taken integer;
-  v_tasks jsonb;
+  v_limit integer := p_limit;
+  v_now timestamptz;
+  v_job_bucket public.job_rate_limits;
+  v_group_bucket public.sending_group_limits;
+  v_job_tokens numeric;
+  v_group_tokens numeric;
   i integer;
 begin
   -- Rule 1 under lock. The first claims of a queued job also move it to running, which needs
@@ -242,14 +252,56 @@ begin
     select * into v_job from public.jobs
     where id = p_job_id and status in ('queued', 'running') for key share;
   end if;
+  claimed := '[]'::jsonb;
   if not found then
-    return '[]'::jsonb;
+    return;
+  end if;
+
+  -- Rate limits (rate_limits migration): a limited job or sending group starts only as many tasks
+  -- as its token buckets hold. Bucket rows are taken with SKIP LOCKED: while another claim spends
+  -- them, this one gets nothing from the job. Unlimited jobs cost one index probe here.
+  -- one instant for the whole claim call: a lower-priority job considered after a higher one that
+  -- found too few tokens must not see tokens that refilled in between
+  v_now := p_now;
+  if v_job.rate_limited then
+    select * into v_job_bucket from public.job_rate_limits where job_id = p_job_id
+    for update skip locked;
+    if not found then
+      return;
+    end if;
+    v_now := greatest(v_now, v_job_bucket.refilled_at);
+  end if;
+  if exists (select 1 from public.sending_group_limits where sending_group_id = v_job.sending_group_id) then
+    select * into v_group_bucket from public.sending_group_limits
+    where sending_group_id = v_job.sending_group_id
+    for update skip locked;
+    if not found then
+      starved_group := v_job.sending_group_id;
+      return;
+    end if;
+    v_now := greatest(v_now, v_group_bucket.refilled_at);
+  end if;
+  if v_job_bucket.job_id is not null then
+    v_job_tokens := private.bucket_tokens(v_job_bucket.tokens, v_job_bucket.refilled_at,
+      v_job_bucket.max_per_second, v_job_bucket.burst, v_now);
+    v_limit := least(v_limit, floor(v_job_tokens)::integer);
+  end if;
+  if v_group_bucket.sending_group_id is not null then
+    v_group_tokens := private.bucket_tokens(v_group_bucket.tokens, v_group_bucket.refilled_at,
+      v_group_bucket.max_per_second, v_group_bucket.burst, v_now);
+    if v_group_tokens < 1 then
+      starved_group := v_job.sending_group_id;
+    end if;
+    v_limit := least(v_limit, floor(v_group_tokens)::integer);
+  end if;
+  if v_limit <= 0 then
+    return;
   end if;
 
   -- Rules 3 and 4: shards with room (and a job within its reported usage), one at a time until
   -- there is room for the whole claim, starting from this connection's favourite shard so that
   -- concurrent claimers spread out. Shards another claim holds are passed over, never waited for.
-  while v_total_room < p_limit loop
+  while v_total_room < v_limit loop
     select * into v_shard from public.job_shards
     where job_id = p_job_id and shard >= 1 and running < capacity and not over_limit
       and shard <> all (v_shards)
@@ -262,7 +314,7 @@ begin
     v_total_room := v_total_room + v_shard.capacity - v_shard.running;
   end loop;
   if v_total_room = 0 then
-    return '[]'::jsonb;
+    return;
   end if;
 
   -- Rule 2 and rule 5 within the job: due pending tasks, older first. Queue rows are then
@@ -272,7 +324,7 @@ begin
     from (
       select task_id, ctid from public.task_ready
       where job_id = p_job_id and run_after <= now()
-      order by task_id limit least(p_limit, v_total_room)
+      order by task_id limit least(v_limit, v_total_room)
       for update skip locked
     ) r;
   else
@@ -290,7 +342,7 @@ begin
         from (
           select task_id, ctid from public.task_ready
           where job_id = p_job_id and run_after <= now()
-          order by task_id limit least(p_limit, v_total_room)
+          order by task_id limit least(v_limit, v_total_room)
           for update skip locked
         ) r
         join public.tasks t on t.id = r.task_id
@@ -301,7 +353,7 @@ begin
   end if;
   v_taken := coalesce(cardinality(v_ids), 0);
   if v_taken = 0 then
-    return '[]'::jsonb;
+    return;
   end if;
 
   -- fill the shards' room in order: the first tasks go through the first shard, and so on
@@ -328,7 +380,7 @@ begin
         usage_cpu = null,
         ended_by = null,
         ended_attempt = null,
-        started_at = now()
+        started_at = v_now
     where t.id = any (v_ids)
     returning t.*
   ), per_shard as (
@@ -344,19 +396,28 @@ begin
     from per_shard p
     where s.job_id = p_job_id and s.shard = p.shard
   )
-  select jsonb_agg(private.task_json(c) order by c.id) into v_tasks from claimed c;
+  select jsonb_agg(private.task_json(c) order by c.id) into claimed from claimed c;
+
+  if v_job_bucket.job_id is not null then
+    update public.job_rate_limits set tokens = v_job_tokens - v_taken, refilled_at = v_now
+    where job_id = p_job_id;
+  end if;
+  if v_group_bucket.sending_group_id is not null then
+    update public.sending_group_limits set tokens = v_group_tokens - v_taken, refilled_at = v_now
+    where sending_group_id = v_job.sending_group_id;
+  end if;
 
   if v_job.status = 'queued' then
     update public.jobs set status = 'running' where id = p_job_id;
   end if;
-  return v_tasks;
 end
 $$;
-comment on function private.claim_from_job(uuid, integer, text, integer, public.job_status) is
+comment on function private.claim_from_job(uuid, integer, text, integer, public.job_status, timestamptz) is
   'Claims up to p_limit tasks of one job under the five rules of engine.md: the job is queued or '
   'running, the task pending and due, the shard (hence the job) stays within max_parallel_tasks, '
   'reservations within resource_limits and no claims while reported usage is over them; older '
-  'tasks first. Never waits on another claim (SKIP LOCKED).';
+  'tasks first; no more starts than the job''s and its sending group''s token buckets allow. Never '
+  'waits on another claim (SKIP LOCKED).';
 
 create function batch_api.claim_tasks(
   p_ctx jsonb,
@@ -373,6 +434,9 @@ declare
   v_remaining integer := p_limit;
   v_job record;
   v_got jsonb;
+  v_starved text;
+  v_starved_groups text[] := '{}';
+  v_now constant timestamptz := clock_timestamp();
 begin
   perform private.set_request_context(p_ctx);
   if p_job_id is not null then
@@ -381,7 +445,8 @@ begin
       perform private.raise_not_found(p_job_id);
     end if;
     if v_job.status in ('queued', 'running') then
-      v_result := private.claim_from_job(p_job_id, p_limit, p_worker, p_lease_ms, v_job.status);
+      select c.claimed into v_result
+      from private.claim_from_job(p_job_id, p_limit, p_worker, p_lease_ms, v_job.status, v_now) c;
     end if;
     return jsonb_build_object('tasks', v_result);
   end if;
@@ -389,14 +454,20 @@ begin
   -- Rule 5 across jobs: highest priority, then older job; a job that cannot give a task now (no
   -- due task, no room) is passed over.
   for v_job in
-    select j.id, j.status from public.jobs j
+    select j.id, j.status, j.sending_group_id from public.jobs j
     where j.status in ('queued', 'running')
       and exists (select 1 from public.task_ready r where r.job_id = j.id and r.run_after <= now())
       and exists (select 1 from public.job_shards s
                   where s.job_id = j.id and s.shard >= 1 and s.running < s.capacity and not s.over_limit)
     order by j.priority desc, j.created_at, j.id
   loop
-    v_got := private.claim_from_job(v_job.id, v_remaining, p_worker, p_lease_ms, v_job.status);
+    -- a group whose tokens a higher job could not get gives none to lower jobs in this claim
+    continue when v_job.sending_group_id = any (v_starved_groups);
+    select c.claimed, c.starved_group into v_got, v_starved
+    from private.claim_from_job(v_job.id, v_remaining, p_worker, p_lease_ms, v_job.status, v_now) c;
+    if v_starved is not null then
+      v_starved_groups := v_starved_groups || v_starved;
+    end if;
     v_result := v_result || v_got;
     v_remaining := v_remaining - jsonb_array_length(v_got);
     exit when v_remaining <= 0;

@@ -26,7 +26,9 @@ begin
     if v_job.deletion_requested_at is null then
       perform private.cancel_pending_tasks(p_job_id);
       perform private.stop_running_tasks(p_job_id);
-      update public.jobs set status = 'cancelling', deletion_requested_at = now() where id = p_job_id;
+      update public.jobs
+      set status = 'cancelling', deletion_requested_at = now(), next_attempt_at = null
+      where id = p_job_id;
     end if;
     return jsonb_build_object('job_id', p_job_id, 'deleted', false, 'status', 'cancelling',
                               'deletion', 'pending');

@@ -64,6 +64,12 @@ export const ResourceLimits = z.strictObject({
   max_cpu: z.number().min(0.001).max(LIMITS.maxCpu),
 });
 
+export const RateLimit = z.strictObject({
+  max_per_second: z.number().min(0.01).max(100_000),
+  /** default max(1, ceil(max_per_second)) */
+  burst: z.int().min(1).max(1_000_000).optional(),
+});
+
 export const TaskResources = z.strictObject({
   memory: z.number().min(0).max(LIMITS.maxMemoryMiB),
   cpu: z.number().min(0).max(LIMITS.maxCpu),
@@ -85,6 +91,7 @@ export const CreateJobData = z.strictObject({
   max_parallel_tasks: z.int().min(1).max(1000).default(10),
   retry_config: RetryConfig.optional(),
   resource_limits: ResourceLimits.nullable().optional(),
+  rate_limit: RateLimit.nullable().optional(),
   tasks: z.array(TaskInput).max(LIMITS.tasksPerCall).optional(),
   start: z.boolean().default(true),
   metadata: Metadata.optional(),
@@ -130,6 +137,13 @@ export const ListJobsData = z.strictObject({
 
 const Timestamp = z.string().describe("ISO 8601, UTC");
 
+/** A start-rate limit as getJob shows it: configuration and the starts allowed right now. */
+export const RateLimitView = z.object({
+  max_per_second: z.number(),
+  burst: z.int(),
+  available: z.int(),
+});
+
 export const BatchJob = z.object({
   id: Id,
   status: JobStatus,
@@ -168,6 +182,8 @@ export const BatchJob = z.object({
     message: z.string(),
     at: Timestamp,
   }).nullable(),
+  rate_limit: RateLimitView.nullable(),
+  sending_group_rate_limit: RateLimitView.nullable(),
   metadata: z.record(z.string(), z.unknown()),
   created_at: Timestamp,
   updated_at: Timestamp,
@@ -266,3 +282,16 @@ export const DeleteJobResult = z.union([
   }),
 ]);
 export type DeleteJobResult = z.infer<typeof DeleteJobResult>;
+
+export const SetGroupRateLimitData = z.strictObject({
+  sending_group_id: text(1, 128),
+  /** null removes the group's limit */
+  max_per_second: z.number().min(0.01).max(100_000).nullable(),
+  burst: z.int().min(1).max(1_000_000).optional(),
+});
+
+export const GroupRateLimit = z.object({
+  sending_group_id: z.string(),
+  max_per_second: z.number().nullable(),
+  burst: z.int().nullable(),
+});

@@ -5,7 +5,9 @@ import { getJob } from "./actions/get_job.ts";
 import { listJobs } from "./actions/list_jobs.ts";
 import { updateBatchJob } from "./actions/update_batch_job.ts";
 import { runMaintenance } from "./actions/run_maintenance.ts";
+import { getStats } from "./actions/get_stats.ts";
 import { deleteJob } from "./actions/delete_job.ts";
+import { setGroupRateLimit } from "./actions/set_group_rate_limit.ts";
 
 export const jobOperationsActions = {
   createJob,
@@ -14,6 +16,8 @@ export const jobOperationsActions = {
   getJob,
   listJobs,
   runMaintenance,
+  getStats,
+  setGroupRateLimit,
 };
 
 export const handler = createHandler({

@@ -301,3 +301,26 @@ test("retention: maintenance purges finished jobs older than the period, in batc
   const kept = await db`select id from jobs where id in (${recent.id}, ${running.id})`;
   assert.equal(kept.length, 2, "recent finished jobs and unfinished jobs stay");
 });
+
+test("deleting a retrying job whose stopped tasks still run is a safe stop (202), then gone", async () => {
+  const user = await asUser();
+  const service = await asService();
+  const job = await createJob(user, {
+    tasks: tasks(2),
+    retry_config: { max_attempts: 3, retry_interval: 60_000, retry_on_errors: ["TIMEOUT"] },
+  });
+  const [t] = await claim("w-retrying", 1, { job_id: job.id });
+  const failed = await update(user, {
+    job_id: job.id,
+    status: "failed",
+    error_details: { code: "TIMEOUT", message: "slow" },
+  });
+  assert.equal(failed.data.status, "retrying");
+  const res = await del(user, job.id);
+  assert.equal(res.status, 202, JSON.stringify(res.error));
+  assert.equal(
+    (await service.task("completeTask", { worker_id: "w-retrying", task_id: t.task_id })).status,
+    200,
+  );
+  await assertGone(job.id);
+});

@@ -63,6 +63,7 @@ export const createJob: Action<typeof CreateJobData> = {
           defaultMaxRetryInterval(retry.retry_interval),
       },
       resource_limits: data.resource_limits ?? null,
+      rate_limit: data.rate_limit ?? null,
       start: data.start,
       metadata: data.metadata ?? {},
     };

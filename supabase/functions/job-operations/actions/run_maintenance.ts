@@ -5,6 +5,7 @@ import { jsonb, type Sql, withDb } from "../../_shared/db.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { intEnv } from "../../_shared/env.ts";
 import { RunMaintenanceData } from "../../_shared/job_schemas.ts";
+import { runNotificationStep } from "../../_shared/notifications.ts";
 
 const LEASE_MS = 5 * 60_000;
 const TIME_BUDGET_MS = 20_000;
@@ -42,6 +43,10 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
       leases_expired: 0,
       retries_started: 0,
       jobs_cancelled: 0,
+      notifications_delivered: 0,
+      notifications_retrying: 0,
+      notifications_failed: 0,
+      notifications_purged: 0,
       jobs_purged: 0,
     };
     if (!ok) return { status: 200, body: { data: counts } };
@@ -67,6 +72,15 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
           ),
         deadline,
       );
+      const notified = await runNotificationStep({
+        deadline,
+        retentionDays: options.retention_days,
+        run,
+      });
+      counts.notifications_delivered = notified.delivered;
+      counts.notifications_retrying = notified.retrying;
+      counts.notifications_failed = notified.failed;
+      counts.notifications_purged = notified.purged;
       counts.jobs_purged = await drain(
         (n) =>
           count((sql) =>

@@ -1,0 +1,741 @@
+// The published API, derived from the code: an OpenAPI 3.1 document (docs/openapi.json) and its
+// rendering with examples (docs/api.md), both written by `deno task gen`. Request schemas are the
+// actions' own zod `data` schemas (what the dispatcher validates with); responses are the zod
+// response schemas; the error shape and codes are those of the common rules (api.md). Pure
+// functions: a test compares the committed files with what they return.
+import { z } from "zod";
+import { jobOperationsActions } from "../../supabase/functions/job-operations/handler.ts";
+import { taskOperationsActions } from "../../supabase/functions/task-operations/handler.ts";
+import {
+  type Action,
+  MAX_ACTION_BYTES,
+  MAX_BODY_BYTES,
+} from "../../supabase/functions/_shared/dispatcher.ts";
+import type { ErrorCode } from "../../supabase/functions/_shared/errors.ts";
+import * as jobSchemas from "../../supabase/functions/_shared/job_schemas.ts";
+import * as taskSchemas from "../../supabase/functions/_shared/task_schemas.ts";
+import * as operationsSchemas from "../../supabase/functions/_shared/operations_schemas.ts";
+import {
+  type ActionExample,
+  ERROR_EXAMPLE,
+  EXAMPLES,
+  NOTIFICATION_EXAMPLE,
+} from "./api_examples.ts";
+
+type Json = Record<string, unknown>;
+
+export interface FunctionDoc {
+  name: "job-operations" | "task-operations";
+  summary: string;
+  roles: string;
+  actions: Record<string, Action>;
+}
+
+export const FUNCTIONS: FunctionDoc[] = [
+  {
+    name: "job-operations",
+    summary: "Create, steer, read and delete jobs; operations (maintenance, statistics).",
+    roles: "authenticated, service_role",
+    actions: jobOperationsActions,
+  },
+  {
+    name: "task-operations",
+    summary: "Workers claim tasks and report on them.",
+    roles: "service_role",
+    actions: taskOperationsActions,
+  },
+];
+
+// ----- responses the zod schema files do not name (documentation only) -----
+
+const LOCAL_SCHEMAS = {
+  AddTasksResult: z.object({
+    added: z.int().describe("tasks added by this call"),
+    total: z.int().describe("tasks of the job now"),
+  }),
+  ClaimTasksResult: z.object({ tasks: z.array(taskSchemas.ClaimedTask) }),
+  HeartbeatResult: z.object({ tasks: z.array(taskSchemas.HeartbeatAnswer) }),
+  CompleteTasksResult: z.object({ tasks: z.array(taskSchemas.CompleteAnswer) }),
+};
+
+/** Every zod schema a response may name, by its exported name. */
+export function namedSchemas(): Record<string, z.ZodType> {
+  const all: Record<string, z.ZodType> = {};
+  for (const module of [jobSchemas, taskSchemas, operationsSchemas, LOCAL_SCHEMAS]) {
+    for (const [name, value] of Object.entries(module)) {
+      if (value instanceof z.ZodType) all[name] = value;
+    }
+  }
+  return all;
+}
+
+export interface ResponseDoc {
+  status: number;
+  /** Name of the zod schema of `data` (exported by a schema file, or LOCAL_SCHEMAS). */
+  schema: string;
+  description: string;
+}
+
+export interface ActionDoc {
+  summary: string;
+  responses: ResponseDoc[];
+}
+
+/** What each action answers. An action missing here is published without a response shape. */
+export const ACTION_DOCS: Record<string, ActionDoc> = {
+  createJob: {
+    summary: "A job and up to 10 000 tasks in one transaction; idempotent per owner and key.",
+    responses: [
+      { status: 201, schema: "BatchJob", description: "The job, created with its tasks." },
+      {
+        status: 200,
+        schema: "BatchJob",
+        description: "Replay: the job an earlier request with this idempotency key created.",
+      },
+    ],
+  },
+  updateBatchJob: {
+    summary: "Status moves checked by the status machine, progress, errors and the retry policy.",
+    responses: [{ status: 200, schema: "BatchJob", description: "The updated job." }],
+  },
+  deleteJob: {
+    summary: "Deletes a job now, or once its running tasks have stopped (safe stop).",
+    responses: [
+      { status: 200, schema: "DeleteJobResult", description: "The job and its rows are deleted." },
+      {
+        status: 202,
+        schema: "DeleteJobResult",
+        description: "Safe stop: the job is cancelling and is deleted when its last task ends.",
+      },
+    ],
+  },
+  getJob: {
+    summary: "One job; include errors (last 50) and events (last 100) on request.",
+    responses: [{ status: 200, schema: "JobWithHistory", description: "The job." }],
+  },
+  listJobs: {
+    summary: "Jobs newest first, filtered, keyset-paginated with an opaque cursor.",
+    responses: [{ status: 200, schema: "JobList", description: "A page of jobs." }],
+  },
+  runMaintenance: {
+    summary: "Every timer (lease expiry, retries, cancellations, notifications, retention).",
+    responses: [
+      { status: 200, schema: "MaintenanceResult", description: "The work done by this run." },
+    ],
+  },
+  getStats: {
+    summary: "Queue depth, throughput, errors by class, resources, outbox and maintenance.",
+    responses: [{ status: 200, schema: "Stats", description: "The figures, as of now." }],
+  },
+  setGroupRateLimit: {
+    summary: "Sets or removes the start-rate limit shared by the jobs of a sending group.",
+    responses: [{ status: 200, schema: "GroupRateLimit", description: "The stored limit." }],
+  },
+  addTasks: {
+    summary: "Appends up to 10 000 tasks to a job that still takes them.",
+    responses: [{ status: 201, schema: "AddTasksResult", description: "Tasks added." }],
+  },
+  claimTasks: {
+    summary: "Up to `limit` tasks with a lease, under the engine's rules; empty when none may run.",
+    responses: [{ status: 200, schema: "ClaimTasksResult", description: "The claimed tasks." }],
+  },
+  heartbeat: {
+    summary: "Extends the worker's leases and reports usage; one answer per task.",
+    responses: [{ status: 200, schema: "HeartbeatResult", description: "continue, stop or lost." }],
+  },
+  completeTask: {
+    summary: "The lease holder reports success; a repeat by the same worker replays the answer.",
+    responses: [{ status: 200, schema: "CompleteAnswer", description: "The task succeeded." }],
+  },
+  completeTasks: {
+    summary: "Many completions in one statement, each task judged on its own.",
+    responses: [{
+      status: 200,
+      schema: "CompleteTasksResult",
+      description: "One answer per task.",
+    }],
+  },
+  failTask: {
+    summary: "The lease holder reports a failure; the retry policy decides what follows.",
+    responses: [{ status: 200, schema: "FailAnswer", description: "Where the task went." }],
+  },
+};
+
+// ----- errors (api.md, common rules) -----
+
+/** Every API error code with its HTTP status (a Record over ErrorCode: a new code must be added). */
+export const ERROR_STATUS: Record<ErrorCode, number> = {
+  INVALID_JSON: 400,
+  UNKNOWN_ACTION: 400,
+  VALIDATION_ERROR: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  JOB_NOT_FOUND: 404,
+  TASK_NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  INVALID_TRANSITION: 409,
+  INVALID_PROGRESS: 409,
+  LEASE_LOST: 409,
+  PRECONDITION_FAILED: 409,
+  IDEMPOTENCY_CONFLICT: 409,
+  JOB_CLOSED: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  INTERNAL_ERROR: 500,
+  SERVICE_UNAVAILABLE: 503,
+};
+
+export const ERROR_MEANING: Record<number, string> = {
+  400: "Body not JSON, action missing or unknown, or data invalid (details: every failing field).",
+  401: "No, bad or expired token.",
+  403: "Role not allowed for this function, action or field.",
+  404: "Job or task absent, or another user's (never revealed); NOT_FOUND: no such function path.",
+  405: "Any method but POST and OPTIONS.",
+  409: "The state of the job or task does not allow the request.",
+  413: "Body over 8 MiB, or over 1 MiB for any action but createJob and addTasks.",
+  415: "Content type not application/json.",
+  500: "Anything else (no SQL or stack trace in the body; detail in the log).",
+  503: "Database unreachable or overloaded; retry after Retry-After seconds.",
+};
+
+const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
+
+export function codesFor(status: number): ErrorCode[] {
+  return ERROR_CODES.filter((code) => ERROR_STATUS[code] === status);
+}
+
+const ERROR_STATUSES = [...new Set(Object.values(ERROR_STATUS))].sort((a, b) => a - b);
+
+const ErrorBody = z.object({
+  error: z.object({
+    code: z.enum(ERROR_CODES as [ErrorCode, ...ErrorCode[]]),
+    message: z.string(),
+    details: z.unknown().optional().describe(
+      "VALIDATION_ERROR: [{ path, message }] for every failing field; other codes: an object",
+    ),
+    request_id: z.string().describe("the x-request-id of the response"),
+  }),
+});
+
+// ----- JSON Schema from zod -----
+
+/**
+ * The free JSON values of the contract (zod checks them in a refinement JSON Schema cannot show):
+ * what they are, for the published schema.
+ */
+const JSON_VALUES = new Map<unknown, Json>([
+  [jobSchemas.Metadata, {
+    type: "object",
+    description: "any JSON object, at most 16 KiB as compact JSON",
+  }],
+  [jobSchemas.TaskInput.shape.payload, {
+    description: "any JSON value, at most 64 KiB as compact JSON",
+  }],
+  [taskSchemas.CompleteTaskData.shape.result.unwrap(), {
+    description: "any JSON value, at most 64 KiB as compact JSON",
+  }],
+]);
+
+/** A zod schema as JSON Schema 2020-12 (OpenAPI 3.1), without zod's safe-integer noise. */
+export function jsonSchema(schema: z.ZodType, io: "input" | "output"): Json {
+  const converted = z.toJSONSchema(schema, {
+    io,
+    target: "draft-2020-12",
+    unrepresentable: "any",
+    override(ctx) {
+      const known = JSON_VALUES.get(ctx.zodSchema);
+      if (known) Object.assign(ctx.jsonSchema, known);
+    },
+  }) as Json;
+  delete converted.$schema;
+  return tidy(converted) as Json;
+}
+
+function tidy(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(tidy);
+  if (node === null || typeof node !== "object") return node;
+  const out: Json = {};
+  for (const [key, value] of Object.entries(node as Json)) {
+    if (key === "minimum" && value === Number.MIN_SAFE_INTEGER) continue;
+    if (key === "maximum" && value === Number.MAX_SAFE_INTEGER) continue;
+    // the uuid format says it all; zod's pattern for it only adds noise
+    if (key === "pattern" && (node as Json).format === "uuid") continue;
+    out[key] = tidy(value);
+  }
+  return out;
+}
+
+const capitalised = (s: string) => s[0].toUpperCase() + s.slice(1);
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
+function examplesOf(action: string): ActionExample[] {
+  return EXAMPLES[action] ?? [];
+}
+
+// ----- the OpenAPI document -----
+
+export function openApiDocument(): Json {
+  const named = namedSchemas();
+  const schemas: Json = {};
+  const paths: Json = {};
+
+  schemas.Error = jsonSchema(ErrorBody, "output");
+
+  for (const fn of FUNCTIONS) {
+    const requestRefs: Json[] = [];
+    const mapping: Record<string, string> = {};
+    const requestExamples: Json = {};
+    const byStatus = new Map<number, { schemas: Set<string>; lines: string[]; examples: Json }>();
+
+    for (const [name, action] of Object.entries(fn.actions)) {
+      const doc = ACTION_DOCS[name];
+      const requestName = `${capitalised(name)}Request`;
+      const limit = action.maxBytes ?? MAX_ACTION_BYTES;
+      schemas[requestName] = {
+        type: "object",
+        description: [
+          doc?.summary ?? `The ${name} action.`,
+          `Roles: ${action.roles.join(", ")}. Largest body: ${limit / 1024 / 1024} MiB.`,
+        ].join(" "),
+        properties: {
+          action: { type: "string", const: name },
+          data: jsonSchema(action.data, "input"),
+        },
+        required: ["action", "data"],
+        additionalProperties: false,
+      };
+      requestRefs.push(ref(requestName));
+      mapping[name] = `#/components/schemas/${requestName}`;
+      examplesOf(name).forEach((example, i) => {
+        const key = i === 0 ? name : `${name}${i + 1}`;
+        requestExamples[key] = {
+          summary: example.title ?? name,
+          value: { action: name, data: example.data },
+        };
+      });
+
+      const responses = doc?.responses ?? [
+        { status: 200, schema: "", description: "Not documented yet." },
+      ];
+      for (const response of responses) {
+        if (response.schema && !named[response.schema]) {
+          throw new Error(`${name}: no zod schema named ${response.schema}`);
+        }
+        if (response.schema && !schemas[response.schema]) {
+          schemas[response.schema] = jsonSchema(named[response.schema], "output");
+        }
+        const entry = byStatus.get(response.status) ??
+          { schemas: new Set<string>(), lines: [], examples: {} };
+        entry.schemas.add(response.schema);
+        entry.lines.push(`${name}: ${response.description}`);
+        examplesOf(name).forEach((example, i) => {
+          if (example.status !== response.status) return;
+          const key = i === 0 ? name : `${name}${i + 1}`;
+          (entry.examples as Json)[key] = {
+            summary: example.title ?? name,
+            value: { data: example.response },
+          };
+        });
+        byStatus.set(response.status, entry);
+      }
+    }
+
+    const responses: Json = {};
+    for (const [status, entry] of [...byStatus].sort(([a], [b]) => a - b)) {
+      const dataSchemas = [...entry.schemas].map((s) => (s ? ref(s) : {}));
+      responses[String(status)] = {
+        description: entry.lines.join(" "),
+        headers: { "x-request-id": { $ref: "#/components/headers/RequestId" } },
+        content: {
+          "application/json": {
+            schema: {
+              type: "object",
+              properties: {
+                data: dataSchemas.length === 1 ? dataSchemas[0] : { anyOf: dataSchemas },
+              },
+              required: ["data"],
+            },
+            ...(Object.keys(entry.examples).length > 0 ? { examples: entry.examples } : {}),
+          },
+        },
+      };
+    }
+    for (const status of ERROR_STATUSES) {
+      responses[String(status)] = { $ref: `#/components/responses/Error${status}` };
+    }
+
+    const parameters: Json[] = [{ $ref: "#/components/parameters/RequestId" }];
+    if (fn.name === "job-operations") {
+      parameters.push({ $ref: "#/components/parameters/IdempotencyKey" });
+    }
+    paths[`/functions/v1/${fn.name}`] = {
+      post: {
+        operationId: fn.name.replace(/-(\w)/g, (_, c: string) => c.toUpperCase()),
+        tags: [fn.name],
+        summary: fn.summary,
+        description: `Roles: ${fn.roles}. Actions: ${Object.keys(fn.actions).join(", ")}.` +
+          " Every response carries x-request-id and CORS headers.",
+        parameters,
+        requestBody: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: { oneOf: requestRefs, discriminator: { propertyName: "action", mapping } },
+              examples: requestExamples,
+            },
+          },
+        },
+        responses,
+      },
+    };
+  }
+
+  const errorResponses: Json = {};
+  for (const status of ERROR_STATUSES) {
+    const codes = codesFor(status);
+    errorResponses[`Error${status}`] = {
+      description: `${ERROR_MEANING[status]} Codes: ${codes.join(", ")}.`,
+      headers: {
+        "x-request-id": { $ref: "#/components/headers/RequestId" },
+        ...(status === 503
+          ? { "Retry-After": { schema: { type: "integer" }, description: "Seconds to wait." } }
+          : {}),
+      },
+      content: {
+        "application/json": {
+          schema: {
+            allOf: [ref("Error")],
+            properties: { error: { properties: { code: { enum: codes } } } },
+          },
+          ...(status === 400 ? { examples: { validation: { value: ERROR_EXAMPLE } } } : {}),
+        },
+      },
+    };
+  }
+
+  schemas.Notification = jsonSchema(operationsSchemas.NotificationBody, "output");
+
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Batch job service",
+      version: "1.0.0",
+      description: "Two Supabase Edge Functions over PostgreSQL. Every call is a POST of " +
+        "{ action, data }; success is { data }, failure { error: { code, message, details?, " +
+        "request_id } }. Generated from the zod schemas by `deno task gen`; see docs/api.md.",
+    },
+    servers: [
+      { url: "http://127.0.0.1:54321", description: "local (deno task dev)" },
+      {
+        url: "https://{project_ref}.supabase.co",
+        description: "a Supabase project",
+        variables: { project_ref: { default: "your-project-ref" } },
+      },
+    ],
+    security: [{ bearerAuth: [] }, { secretKey: [] }],
+    tags: FUNCTIONS.map((fn) => ({ name: fn.name, description: fn.summary })),
+    paths,
+    webhooks: {
+      notification: {
+        post: {
+          summary: "A notification from the outbox, sent by runMaintenance to NOTIFY_WEBHOOK_URL.",
+          description: "Retried with backoff on a non-2xx answer or a time-out; the same id on " +
+            "every try (de-duplicate on it). Verify x-signature before trusting the body.",
+          parameters: [
+            {
+              name: "x-notification-id",
+              in: "header",
+              required: true,
+              schema: { type: "string", format: "uuid" },
+              description: "The notification's id, the same on every try.",
+            },
+            {
+              name: "x-signature",
+              in: "header",
+              required: true,
+              schema: { type: "string", pattern: "^sha256=[0-9a-f]{64}$" },
+              description: "sha256=<hex HMAC-SHA256 of the raw body with NOTIFY_WEBHOOK_SECRET>.",
+            },
+            {
+              name: "x-notification-attempt",
+              in: "header",
+              required: true,
+              schema: { type: "integer", minimum: 1 },
+              description: "Which try this is (1 for the first).",
+            },
+            {
+              name: "x-notification-type",
+              in: "header",
+              required: true,
+              schema: { type: "string", enum: [...operationsSchemas.NOTIFICATION_TYPES] },
+              description: "The body's type, for routing without parsing.",
+            },
+          ],
+          requestBody: {
+            required: true,
+            content: {
+              "application/json": {
+                schema: ref("Notification"),
+                examples: { "job.failed": { value: NOTIFICATION_EXAMPLE } },
+              },
+            },
+          },
+          responses: {
+            "2XX": { description: "Received; the notification is delivered and never sent again." },
+            default: { description: "Any other answer (or none in time) is retried later." },
+          },
+        },
+      },
+    },
+    components: {
+      securitySchemes: {
+        bearerAuth: {
+          type: "http",
+          scheme: "bearer",
+          bearerFormat: "JWT",
+          description:
+            "A Supabase Auth token (role authenticated or service_role), or a secret key.",
+        },
+        secretKey: {
+          type: "apiKey",
+          in: "header",
+          name: "apikey",
+          description: "A project secret key (sb_secret_...): acts as service_role.",
+        },
+      },
+      parameters: {
+        RequestId: {
+          name: "x-request-id",
+          in: "header",
+          required: false,
+          schema: { type: "string", pattern: "^[A-Za-z0-9._:-]{1,128}$" },
+          description:
+            "Echoed back (and logged, and in audit rows) when well formed; else generated.",
+        },
+        IdempotencyKey: {
+          name: "Idempotency-Key",
+          in: "header",
+          required: false,
+          schema: { type: "string", minLength: 1, maxLength: 128 },
+          description:
+            "createJob only: same as data.idempotency_key (both given: they must match).",
+        },
+      },
+      headers: {
+        RequestId: { schema: { type: "string" }, description: "The request id." },
+      },
+      responses: errorResponses,
+      schemas,
+    },
+  };
+}
+
+export function openApiJson(): string {
+  return `${JSON.stringify(openApiDocument(), null, 2)}\n`;
+}
+
+// ----- docs/api.md -----
+
+const MAX_LINE = 100;
+
+/** Greedy wrap at the formatter's line width (deno fmt wraps prose the same way). */
+function wrap(text: string): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > MAX_LINE) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  if (line) lines.push(line);
+  return lines.join("\n");
+}
+
+function table(header: string[], rows: string[][]): string {
+  const cell = (s: string) => s.replaceAll("|", "\\|");
+  const all = [header, ...rows].map((r) => r.map(cell));
+  const widths = header.map((_, i) => Math.max(3, ...all.map((r) => r[i].length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
+  return [
+    line(all[0]),
+    `| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`,
+    ...all.slice(1).map(line),
+  ].join("\n");
+}
+
+const code = (s: string) => `\`${s}\``;
+
+function objectOf(schema: Json): Json | undefined {
+  if (schema.type === "object" && schema.properties) return schema;
+  const options = (schema.anyOf ?? schema.oneOf) as Json[] | undefined;
+  return options?.find((o) => o.type === "object" && o.properties);
+}
+
+function typeOf(schema: Json): string {
+  if (schema.const !== undefined) return JSON.stringify(schema.const);
+  const options = (schema.anyOf ?? schema.oneOf) as Json[] | undefined;
+  if (options) {
+    const types = options.map(typeOf);
+    return [...new Set(types)].join(" or ");
+  }
+  if (schema.type === "array") {
+    const items = schema.items as Json | undefined;
+    return items ? `array of ${typeOf(items)}` : "array";
+  }
+  if (schema.enum) return "string";
+  if (schema.type === undefined) return "any JSON";
+  if (schema.format === "uuid") return "uuid";
+  return String(schema.type);
+}
+
+function range(min: unknown, max: unknown, unit = ""): string | undefined {
+  const u = unit ? ` ${unit}` : "";
+  if (min !== undefined && max !== undefined) return `${min}..${max}${u}`;
+  if (min !== undefined) return `>= ${min}${u}`;
+  if (max !== undefined) return `<= ${max}${u}`;
+  return undefined;
+}
+
+function rulesOf(schema: Json): string {
+  const rules: string[] = [];
+  const options = (schema.anyOf ?? schema.oneOf) as Json[] | undefined;
+  const main = options?.find((o) => o.type !== "null") ?? schema;
+  const target = main;
+  if (target.enum) {
+    rules.push(`one of ${(target.enum as unknown[]).map((v) => code(String(v))).join(", ")}`);
+  }
+  const numeric = range(target.minimum, target.maximum);
+  if (numeric) rules.push(numeric);
+  const length = range(target.minLength, target.maxLength, "chars");
+  if (length) rules.push(length);
+  const items = range(target.minItems, target.maxItems, "items");
+  if (items) rules.push(items);
+  if (target.pattern) rules.push(`matches ${code(String(target.pattern))}`);
+  if (target.type === "array") {
+    const inner = target.items as Json | undefined;
+    if (inner?.enum) {
+      rules.push(`each one of ${(inner.enum as unknown[]).map((v) => code(String(v))).join(", ")}`);
+    }
+    if (inner?.pattern) rules.push(`each matches ${code(String(inner.pattern))}`);
+    const innerRange = inner && range(inner.minimum, inner.maximum);
+    if (innerRange) rules.push(`each ${innerRange}`);
+  }
+  if (schema.default !== undefined) rules.push(`default ${code(JSON.stringify(schema.default))}`);
+  if (schema.description) rules.push(String(schema.description));
+  return rules.join("; ");
+}
+
+function fieldRows(schema: Json, prefix = ""): string[][] {
+  const rows: string[][] = [];
+  const properties = (schema.properties ?? {}) as Record<string, Json>;
+  const required = new Set((schema.required ?? []) as string[]);
+  for (const [name, prop] of Object.entries(properties)) {
+    const path = `${prefix}${name}`;
+    rows.push([code(path), typeOf(prop), required.has(name) ? "yes" : "", rulesOf(prop)]);
+    const nested = objectOf(prop);
+    if (nested) rows.push(...fieldRows(nested, `${path}.`));
+    const items = prop.type === "array" ? objectOf((prop.items ?? {}) as Json) : undefined;
+    if (items) rows.push(...fieldRows(items, `${path}[].`));
+  }
+  return rows;
+}
+
+function jsonBlock(value: unknown): string {
+  return ["```json", JSON.stringify(value, null, 2), "```"].join("\n");
+}
+
+function actionSection(fnName: string, name: string, action: Action): string {
+  const doc = ACTION_DOCS[name];
+  const data = jsonSchema(action.data, "input");
+  const answers = (doc?.responses ?? []).map((r) => `${r.status} ${code(r.schema)}`).join(", ");
+  const limit = action.maxBytes ?? MAX_ACTION_BYTES;
+  const parts = [
+    `### ${name}`,
+    wrap(doc?.summary ?? "Not documented yet."),
+    table(["who", "answers", "largest body"], [[
+      action.roles.join(", "),
+      answers || "see openapi.json",
+      limit === MAX_BODY_BYTES ? "8 MiB" : `${limit / 1024 / 1024} MiB`,
+    ]]),
+  ];
+  const rows = fieldRows(data);
+  parts.push(
+    rows.length > 0
+      ? table(["`data` field", "type", "required", "rules"], rows)
+      : "`data` is an empty object `{}`.",
+  );
+  for (const example of examplesOf(name)) {
+    parts.push(
+      `Example${example.title ? `: ${example.title}` : ""}. Request to \`${fnName}\`:`,
+      jsonBlock({ action: name, data: example.data }),
+      `Answer ${example.status}:`,
+      jsonBlock({ data: example.response }),
+    );
+  }
+  return parts.join("\n\n");
+}
+
+export function apiMarkdown(): string {
+  const parts: string[] = [
+    "# API reference",
+    "<!-- GENERATED by `deno task gen` from the zod schemas (scripts/lib/openapi.ts, " +
+    "scripts/lib/api_examples.ts). Do not edit. -->",
+    wrap(
+      "Two functions, both `POST` with a JSON body of two fields, `action` (a string) and `data` " +
+        "(an object), and a bearer token issued by Supabase Auth (or a project secret key in " +
+        "`apikey` for the service). Success is an object with `data`; failure is an object with " +
+        "`error`: `code`, `message`, `details` (optional) and `request_id`. The machine-readable " +
+        "form of this page is " +
+        "[openapi.json](openapi.json) (OpenAPI 3.1); every example here is checked against the " +
+        "schemas by the tests.",
+    ),
+    "```sh\n" + [
+      "TOKEN=$(deno task -q token --role service_role)",
+      "curl -s http://127.0.0.1:54321/functions/v1/job-operations \\",
+      '  -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\',
+      `  -d '{"action":"getStats","data":{}}'`,
+    ].join("\n") + "\n```",
+    "## Errors",
+    wrap(
+      "Every error has the same shape; `request_id` is also in the `x-request-id` header and in " +
+        "the log line of the request. The checks run in the order of the common rules (method, " +
+        "content type, size, JSON, token, role, action, validation, existence, state).",
+    ),
+    table(
+      ["status", "codes", "when"],
+      ERROR_STATUSES.map((s) => [String(s), codesFor(s).map(code).join(", "), ERROR_MEANING[s]]),
+    ),
+    "Example (400):",
+    jsonBlock(ERROR_EXAMPLE),
+  ];
+  for (const fn of FUNCTIONS) {
+    parts.push(
+      `## ${fn.name}`,
+      wrap(`POST \`/functions/v1/${fn.name}\`: ${fn.summary} Roles: ${fn.roles}.`),
+    );
+    for (const [name, action] of Object.entries(fn.actions)) {
+      parts.push(actionSection(fn.name, name, action));
+    }
+  }
+  parts.push(
+    "## Webhook notifications",
+    wrap(
+      "With `NOTIFY_WEBHOOK_URL` set, `runMaintenance` sends each notification of the outbox as a " +
+        "`POST` with this body, the header `x-notification-id` (the same on every try: " +
+        "de-duplicate on it), `x-notification-attempt` and `x-signature` (`sha256=<hex>`), the " +
+        "HMAC-SHA256 of the raw body with `NOTIFY_WEBHOOK_SECRET`. Any 2xx answer delivers it; " +
+        "anything else, or no answer within the time-out, is retried with backoff " +
+        "(docs/operations.md).",
+    ),
+    table(
+      ["field", "type", "required", "rules"],
+      fieldRows(jsonSchema(operationsSchemas.NotificationBody, "output")),
+    ),
+    jsonBlock(NOTIFICATION_EXAMPLE),
+  );
+  return `${parts.join("\n\n")}\n`;
+}

@@ -1,0 +1,272 @@
+// Delivery of the notification outbox (public.notifications) to the webhook configured with
+// NOTIFY_WEBHOOK_URL, run by runMaintenance. Each try is claimed in the database before the HTTP
+// call (SKIP LOCKED, with a lease longer than the call can take) and its outcome recorded after it,
+// so two runners never send the same notification at once. A body is
+// `{ id, type, job_id, user_id, created_at, payload }`, sent with `x-notification-id` (the same on
+// every try) and `x-signature: sha256=<hex HMAC-SHA256 of the raw body with NOTIFY_WEBHOOK_SECRET>`.
+// A non-2xx answer, a redirect, a network error or a time-out is a failed try, retried with
+// exponential backoff until NOTIFY_MAX_ATTEMPTS tries have failed.
+import { jsonb, withDb } from "./db.ts";
+import { env, intEnv } from "./env.ts";
+import type { NotificationBody } from "./operations_schemas.ts";
+
+export interface WebhookConfig {
+  url: string;
+  secret: string;
+  /** A try that takes longer fails (ms). */
+  timeoutMs: number;
+  /** Tries in total before a notification is marked failed. */
+  maxAttempts: number;
+  /** Wait after the first failed try (ms); doubles with each further failure. */
+  retryBaseMs: number;
+  /** Cap of the wait between tries (ms). */
+  retryMaxMs: number;
+  /** Notifications sent at once (and claimed per batch). */
+  concurrency: number;
+}
+
+export const WEBHOOK_DEFAULTS = {
+  timeoutMs: 10_000,
+  maxAttempts: 8,
+  retryBaseMs: 30_000,
+  retryMaxMs: 3_600_000,
+  concurrency: 10,
+} as const;
+
+interface Claimed extends NotificationBody {
+  attempt: number;
+}
+
+interface Outcome {
+  id: string;
+  ok: boolean;
+  error?: string;
+}
+
+export interface DeliveryCounts {
+  delivered: number;
+  retrying: number;
+  failed: number;
+}
+
+export type ConfigProblem = { problem: string };
+
+/**
+ * The webhook configuration from the environment: null when NOTIFY_WEBHOOK_URL is not set
+ * (notifications stay pending), a problem when it is set but unusable (no secret, not http(s)).
+ */
+export function webhookConfigFromEnv(): WebhookConfig | null | ConfigProblem {
+  const url = env("NOTIFY_WEBHOOK_URL");
+  if (url === undefined) return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { problem: "NOTIFY_WEBHOOK_URL is not a URL" };
+  }
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
+    return { problem: "NOTIFY_WEBHOOK_URL must be an http(s) URL" };
+  }
+  const secret = env("NOTIFY_WEBHOOK_SECRET");
+  if (secret === undefined) {
+    return { problem: "NOTIFY_WEBHOOK_SECRET is not set (deliveries would be unsigned)" };
+  }
+  const positive = (name: string, fallback: number) => Math.max(1, intEnv(name, fallback));
+  return {
+    url,
+    secret,
+    timeoutMs: positive("NOTIFY_TIMEOUT_MS", WEBHOOK_DEFAULTS.timeoutMs),
+    maxAttempts: positive("NOTIFY_MAX_ATTEMPTS", WEBHOOK_DEFAULTS.maxAttempts),
+    retryBaseMs: intEnv("NOTIFY_RETRY_BASE_MS", WEBHOOK_DEFAULTS.retryBaseMs),
+    retryMaxMs: intEnv("NOTIFY_RETRY_MAX_MS", WEBHOOK_DEFAULTS.retryMaxMs),
+    concurrency: Math.min(100, positive("NOTIFY_CONCURRENCY", WEBHOOK_DEFAULTS.concurrency)),
+  };
+}
+
+const encoder = new TextEncoder();
+
+function hex(bytes: ArrayBuffer): string {
+  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The x-signature header value for a raw body: `sha256=<hex HMAC-SHA256>`. */
+export async function signatureFor(secret: string, body: string): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    encoder.encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  return `sha256=${hex(await crypto.subtle.sign("HMAC", key, encoder.encode(body)))}`;
+}
+
+/** What a receiver does: recompute the signature of the raw body and compare in constant time. */
+export async function verifySignature(
+  secret: string,
+  body: string,
+  header: string | null,
+): Promise<boolean> {
+  if (header === null) return false;
+  const expected = encoder.encode(await signatureFor(secret, body));
+  const given = encoder.encode(header);
+  if (given.length !== expected.length) return false;
+  let diff = 0;
+  for (let i = 0; i < given.length; i++) diff |= given[i] ^ expected[i];
+  return diff === 0;
+}
+
+/** The raw body of a notification: its fields in the documented order, compact JSON. */
+export function notificationBody(n: NotificationBody): string {
+  return JSON.stringify({
+    id: n.id,
+    type: n.type,
+    job_id: n.job_id,
+    user_id: n.user_id,
+    created_at: n.created_at,
+    payload: n.payload,
+  });
+}
+
+async function readSome(res: Response, maxBytes: number): Promise<string> {
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < maxBytes) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  const all = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    all.set(c, offset);
+    offset += c.byteLength;
+  }
+  return new TextDecoder().decode(all.subarray(0, maxBytes)).replace(/\s+/g, " ").trim();
+}
+
+/** One try: POST the signed body; ok only for a 2xx answer within the time-out. */
+export async function sendNotification(config: WebhookConfig, n: Claimed): Promise<Outcome> {
+  const body = notificationBody(n);
+  try {
+    const res = await fetch(config.url, {
+      method: "POST",
+      body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(config.timeoutMs),
+      headers: {
+        "content-type": "application/json",
+        "user-agent": "batch-job-service-notifications/1",
+        "x-notification-id": n.id,
+        "x-notification-type": n.type,
+        "x-notification-attempt": String(n.attempt),
+        "x-signature": await signatureFor(config.secret, body),
+      },
+    });
+    if (res.status >= 200 && res.status < 300) {
+      await res.body?.cancel().catch(() => {});
+      return { id: n.id, ok: true };
+    }
+    const text = await readSome(res, 200).catch(() => "");
+    return { id: n.id, ok: false, error: `HTTP ${res.status}${text ? `: ${text}` : ""}` };
+  } catch (error) {
+    const name = error instanceof Error ? error.name : "";
+    if (name === "TimeoutError" || name === "AbortError") {
+      return { id: n.id, ok: false, error: `timed out after ${config.timeoutMs} ms` };
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    return { id: n.id, ok: false, error: `network error: ${message}`.slice(0, 500) };
+  }
+}
+
+function logDelivery(entry: Record<string, unknown>): void {
+  if (env("LOG_LEVEL") === "silent") return;
+  console.log(JSON.stringify({ time: new Date().toISOString(), msg: "notification", ...entry }));
+}
+
+/**
+ * Sends due notifications until none is due or the deadline would be passed by another try.
+ * Safe to run concurrently with itself: each runner sends only what it claimed.
+ */
+export async function deliverNotifications(
+  config: WebhookConfig,
+  options: { deadline: number; run?: string },
+): Promise<DeliveryCounts> {
+  const run = options.run ?? crypto.randomUUID();
+  const counts: DeliveryCounts = { delivered: 0, retrying: 0, failed: 0 };
+  // the claim outlives the slowest call of the batch by a wide margin
+  const leaseMs = 2 * config.timeoutMs + 30_000;
+  const policy = {
+    max_attempts: config.maxAttempts,
+    retry_base_ms: config.retryBaseMs,
+    retry_max_ms: config.retryMaxMs,
+  };
+  while (Date.now() + config.timeoutMs <= options.deadline) {
+    const [{ items }] = await withDb((sql) =>
+      sql`select batch_api.claim_notifications(${run}::uuid, ${config.concurrency}::integer,
+                 ${leaseMs}::integer, ${config.maxAttempts}::integer) as items`
+    );
+    const claimed = items as Claimed[];
+    if (claimed.length === 0) break;
+    const outcomes = await Promise.all(claimed.map((n) => sendNotification(config, n)));
+    const [{ result }] = await withDb((sql) =>
+      sql`select batch_api.finish_notifications(${run}::uuid, ${jsonb(sql, outcomes)},
+                                                ${jsonb(sql, policy)}) as result`
+    );
+    const recorded = result as DeliveryCounts;
+    counts.delivered += recorded.delivered;
+    counts.retrying += recorded.retrying;
+    counts.failed += recorded.failed;
+    for (const o of outcomes) {
+      if (o.ok) continue;
+      const n = claimed.find((c) => c.id === o.id)!;
+      logDelivery({
+        level: n.attempt >= config.maxAttempts ? "error" : "warn",
+        notification_id: n.id,
+        type: n.type,
+        job_id: n.job_id,
+        attempt: n.attempt,
+        max_attempts: config.maxAttempts,
+        error: o.error,
+      });
+    }
+    if (claimed.length < config.concurrency) break;
+  }
+  return counts;
+}
+
+export interface NotificationStepResult extends DeliveryCounts {
+  purged: number;
+}
+
+/**
+ * runMaintenance's notification step: delivery (when a webhook is configured; without one the
+ * notifications stay pending), then the purge of delivered and failed ones past the retention.
+ */
+export async function runNotificationStep(
+  options: { deadline: number; retentionDays: number; run?: string },
+): Promise<NotificationStepResult> {
+  const config = webhookConfigFromEnv();
+  let counts: DeliveryCounts = { delivered: 0, retrying: 0, failed: 0 };
+  if (config !== null && "problem" in config) {
+    logDelivery({ level: "error", error: `notifications not sent: ${config.problem}` });
+  } else if (config !== null) {
+    counts = await deliverNotifications(config, options);
+  }
+  let purged = 0;
+  for (;;) {
+    const [{ n }] = await withDb((sql) =>
+      sql`select batch_api.purge_notifications(${options.retentionDays}::integer, 500) as n`
+    );
+    purged += Number(n);
+    if (Number(n) < 500 || Date.now() > options.deadline) break;
+  }
+  return { ...counts, purged };
+}

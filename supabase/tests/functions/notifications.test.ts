@@ -1,0 +1,339 @@
+// Notification delivery against a real HTTP receiver: signed bodies, one delivery per notification
+// even with maintenance runs (and bare delivery runners) racing, retries with backoff, time-outs,
+// giving up, no webhook configured, pg_notify, retention.
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { asUser, type Caller, serviceToken, test, testDb } from "../helpers/service.ts";
+import { createJob, runMaintenance, sleep, update } from "../helpers/jobs.ts";
+import { spawnServer } from "../../../scripts/lib/server_process.ts";
+import {
+  deliverNotifications,
+  signatureFor,
+  verifySignature,
+  type WebhookConfig,
+} from "../../functions/_shared/notifications.ts";
+import { NotificationBody } from "../../functions/_shared/operations_schemas.ts";
+import { DEFAULT_DB_URL } from "../../functions/_shared/env.ts";
+
+const SECRET = `test-webhook-secret-${crypto.randomUUID()}`;
+const DB_URL = Deno.env.get("SUPABASE_DB_URL") ?? DEFAULT_DB_URL;
+
+interface Received {
+  headers: Headers;
+  raw: string;
+  body: Record<string, unknown>;
+  answered: number | "hang";
+  at: number;
+}
+
+type Answer = number | "hang";
+
+/** A webhook receiver on a free port; `answer` decides each request's fate from its try count. */
+function receiver(
+  answer: (body: Record<string, unknown>, tryNumber: number) => Answer = () => 200,
+) {
+  const received: Received[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const raw = await req.text();
+    const body = JSON.parse(raw);
+    const tries = received.filter((r) => r.body.id === body.id).length + 1;
+    const decision = answer(body, tries);
+    received.push({ headers: req.headers, raw, body, answered: decision, at: Date.now() });
+    if (decision === "hang") {
+      await sleep(1500);
+      return new Response("too late", { status: 200 });
+    }
+    return new Response(decision < 300 ? "ok" : "receiver says no", { status: decision });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/hooks/batch-jobs`,
+    received,
+    forJob: (jobId: string) => received.filter((r) => r.body.job_id === jobId),
+    close: () => server.shutdown(),
+  };
+}
+
+/** An independent HMAC-SHA256 (not the module's) to check the signature header. */
+async function hmacHex(secret: string, raw: string): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(raw));
+  return Array.from(new Uint8Array(mac), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A job failed for good (a code its retry policy does not retry): one job.failed notification. */
+async function failJob(user: Caller) {
+  const job = await createJob(user);
+  assert.equal((await update(user, { job_id: job.id, status: "running" })).status, 200);
+  const res = await update(user, {
+    job_id: job.id,
+    status: "failed",
+    error_details: { code: "INVALID_PAYLOAD", message: "cannot parse the template" },
+  });
+  assert.equal(res.data.status, "failed");
+  const rows = await testDb()`select id from notifications where job_id = ${job.id}`;
+  assert.equal(rows.length, 1);
+  return { job, notificationId: rows[0].id as string };
+}
+
+async function notification(id: string) {
+  const [row] = await testDb()`
+    select status, attempts, last_error, delivered_at, claimed_by, next_attempt_at
+    from notifications where id = ${id}`;
+  return row;
+}
+
+test("a job failing for good: exactly one signed delivery, with two maintenance runs at once and the receiver failing once", async () => {
+  const hook = receiver((_body, tries) => (tries === 1 ? 500 : 200));
+  const server = await spawnServer({
+    SUPABASE_DB_URL: DB_URL,
+    LOG_LEVEL: "silent",
+    NOTIFY_WEBHOOK_URL: hook.url,
+    NOTIFY_WEBHOOK_SECRET: SECRET,
+    NOTIFY_RETRY_BASE_MS: "300",
+  });
+  try {
+    const user = await asUser();
+    const { job, notificationId } = await failJob(user);
+    const token = await serviceToken();
+    const maintain = async () => {
+      const res = await fetch(`${server.url}/functions/v1/job-operations`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ action: "runMaintenance", data: {} }),
+      });
+      assert.equal(res.status, 200);
+      return (await res.json()).data as Record<string, number | boolean>;
+    };
+
+    const answers: Record<string, number | boolean>[] = [];
+    const deadline = Date.now() + 20_000;
+    while ((await notification(notificationId)).status === "pending") {
+      assert.ok(Date.now() < deadline, "the notification was not delivered in time");
+      answers.push(...await Promise.all([maintain(), maintain()]));
+      await sleep(100);
+    }
+    // more runs, two at a time: nothing is sent again
+    for (let i = 0; i < 3; i++) answers.push(...await Promise.all([maintain(), maintain()]));
+
+    const tries = hook.forJob(job.id);
+    assert.deepEqual(tries.map((t) => t.answered), [500, 200], "one failed try, one delivery");
+    for (const [i, t] of tries.entries()) {
+      assert.equal(t.headers.get("x-notification-id"), notificationId, "same id on every try");
+      assert.equal(t.headers.get("x-notification-attempt"), String(i + 1));
+      assert.equal(t.headers.get("content-type"), "application/json");
+      assert.equal(t.headers.get("x-signature"), `sha256=${await hmacHex(SECRET, t.raw)}`);
+      assert.deepEqual(Object.keys(t.body), [
+        "id",
+        "type",
+        "job_id",
+        "user_id",
+        "created_at",
+        "payload",
+      ]);
+      const body = NotificationBody.parse(t.body);
+      assert.equal(body.id, notificationId);
+      assert.equal(body.type, "job.failed");
+      assert.equal(body.user_id, user.userId);
+      assert.equal(
+        (body.payload.last_error as { code: string }).code,
+        "INVALID_PAYLOAD",
+      );
+    }
+    assert.equal(tries[0].raw, tries[1].raw, "the same bytes on every try");
+
+    const row = await notification(notificationId);
+    assert.equal(row.status, "delivered");
+    assert.equal(row.attempts, 2);
+    assert.match(row.last_error, /^HTTP 500/, "the failed try is recorded");
+    assert.ok(row.delivered_at);
+    assert.equal(row.claimed_by, null);
+    assert.ok(answers.some((a) => a.ran === true && (a.notifications_retrying as number) >= 1));
+    assert.ok(answers.some((a) => a.ran === true && (a.notifications_delivered as number) >= 1));
+  } finally {
+    await server.stop();
+    await hook.close();
+  }
+});
+
+test("delivery is safe without the maintenance lease: racing runners never send one twice", async () => {
+  const hook = receiver();
+  const config: WebhookConfig = {
+    url: hook.url,
+    secret: SECRET,
+    timeoutMs: 5000,
+    maxAttempts: 3,
+    retryBaseMs: 100,
+    retryMaxMs: 1000,
+    concurrency: 2,
+  };
+  try {
+    const user = await asUser();
+    const failed = [];
+    for (let i = 0; i < 8; i++) failed.push(await failJob(user));
+    const deadline = Date.now() + 15_000;
+    const runs = await Promise.all(
+      [1, 2, 3].map(() => deliverNotifications(config, { deadline })),
+    );
+    for (const { job, notificationId } of failed) {
+      assert.equal(hook.forJob(job.id).length, 1, `job ${job.id} was sent once`);
+      const row = await notification(notificationId);
+      assert.equal(row.status, "delivered");
+      assert.equal(row.attempts, 1);
+    }
+    const delivered = runs.reduce((n, r) => n + r.delivered, 0);
+    assert.equal(delivered, new Set(hook.received.map((r) => r.body.id)).size);
+    assert.equal(delivered, hook.received.length, "no notification was received twice");
+  } finally {
+    await hook.close();
+  }
+});
+
+test("a receiver that keeps failing: retried with backoff, a time-out is a failure, then failed for good", async () => {
+  const watched = new Set<string>();
+  const hook = receiver((body, tries) =>
+    watched.has(body.job_id as string) ? (tries === 2 ? "hang" : 503) : 200
+  );
+  const config: WebhookConfig = {
+    url: hook.url,
+    secret: SECRET,
+    timeoutMs: 300,
+    maxAttempts: 3,
+    retryBaseMs: 100,
+    retryMaxMs: 150,
+    concurrency: 10,
+  };
+  try {
+    const user = await asUser();
+    const { job, notificationId } = await failJob(user);
+    watched.add(job.id);
+    const errors = new Set<string>();
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      await deliverNotifications(config, { deadline: Date.now() + 5000 });
+      const row = await notification(notificationId);
+      if (row.last_error) errors.add(row.last_error);
+      if (row.status !== "pending") break;
+      assert.ok(Date.now() < deadline, "never given up");
+      await sleep(30);
+    }
+    const tries = hook.forJob(job.id);
+    assert.deepEqual(tries.map((t) => t.answered), [503, "hang", 503]);
+    assert.deepEqual(tries.map((t) => t.headers.get("x-notification-attempt")), ["1", "2", "3"]);
+    assert.ok(tries.every((t) => t.headers.get("x-notification-id") === notificationId));
+    assert.ok(tries[1].at - tries[0].at >= 100, "waits retry_base before the second try");
+    assert.ok(tries[2].at - tries[1].at >= 300 + 150, "time-out, then the capped backoff");
+    assert.ok([...errors].some((e) => e === "timed out after 300 ms"), [...errors].join(" | "));
+    const row = await notification(notificationId);
+    assert.equal(row.status, "failed");
+    assert.equal(row.attempts, 3);
+    assert.match(row.last_error, /^HTTP 503: receiver says no$/);
+    assert.equal(row.delivered_at, null);
+    // given up: never sent again
+    await deliverNotifications(config, { deadline: Date.now() + 2000 });
+    assert.equal(hook.forJob(job.id).length, 3);
+  } finally {
+    await hook.close();
+  }
+});
+
+test("a try whose runner died is tried again after its lease; with no try left it is failed", async () => {
+  const hook = receiver();
+  const config: WebhookConfig = {
+    url: hook.url,
+    secret: SECRET,
+    timeoutMs: 2000,
+    maxAttempts: 2,
+    retryBaseMs: 100,
+    retryMaxMs: 100,
+    concurrency: 10,
+  };
+  try {
+    const user = await asUser();
+    const { job, notificationId } = await failJob(user);
+    const sql = testDb();
+    // a runner claimed it twice and vanished both times (its lease has run out)
+    await sql`update notifications set attempts = 2, claimed_by = ${crypto.randomUUID()},
+                next_attempt_at = now() - interval '1 second' where id = ${notificationId}`;
+    await deliverNotifications(config, { deadline: Date.now() + 3000 });
+    const row = await notification(notificationId);
+    assert.equal(row.status, "failed");
+    assert.match(row.last_error, /did not report back/);
+    assert.equal(hook.forJob(job.id).length, 0);
+
+    const second = await failJob(user);
+    await sql`update notifications set attempts = 1, claimed_by = ${crypto.randomUUID()},
+                next_attempt_at = now() - interval '1 second' where id = ${second.notificationId}`;
+    await deliverNotifications(config, { deadline: Date.now() + 3000 });
+    assert.equal((await notification(second.notificationId)).status, "delivered");
+    assert.equal(hook.forJob(second.job.id).length, 1);
+  } finally {
+    await hook.close();
+  }
+});
+
+test("without NOTIFY_WEBHOOK_URL notifications stay pending", async () => {
+  const user = await asUser();
+  const { notificationId } = await failJob(user);
+  const ran = await runMaintenance();
+  assert.equal(ran.notifications_delivered, 0);
+  assert.equal(ran.notifications_retrying, 0);
+  const row = await notification(notificationId);
+  assert.equal(row.status, "pending");
+  assert.equal(row.attempts, 0);
+});
+
+test("failing a job announces the notification on channel batch_job_notifications", async () => {
+  const listener = postgres(DB_URL, { max: 1, onnotice: () => {} });
+  try {
+    const messages: Record<string, unknown>[] = [];
+    await listener.listen("batch_job_notifications", (payload) => {
+      messages.push(JSON.parse(payload));
+    });
+    const user = await asUser();
+    const { job, notificationId } = await failJob(user);
+    for (let i = 0; i < 50 && !messages.some((m) => m.job_id === job.id); i++) await sleep(20);
+    assert.deepEqual(messages.find((m) => m.job_id === job.id), {
+      id: notificationId,
+      type: "job.failed",
+      job_id: job.id,
+    });
+  } finally {
+    await listener.end({ timeout: 5 });
+  }
+});
+
+test("retention purges delivered and failed notifications, never pending ones", async () => {
+  const sql = testDb();
+  const jobId = crypto.randomUUID();
+  const userId = crypto.randomUUID();
+  const rows = await sql`
+    insert into notifications (type, job_id, user_id, status, created_at, delivered_at)
+    values ('job.failed', ${jobId}, ${userId}, 'delivered', now() - interval '40 days', now()),
+           ('job.failed', ${jobId}, ${userId}, 'failed', now() - interval '40 days', null),
+           ('job.failed', ${jobId}, ${userId}, 'pending', now() - interval '40 days', null),
+           ('job.failed', ${jobId}, ${userId}, 'delivered', now() - interval '20 days', now())
+    returning id, status`;
+  const ran = await runMaintenance({ retention_days: 30 });
+  assert.ok((ran.notifications_purged as number) >= 2);
+  const left = await sql`select status, created_at < now() - interval '30 days' as old
+                         from notifications where job_id = ${jobId} order by status`;
+  assert.deepEqual(left.map((r) => [r.status, r.old]), [["delivered", false], ["pending", true]]);
+  assert.equal(rows.length, 4);
+  await sql`delete from notifications where job_id = ${jobId}`;
+});
+
+test("signatures: sha256=<hex HMAC of the raw body>; a changed body or secret does not verify", async () => {
+  const body = '{"id":"x","type":"job.failed"}';
+  const header = await signatureFor(SECRET, body);
+  assert.equal(header, `sha256=${await hmacHex(SECRET, body)}`);
+  assert.ok(await verifySignature(SECRET, body, header));
+  assert.equal(await verifySignature(SECRET, `${body} `, header), false);
+  assert.equal(await verifySignature("another secret", body, header), false);
+  assert.equal(await verifySignature(SECRET, body, null), false);
+});
