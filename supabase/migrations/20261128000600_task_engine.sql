@@ -95,7 +95,7 @@ comment on function private.release_ended(private.ended_task[]) is
   'Keeps shard counters equal to the task rows when runs end: frees parallelism and reservations, '
   'moves counts to the outcome, in (job, shard) order.';
 
-create function private.after_tasks_ended(p_job_id uuid) returns void
+create function private.after_tasks_ended(p_job_id uuid, p_ctx jsonb) returns void
 language plpgsql
 as $$
 declare
@@ -111,6 +111,8 @@ begin
   end if;
   -- The tail: one check at a time per job, each seeing every end committed before it.
   select status into v_status from public.jobs where id = p_job_id for no key update;
+  -- a status change may follow: attribute it to this request (audit, events)
+  perform private.set_request_context(p_ctx);
   if v_status in ('queued', 'running') then
     perform private.check_job_completion(p_job_id);
   elsif v_status = 'cancelling' then
@@ -118,7 +120,7 @@ begin
   end if;
 end
 $$;
-comment on function private.after_tasks_ended(uuid) is
+comment on function private.after_tasks_ended(uuid, jsonb) is
   'Runs, in the transaction that ended tasks of a job, the completion check (or the end of a '
   'cancellation) exactly when that transaction may have ended the last open task: no job is left '
   'running with all its tasks done, even when its last tasks end concurrently.';
@@ -216,12 +218,15 @@ create function private.claim_from_job(
   p_limit integer,
   p_worker text,
   p_lease_ms integer,
+  -- the status the caller saw, or null when it has not read the job (then a missing job is said)
   p_status public.job_status,
   p_now timestamptz,
+  p_ctx jsonb,
   -- the job's sending group when its bucket could not give a token (busy or empty): lower jobs
   -- of the group must not take one in this claim either
   out starved_group text,
-  out claimed jsonb
+  out claimed jsonb,
+  out job_found boolean
 )
 language plpgsql
 as $$
@@ -245,15 +250,17 @@ declare
 begin
   -- Rule 1 under lock. The first claims of a queued job also move it to running, which needs
   -- the stronger lock; every later claim shares the row with all other task work.
-  if p_status = 'queued' then
-    select * into v_job from public.jobs
-    where id = p_job_id and status in ('queued', 'running') for no key update;
-  else
-    select * into v_job from public.jobs
-    where id = p_job_id and status in ('queued', 'running') for key share;
-  end if;
   claimed := '[]'::jsonb;
-  if not found then
+  if p_status = 'queued' then
+    select * into v_job from public.jobs where id = p_job_id for no key update;
+  else
+    select * into v_job from public.jobs where id = p_job_id for key share;
+    if found and v_job.status = 'queued' then
+      select * into v_job from public.jobs where id = p_job_id for no key update;
+    end if;
+  end if;
+  job_found := found;
+  if not found or v_job.status not in ('queued', 'running') then
     return;
   end if;
 
@@ -317,16 +324,20 @@ begin
     return;
   end if;
 
-  -- Rule 2 and rule 5 within the job: due pending tasks, older first. Queue rows are then
-  -- removed by their row address (ctid), which no plan can turn into a scan of the job's queue.
+  -- Rule 2 and rule 5 within the job: due pending tasks, older first, taken off the queue in
+  -- the same statement by their row address (ctid), which no plan can turn into a queue scan.
   if v_job.max_memory is null then
-    select array_agg(task_id order by task_id), array_agg(ctid order by task_id) into v_ids, v_rows
-    from (
-      select task_id, ctid from public.task_ready
-      where job_id = p_job_id and run_after <= now()
-      order by task_id limit least(v_limit, v_total_room)
-      for update skip locked
-    ) r;
+    with taken as (
+      delete from public.task_ready
+      where ctid = any (array(
+        select ctid from public.task_ready
+        where job_id = p_job_id and run_after <= now()
+        order by task_id limit least(v_limit, v_total_room)
+        for update skip locked
+      ))
+      returning task_id
+    )
+    select array_agg(task_id order by task_id) into v_ids from taken;
   else
     -- Rule 4 (the job has one shard): in order, as many as fit the budget; a task that does not
     -- fit stops the claim, so big tasks are not overtaken forever.
@@ -361,7 +372,9 @@ begin
     v_assign := v_assign || array_fill(v_shards[i], array[least(v_room[i], v_taken - cardinality(v_assign))]);
   end loop;
 
-  delete from public.task_ready where ctid = any (v_rows);
+  if v_rows is not null then
+    delete from public.task_ready where ctid = any (v_rows);
+  end if;
   with claimed as (
     update public.tasks t
     set status = 'running',
@@ -408,11 +421,13 @@ begin
   end if;
 
   if v_job.status = 'queued' then
+    -- the request context only matters where a job row changes (audit, events): set it here
+    perform private.set_request_context(p_ctx);
     update public.jobs set status = 'running' where id = p_job_id;
   end if;
 end
 $$;
-comment on function private.claim_from_job(uuid, integer, text, integer, public.job_status, timestamptz) is
+comment on function private.claim_from_job(uuid, integer, text, integer, public.job_status, timestamptz, jsonb) is
   'Claims up to p_limit tasks of one job under the five rules of engine.md: the job is queued or '
   'running, the task pending and due, the shard (hence the job) stays within max_parallel_tasks, '
   'reservations within resource_limits and no claims while reported usage is over them; older '
@@ -437,16 +452,13 @@ declare
   v_starved text;
   v_starved_groups text[] := '{}';
   v_now constant timestamptz := clock_timestamp();
+  v_found boolean;
 begin
-  perform private.set_request_context(p_ctx);
   if p_job_id is not null then
-    select id, status into v_job from public.jobs where id = p_job_id;
-    if not found then
+    select c.claimed, c.job_found into v_result, v_found
+    from private.claim_from_job(p_job_id, p_limit, p_worker, p_lease_ms, null, v_now, p_ctx) c;
+    if not v_found then
       perform private.raise_not_found(p_job_id);
-    end if;
-    if v_job.status in ('queued', 'running') then
-      select c.claimed into v_result
-      from private.claim_from_job(p_job_id, p_limit, p_worker, p_lease_ms, v_job.status, v_now) c;
     end if;
     return jsonb_build_object('tasks', v_result);
   end if;
@@ -464,7 +476,8 @@ begin
     -- a group whose tokens a higher job could not get gives none to lower jobs in this claim
     continue when v_job.sending_group_id = any (v_starved_groups);
     select c.claimed, c.starved_group into v_got, v_starved
-    from private.claim_from_job(v_job.id, v_remaining, p_worker, p_lease_ms, v_job.status, v_now) c;
+    from private.claim_from_job(v_job.id, v_remaining, p_worker, p_lease_ms, v_job.status, v_now,
+                                p_ctx) c;
     if v_starved is not null then
       v_starved_groups := v_starved_groups || v_starved;
     end if;
@@ -488,14 +501,15 @@ set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_ids bigint[];
-  v_jobs uuid[];
   v_ended private.ended_task[];
   v_job uuid;
 begin
-  perform private.set_request_context(p_ctx);
-  select array_agg(distinct (i ->> 'task_id')::bigint) into v_ids from jsonb_array_elements(p_items) i;
-  select array_agg(distinct job_id) into v_jobs from public.tasks where id = any (v_ids);
-  v_jobs := private.lock_jobs_for_task_work(coalesce(v_jobs, '{}'));
+  v_ids := array(select distinct (i ->> 'task_id')::bigint from jsonb_array_elements(p_items) i);
+  -- the batch's jobs, locked in id order before any task row
+  perform 1 from public.jobs
+  where id in (select t.job_id from public.tasks t where t.id = any (v_ids))
+  order by id
+  for key share;
 
   with held as (
     select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
@@ -525,7 +539,7 @@ begin
   if v_ended is not null then
     perform private.release_ended(v_ended);
     for v_job in select distinct job_id from unnest(v_ended) order by job_id loop
-      perform private.after_tasks_ended(v_job);
+      perform private.after_tasks_ended(v_job, p_ctx);
     end loop;
   end if;
 
@@ -533,7 +547,7 @@ begin
     select jsonb_agg(jsonb_build_object('task_id', i.id, 'status',
       case
         when e.task_id is not null then 'succeeded'
-        when t.id is null or not (t.job_id = any (v_jobs)) then 'not_found'
+        when t.id is null then 'not_found'
         -- the same worker reporting again a run it already completed: the first answer again
         when t.status = 'succeeded' and t.ended_by = p_worker then 'succeeded'
         else 'lost'
@@ -673,7 +687,7 @@ begin
   into v_answer
   from public.tasks t where t.id = p_task_id;
   if v_ended.outcome in ('failed', 'cancelled') then
-    perform private.after_tasks_ended(v_job.id);
+    perform private.after_tasks_ended(v_job.id, p_ctx);
   end if;
   return v_answer;
 end
@@ -850,7 +864,7 @@ begin
         jsonb_build_object('type', 'task.worker_lost', 'job_id', v_job_id)::text);
     end if;
     if exists (select 1 from unnest(v_ended) e where e.outcome in ('failed', 'cancelled')) then
-      perform private.after_tasks_ended(v_job_id);
+      perform private.after_tasks_ended(v_job_id, p_ctx);
     end if;
   end loop;
   return v_total;

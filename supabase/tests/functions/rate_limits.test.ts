@@ -180,24 +180,18 @@ test("a job limit and its group limit both hold; a job without limits is not hel
   });
   const free = await createJob(user, {
     sending_group_id: `free-${crypto.randomUUID()}`,
-    tasks: tasks(300),
+    tasks: tasks(200),
   });
   await isolateClaims([limited.id, free.id]);
   const history: Run[] = [];
   const statuses: number[] = [];
-  const started = Date.now();
-  let freeDoneAt = 0;
   await Promise.all(Array.from({ length: 8 }, (_, i) =>
     runWorker({
       id: `mixed-rl-${i}`,
       limit: 5,
-      done: async () => {
-        const rows =
-          await testDb()`select id, status from jobs where id in (${limited.id}, ${free.id})`;
-        const freeRow = rows.find((r) => r.id === free.id);
-        if (freeRow?.status === "completed" && !freeDoneAt) freeDoneAt = Date.now();
-        return rows.every((r) => r.status === "completed");
-      },
+      done: async () =>
+        (await testDb()`select 1 from jobs where id in (${limited.id}, ${free.id}) and status <> 'completed'`)
+          .length === 0,
       history,
       statuses,
     })));
@@ -205,8 +199,8 @@ test("a job limit and its group limit both hold; a job without limits is not hel
   assert.ok(maxInWindow(times, 1000) <= 20 + 2, `${maxInWindow(times, 1000)} starts in a second`);
   const span = (times.at(-1)! - times[0]) / 1000;
   assert.ok(span >= (30 - 2) / 20 * 0.9, `30 tasks at 20/s took ${span}s`);
-  assert.ok(
-    freeDoneAt - started < span * 1000,
-    "the unlimited job finished long before the limited one",
-  );
+  // the unlimited job runs far faster than the limited one could (20/s)
+  const freeTimes = await startTimes([free.id]);
+  const freeRate = (freeTimes.length - 1) / ((freeTimes.at(-1)! - freeTimes[0]) / 1000);
+  assert.ok(freeRate > 60, `the unlimited job started ${freeRate.toFixed(0)} tasks/s`);
 });
