@@ -3,6 +3,7 @@
 import { createIfMissing, localDbUrl, migrate } from "./lib/database.ts";
 import { signToken } from "./lib/tokens.ts";
 import { serve } from "./serve.ts";
+import { guardProcess } from "../supabase/functions/_shared/process_guard.ts";
 
 const DEV_USER = "00000000-0000-4000-8000-000000000001";
 
@@ -15,6 +16,7 @@ console.log(
   }${applied.length} migrations applied`,
 );
 
+guardProcess();
 const userToken = await signToken({ role: "authenticated", sub: DEV_USER, expiresIn: 24 * 3600 });
 serve((base) => {
   console.log(`

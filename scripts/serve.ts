@@ -1,6 +1,7 @@
 // deno task serve — serve both functions against an already migrated database.
 import { FUNCTIONS, startLocalServer } from "./lib/local_server.ts";
 import { intEnv } from "../supabase/functions/_shared/env.ts";
+import { guardProcess } from "../supabase/functions/_shared/process_guard.ts";
 
 export function serve(onReady?: (url: string) => void): Deno.HttpServer<Deno.NetAddr> {
   return startLocalServer({
@@ -16,4 +17,7 @@ export function serve(onReady?: (url: string) => void): Deno.HttpServer<Deno.Net
   });
 }
 
-if (import.meta.main) serve();
+if (import.meta.main) {
+  guardProcess();
+  serve();
+}

@@ -1,9 +1,11 @@
--- updateBatchJob. The function runs, in one transaction: lock_job (the job row FOR UPDATE, which
--- also waits for task work in flight), its decision with the xstate machine, then apply_job_update.
--- The decision cannot go stale between the two calls because the row stays locked; the trigger
--- re-checks the move all the same.
+-- updateBatchJob, without holding a lock across round trips: the function reads the job's facts
+-- (job_facts), decides with the xstate machine, then apply_job_update does the move in one
+-- statement under the job's row lock, and only if the job is still in the status the decision
+-- started from (else STALE_DECISION: the function reads and decides again). The trigger re-checks
+-- the move with its guard, so a decision made on counters that changed meanwhile is refused too
+-- and decided again. Two racing updates from one status can never both pass.
 
-create function batch_api.lock_job(p_ctx jsonb, p_job_id uuid) returns jsonb
+create function batch_api.job_facts(p_ctx jsonb, p_job_id uuid) returns jsonb
 language plpgsql
 set plan_cache_mode = force_generic_plan
 as $$
@@ -13,8 +15,7 @@ declare
   v_counts private.task_counts;
 begin
   select * into v_job from public.jobs
-  where id = p_job_id and (v_owner is null or user_id = v_owner)
-  for update;
+  where id = p_job_id and (v_owner is null or user_id = v_owner);
   if not found then
     perform private.raise_not_found(p_job_id);
   end if;
@@ -30,15 +31,17 @@ begin
   );
 end
 $$;
-comment on function batch_api.lock_job(jsonb, uuid) is
-  'First half of updateBatchJob: locks the caller''s job (404 otherwise, another user''s included) and '
-  'returns the facts the status machine decides on; the lock holds until the transaction ends.';
+comment on function batch_api.job_facts(jsonb, uuid) is
+  'First half of updateBatchJob: the facts the status machine decides on, for the caller''s job (404 '
+  'otherwise, another user''s included).';
 
 create function batch_api.apply_job_update(
   p_ctx jsonb,
   p_job_id uuid,
+  p_decided_from public.job_status,
   p_target public.job_status,
-  p_update jsonb
+  p_update jsonb,
+  p_expected_status public.job_status
 ) returns jsonb
 language plpgsql
 set plan_cache_mode = force_generic_plan
@@ -52,9 +55,21 @@ declare
 begin
   perform private.set_request_context(p_ctx);
 
-  select * into v_job from public.jobs where id = p_job_id for update;
+  -- FOR UPDATE also waits for task work in flight: the counters are exact from here on
+  select * into v_job from public.jobs
+  where id = p_job_id and (private.visible_job_owner(p_ctx) is null or user_id = private.visible_job_owner(p_ctx))
+  for update;
   if not found then
     perform private.raise_not_found(p_job_id);
+  end if;
+  if p_expected_status is not null and v_job.status <> p_expected_status then
+    raise exception using errcode = 'JS409', message = 'PRECONDITION_FAILED',
+      detail = jsonb_build_object('expected', p_expected_status, 'actual', v_job.status)::text,
+      hint = format('The job is %s, not %s.', v_job.status, p_expected_status);
+  end if;
+  if p_target is not null and v_job.status <> p_decided_from then
+    raise exception using errcode = 'JS409', message = 'STALE_DECISION',
+      detail = jsonb_build_object('decided_from', p_decided_from, 'actual', v_job.status)::text;
   end if;
   v_counts := private.job_counts(p_job_id);
   -- a job with tasks reports the share of ended tasks; the caller's figure is ignored
@@ -114,7 +129,7 @@ begin
   return private.job_json(v_job);
 end
 $$;
-comment on function batch_api.apply_job_update(jsonb, uuid, public.job_status, jsonb) is
+comment on function batch_api.apply_job_update(jsonb, uuid, public.job_status, public.job_status, jsonb, public.job_status) is
   'Second half of updateBatchJob, under the job''s row lock: records the error (catalogue category, '
   'counter, latest error), applies the move the machine chose with its effect on the tasks (cancel '
   'pending, stop running, new attempt), the phase and progress, then the completion check. All or '

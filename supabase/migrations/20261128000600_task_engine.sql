@@ -60,6 +60,7 @@ language plpgsql
 as $$
 declare
   r record;
+  v_over boolean;
 begin
   for r in
     select job_id, shard, count(*)::integer as n,
@@ -87,13 +88,19 @@ begin
         reserved_cpu = greatest(reserved_cpu - r.reserved_cpu, 0),
         usage_memory = usage_memory - r.usage_memory,
         usage_cpu = usage_cpu - r.usage_cpu
-    where job_id = r.job_id and shard = r.shard;
+    where job_id = r.job_id and shard = r.shard
+    returning over_limit into v_over;
+    -- an ended run takes its usage with it: a job held back by its usage may run again
+    if v_over then
+      perform private.apply_back_pressure(r.job_id);
+    end if;
   end loop;
 end
 $$;
 comment on function private.release_ended(private.ended_task[]) is
-  'Keeps shard counters equal to the task rows when runs end: frees parallelism and reservations, '
-  'moves counts to the outcome, in (job, shard) order.';
+  'Keeps shard counters equal to the task rows when runs end: frees parallelism, reservations and '
+  'reported usage (lifting back-pressure once usage is within the limits), moves counts to the '
+  'outcome, in (job, shard) order.';
 
 create function private.after_tasks_ended(p_job_id uuid, p_ctx jsonb) returns void
 language plpgsql
@@ -103,9 +110,11 @@ declare
 begin
   -- A pending task nobody is claiming right now means this is not the tail: its own end will run
   -- this check later. Queue rows locked by a claim in flight are skipped: that claim may take the
-  -- last of them, so we cannot rely on them.
+  -- last of them, so we cannot rely on them. The queue is read from its end, away from the head
+  -- where claims take their rows, so that this check's lock is not in a claim's way.
   if exists (
-    select 1 from public.task_ready where job_id = p_job_id order by task_id for key share skip locked
+    select 1 from public.task_ready where job_id = p_job_id
+    order by task_id desc for key share skip locked
   ) then
     return;
   end if;

@@ -15,15 +15,18 @@ create function batch_api.begin_maintenance(p_run uuid, p_ttl_ms integer) return
 language sql
 as $$
   update private.maintenance_lease
-  set holder = p_run, expires_at = now() + p_ttl_ms * interval '1 millisecond'
-  where expires_at < now()
+  set holder = p_run, expires_at = clock_timestamp() + p_ttl_ms * interval '1 millisecond'
+  where expires_at < clock_timestamp() or holder = p_run
   returning true
 $$;
 comment on function batch_api.begin_maintenance(uuid, integer) is
-  'Takes the maintenance lease if nobody holds it (or the holder''s lease ran out): single flight.';
+  'Takes the maintenance lease if nobody holds it (or the holder''s lease ran out), or renews it for '
+  'its holder: single flight, and a run that dies blocks the next one only until its lease ends.';
 
 create function batch_api.end_maintenance(p_run uuid) returns void
 language sql
+-- a lease row held by someone else is not worth waiting for: the lease runs out anyway
+set lock_timeout = '2s'
 as $$
   update private.maintenance_lease set holder = null, expires_at = '-infinity' where holder = p_run
 $$;

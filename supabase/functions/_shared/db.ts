@@ -58,6 +58,23 @@ export async function withDb<T>(operation: (sql: Sql) => Promise<T>): Promise<T>
   }
 }
 
+/**
+ * Runs a statement that returns exactly one row (every `select batch_api.…(…) as x`) and gives that
+ * row. A connection that dies in the middle can leave postgres.js with an empty result: that is a
+ * lost connection (503), never a reason to crash on a missing row.
+ */
+export async function queryOne<T extends Record<string, unknown>>(
+  operation: (sql: Sql) => Promise<readonly T[]>,
+  column?: keyof T & string,
+): Promise<T> {
+  const rows = await withDb(operation);
+  const row = rows[0];
+  if (row === undefined || row === null || (column !== undefined && !(column in row))) {
+    throw serviceUnavailable(new Error("the database answered no row to a one-row statement"));
+  }
+  return row;
+}
+
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -6,7 +6,7 @@
 // every try) and `x-signature: sha256=<hex HMAC-SHA256 of the raw body with NOTIFY_WEBHOOK_SECRET>`.
 // A non-2xx answer, a redirect, a network error or a time-out is a failed try, retried with
 // exponential backoff until NOTIFY_MAX_ATTEMPTS tries have failed.
-import { jsonb, withDb } from "./db.ts";
+import { jsonb, queryOne } from "./db.ts";
 import { env, intEnv } from "./env.ts";
 import type { NotificationBody } from "./operations_schemas.ts";
 
@@ -209,16 +209,20 @@ export async function deliverNotifications(
     retry_max_ms: config.retryMaxMs,
   };
   while (Date.now() + config.timeoutMs <= options.deadline) {
-    const [{ items }] = await withDb((sql) =>
-      sql`select batch_api.claim_notifications(${run}::uuid, ${config.concurrency}::integer,
-                 ${leaseMs}::integer, ${config.maxAttempts}::integer) as items`
+    const { items } = await queryOne(
+      (sql) =>
+        sql`select batch_api.claim_notifications(${run}::uuid, ${config.concurrency}::integer,
+                 ${leaseMs}::integer, ${config.maxAttempts}::integer) as items`,
+      "items",
     );
     const claimed = items as Claimed[];
     if (claimed.length === 0) break;
     const outcomes = await Promise.all(claimed.map((n) => sendNotification(config, n)));
-    const [{ result }] = await withDb((sql) =>
-      sql`select batch_api.finish_notifications(${run}::uuid, ${jsonb(sql, outcomes)},
-                                                ${jsonb(sql, policy)}) as result`
+    const { result } = await queryOne(
+      (sql) =>
+        sql`select batch_api.finish_notifications(${run}::uuid, ${jsonb(sql, outcomes)},
+                                                ${jsonb(sql, policy)}) as result`,
+      "result",
     );
     const recorded = result as DeliveryCounts;
     counts.delivered += recorded.delivered;
@@ -262,8 +266,10 @@ export async function runNotificationStep(
   }
   let purged = 0;
   for (;;) {
-    const [{ n }] = await withDb((sql) =>
-      sql`select batch_api.purge_notifications(${options.retentionDays}::integer, 500) as n`
+    const { n } = await queryOne(
+      (sql) =>
+        sql`select batch_api.purge_notifications(${options.retentionDays}::integer, 500) as n`,
+      "n",
     );
     purged += Number(n);
     if (Number(n) < 500 || Date.now() > options.deadline) break;

@@ -2,7 +2,7 @@
 import { ApiError, validationError } from "../../_shared/errors.ts";
 import type { Action } from "../../_shared/dispatcher.ts";
 import { MAX_BODY_BYTES } from "../../_shared/dispatcher.ts";
-import { jsonb, withDb } from "../../_shared/db.ts";
+import { jsonb, queryOne } from "../../_shared/db.ts";
 import { isRecord, sqlContext } from "../../_shared/context.ts";
 import { canonicalJson, sha256Hex } from "../../_shared/canonical_json.ts";
 import {
@@ -76,15 +76,14 @@ export const createJob: Action<typeof CreateJobData> = {
       ),
     ));
 
-    const [row] = await withDb((sql) =>
+    const row = await queryOne((sql) =>
       sql`select batch_api.create_job(
         ${jsonb(sql, sqlContext(ctx))},
         ${jsonb(sql, job)},
         ${jsonb(sql, data.tasks ?? [])},
         ${key},
         ${requestHash}
-      ) as result`
-    );
+      ) as result`, "result");
     const result = row.result as { created: boolean; job: BatchJob };
     return { status: result.created ? 201 : 200, body: { data: result.job } };
   },

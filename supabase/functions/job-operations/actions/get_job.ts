@@ -1,6 +1,6 @@
 // getJob: one job (own jobs only for users), optionally with its recent errors and events.
 import type { Action } from "../../_shared/dispatcher.ts";
-import { jsonb, withDb } from "../../_shared/db.ts";
+import { jsonb, queryOne } from "../../_shared/db.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { GetJobData } from "../../_shared/job_schemas.ts";
 
@@ -10,14 +10,13 @@ export const getJob: Action<typeof GetJobData> = {
 
   async handle(data, ctx) {
     const include = data.include ?? [];
-    const [row] = await withDb((sql) =>
+    const row = await queryOne((sql) =>
       sql`select batch_api.get_job(
         ${jsonb(sql, sqlContext(ctx))},
         ${data.job_id}::uuid,
         ${include.includes("errors")},
         ${include.includes("events")}
-      ) as job`
-    );
+      ) as job`, "job");
     return { status: 200, body: { data: row.job } };
   },
 };

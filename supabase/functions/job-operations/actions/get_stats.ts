@@ -1,7 +1,7 @@
 // getStats (service_role): queue depth, running tasks, throughput, errors by class, resource usage
 // against limits, the notification outbox and maintenance, from one read-only SQL function.
 import type { Action } from "../../_shared/dispatcher.ts";
-import { withDb } from "../../_shared/db.ts";
+import { queryOne } from "../../_shared/db.ts";
 import { GetStatsData, type Stats } from "../../_shared/operations_schemas.ts";
 
 export const getStats: Action<typeof GetStatsData> = {
@@ -9,8 +9,9 @@ export const getStats: Action<typeof GetStatsData> = {
   roles: ["service_role"],
 
   async handle(data) {
-    const [{ stats }] = await withDb((sql) =>
-      sql`select batch_api.get_stats(${data.window_minutes}::integer) as stats`
+    const { stats } = await queryOne(
+      (sql) => sql`select batch_api.get_stats(${data.window_minutes}::integer) as stats`,
+      "stats",
     );
     return { status: 200, body: { data: stats as Stats } };
   },

@@ -1,7 +1,7 @@
 // listJobs: newest first, keyset-paginated with signed cursors.
 import { ApiError } from "../../_shared/errors.ts";
 import type { Action } from "../../_shared/dispatcher.ts";
-import { jsonb, withDb } from "../../_shared/db.ts";
+import { jsonb, queryOne } from "../../_shared/db.ts";
 import { isRecord, sqlContext } from "../../_shared/context.ts";
 import { type CursorPosition, decodeCursor, encodeCursor } from "../../_shared/cursor.ts";
 import { ListJobsData } from "../../_shared/job_schemas.ts";
@@ -25,8 +25,12 @@ export const listJobs: Action<typeof ListJobsData> = {
       limit: data.limit,
       after: data.cursor === undefined ? undefined : await decodeCursor(data.cursor),
     };
-    const [row] = await withDb((sql) =>
-      sql`select batch_api.list_jobs(${jsonb(sql, sqlContext(ctx))}, ${jsonb(sql, filter)}) as page`
+    const row = await queryOne(
+      (sql) =>
+        sql`select batch_api.list_jobs(${jsonb(sql, sqlContext(ctx))}, ${
+          jsonb(sql, filter)
+        }) as page`,
+      "page",
     );
     const page = row.page as { jobs: unknown[]; next: CursorPosition | null };
     return {

@@ -1,20 +1,34 @@
 // runMaintenance: every timer, called by cron each minute. One run works at a time (a lease row in
 // the database); each step is a series of short transactions so a backlog never holds long locks.
 import type { Action } from "../../_shared/dispatcher.ts";
-import { jsonb, type Sql, withDb } from "../../_shared/db.ts";
+import { jsonb, queryOne, type Sql, withDb } from "../../_shared/db.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { intEnv } from "../../_shared/env.ts";
 import { RunMaintenanceData } from "../../_shared/job_schemas.ts";
 import { runNotificationStep } from "../../_shared/notifications.ts";
 
-const LEASE_MS = 5 * 60_000;
+// The lease outlives the time budget a little; it is renewed before each step, so a run that dies
+// (or cannot give it back) holds up the next one for at most LEASE_MS.
+const LEASE_MS = 30_000;
 const TIME_BUDGET_MS = 20_000;
+
+/** A run of this instance that could not give its lease back (its connection died at the end). */
+let unreleased: string | null = null;
+
+async function release(run: string): Promise<boolean> {
+  try {
+    await withDb((sql) => sql`select batch_api.end_maintenance(${run}::uuid)`);
+    return true;
+  } catch {
+    return false;
+  }
+}
 const BATCH = 500;
 
 type Step = (batch: number) => Promise<number>;
 
 async function count(query: (sql: Sql) => Promise<{ n: number }[]>): Promise<number> {
-  const [{ n }] = await withDb(query);
+  const { n } = await queryOne(query, "n");
   return Number(n);
 }
 
@@ -34,10 +48,19 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
 
   async handle(data, ctx) {
     const options = { retention_days: data.retention_days ?? intEnv("JOB_RETENTION_DAYS", 30) };
+    // give back first what an earlier run of this instance could not: else it would block every
+    // run, this one included, until its lease ends
+    if (unreleased && await release(unreleased)) unreleased = null;
     const run = crypto.randomUUID();
-    const [{ ok }] = await withDb((sql) =>
-      sql`select coalesce(batch_api.begin_maintenance(${run}::uuid, ${LEASE_MS}::integer), false) as ok`
-    );
+    const lease = async () => {
+      const row = await queryOne(
+        (sql) =>
+          sql`select coalesce(batch_api.begin_maintenance(${run}::uuid, ${LEASE_MS}::integer), false) as ok`,
+        "ok",
+      );
+      return row?.ok === true;
+    };
+    const ok = await lease();
     const counts = {
       ran: ok as boolean,
       leases_expired: 0,
@@ -58,6 +81,7 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
           count((sql) => sql`select batch_api.expire_leases(${jsonb(sql, c)}, ${n}::integer) as n`),
         deadline,
       );
+      if (!await lease()) return { status: 200, body: { data: counts } };
       counts.retries_started = await drain(
         (n) =>
           count((sql) =>
@@ -65,6 +89,7 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
           ),
         deadline,
       );
+      if (!await lease()) return { status: 200, body: { data: counts } };
       counts.jobs_cancelled = await drain(
         (n) =>
           count((sql) =>
@@ -72,6 +97,7 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
           ),
         deadline,
       );
+      if (!await lease()) return { status: 200, body: { data: counts } };
       const notified = await runNotificationStep({
         deadline,
         retentionDays: options.retention_days,
@@ -81,6 +107,7 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
       counts.notifications_retrying = notified.retrying;
       counts.notifications_failed = notified.failed;
       counts.notifications_purged = notified.purged;
+      if (!await lease()) return { status: 200, body: { data: counts } };
       counts.jobs_purged = await drain(
         (n) =>
           count((sql) =>
@@ -92,7 +119,8 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
         deadline,
       );
     } finally {
-      await withDb((sql) => sql`select batch_api.end_maintenance(${run}::uuid)`);
+      // if this fails the next run of this instance gives it back, or the lease runs out
+      if (!await release(run)) unreleased = run;
     }
     return { status: 200, body: { data: counts } };
   },

@@ -1,6 +1,6 @@
 // setGroupRateLimit: the start-rate limit shared by all jobs of a sending group (service only).
 import type { Action } from "../../_shared/dispatcher.ts";
-import { jsonb, withDb } from "../../_shared/db.ts";
+import { jsonb, queryOne } from "../../_shared/db.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { SetGroupRateLimitData } from "../../_shared/job_schemas.ts";
 
@@ -9,11 +9,13 @@ export const setGroupRateLimit: Action<typeof SetGroupRateLimitData> = {
   roles: ["service_role"],
 
   async handle(data, ctx) {
-    const [{ result }] = await withDb((sql) =>
-      sql`select batch_api.set_group_rate_limit(${
-        jsonb(sql, sqlContext(ctx))
-      }, ${data.sending_group_id},
-               ${data.max_per_second}::numeric, ${data.burst ?? null}::integer) as result`
+    const { result } = await queryOne(
+      (sql) =>
+        sql`select batch_api.set_group_rate_limit(${
+          jsonb(sql, sqlContext(ctx))
+        }, ${data.sending_group_id},
+               ${data.max_per_second}::numeric, ${data.burst ?? null}::integer) as result`,
+      "result",
     );
     return { status: 200, body: { data: result } };
   },

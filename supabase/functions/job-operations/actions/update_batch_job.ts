@@ -1,12 +1,21 @@
-// updateBatchJob: status moves decided by the status machine under the job's row lock, progress,
-// errors and the retry policy.
+// updateBatchJob: status moves decided by the status machine, progress, errors and the retry policy.
+//
+// No lock is held across round trips: read the job's facts, decide with the machine, then apply the
+// move in one statement that locks the job and refuses a decision the job has moved on from
+// (STALE_DECISION) — or that its counters no longer allow (the trigger's INVALID_TRANSITION); such
+// a decision is simply made again on fresh facts.
 import { ApiError } from "../../_shared/errors.ts";
 import type { Action } from "../../_shared/dispatcher.ts";
-import { jsonb, withDb } from "../../_shared/db.ts";
+import { jsonb, queryOne } from "../../_shared/db.ts";
 import { sqlContext } from "../../_shared/context.ts";
-import { LIMITS, UpdateBatchJobData } from "../../_shared/job_schemas.ts";
+import { type BatchJob, LIMITS, UpdateBatchJobData } from "../../_shared/job_schemas.ts";
 import { decideRequest, type JobFacts } from "../../_shared/job_machine.ts";
 import { truncateUtf8 } from "../../_shared/validation.ts";
+
+/** Enough for every request of a burst of concurrent updates to get its turn. */
+const MAX_DECISIONS = 40;
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const updateBatchJob: Action<typeof UpdateBatchJobData> = {
   data: UpdateBatchJobData,
@@ -21,41 +30,58 @@ export const updateBatchJob: Action<typeof UpdateBatchJobData> = {
         : truncateUtf8(data.error_details.stack, LIMITS.stackBytes),
     };
     const update = { detailed_status: data.detailed_status, error_details: error };
+    const context = sqlContext(ctx);
 
-    const job = await withDb((sql) =>
-      sql.begin(async (tx) => {
-        const [{ facts }] = await tx`
-          select batch_api.lock_job(${jsonb(tx, sqlContext(ctx))}, ${data.job_id}::uuid) as facts`;
-        const current = facts as JobFacts;
-        if (data.expected_status !== undefined && current.status !== data.expected_status) {
+    for (let round = 1;; round++) {
+      const { facts } = await queryOne(
+        (sql) =>
+          sql`select batch_api.job_facts(${jsonb(sql, context)}, ${data.job_id}::uuid) as facts`,
+        "facts",
+      );
+      const current = facts as JobFacts;
+      if (data.expected_status !== undefined && current.status !== data.expected_status) {
+        throw new ApiError(
+          409,
+          "PRECONDITION_FAILED",
+          `The job is ${current.status}, not ${data.expected_status}.`,
+          { expected: data.expected_status, actual: current.status },
+        );
+      }
+      let target: string | null = null;
+      if (data.status !== undefined) {
+        const decision = decideRequest(current, data.status, error?.code);
+        if (!decision.ok) {
+          throw new ApiError(
+            409,
+            "INVALID_TRANSITION",
+            `The job cannot move from ${decision.from} to ${decision.to}.`,
+            { from: decision.from, to: decision.to, allowed: decision.allowed },
+          );
+        }
+        target = decision.target;
+      }
+      try {
+        const { job } = await queryOne((sql) =>
+          sql`select batch_api.apply_job_update(
+            ${jsonb(sql, context)}, ${data.job_id}::uuid, ${current.status}::public.job_status,
+            ${target}::public.job_status, ${jsonb(sql, update)},
+            ${data.expected_status ?? null}::public.job_status
+          ) as job`, "job");
+        return { status: 200, body: { data: job as BatchJob } };
+      } catch (failure) {
+        const stale = failure instanceof ApiError &&
+          ((failure.code as string) === "STALE_DECISION" || failure.code === "INVALID_TRANSITION");
+        if (!stale) throw failure;
+        if (round >= MAX_DECISIONS) {
           throw new ApiError(
             409,
             "PRECONDITION_FAILED",
-            `The job is ${current.status}, not ${data.expected_status}.`,
-            { expected: data.expected_status, actual: current.status },
+            "The job kept changing while this update was decided; send it again.",
+            { expected: current.status },
           );
         }
-        let target: string | null = null;
-        if (data.status !== undefined) {
-          const decision = decideRequest(current, data.status, error?.code);
-          if (!decision.ok) {
-            throw new ApiError(
-              409,
-              "INVALID_TRANSITION",
-              `The job cannot move from ${decision.from} to ${decision.to}.`,
-              { from: decision.from, to: decision.to, allowed: decision.allowed },
-            );
-          }
-          target = decision.target;
-        }
-        const [{ job }] = await tx`
-          select batch_api.apply_job_update(
-            ${jsonb(tx, sqlContext(ctx))}, ${data.job_id}::uuid, ${target}::public.job_status,
-            ${jsonb(tx, update)}
-          ) as job`;
-        return job;
-      })
-    );
-    return { status: 200, body: { data: job } };
+        await delay(Math.random() * 2 * round);
+      }
+    }
   },
 };

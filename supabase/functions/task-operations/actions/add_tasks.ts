@@ -1,7 +1,7 @@
 // addTasks: more tasks for a job that still takes them.
 import type { Action } from "../../_shared/dispatcher.ts";
 import { MAX_BODY_BYTES } from "../../_shared/dispatcher.ts";
-import { jsonb, withDb } from "../../_shared/db.ts";
+import { jsonb, queryOne } from "../../_shared/db.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { AddTasksData } from "../../_shared/task_schemas.ts";
 
@@ -11,9 +11,11 @@ export const addTasks: Action<typeof AddTasksData> = {
   maxBytes: MAX_BODY_BYTES,
 
   async handle(data, ctx) {
-    const [{ result }] = await withDb((sql) =>
-      sql`select batch_api.add_tasks(${jsonb(sql, sqlContext(ctx))}, ${data.job_id}::uuid,
-                                     ${jsonb(sql, data.tasks)}) as result`
+    const { result } = await queryOne(
+      (sql) =>
+        sql`select batch_api.add_tasks(${jsonb(sql, sqlContext(ctx))}, ${data.job_id}::uuid,
+                                     ${jsonb(sql, data.tasks)}) as result`,
+      "result",
     );
     return { status: 201, body: { data: result } };
   },

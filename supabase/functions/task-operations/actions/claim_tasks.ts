@@ -1,6 +1,6 @@
 // claimTasks: up to `limit` tasks with a lease, under the engine's rules; [] when nothing may run.
 import type { Action } from "../../_shared/dispatcher.ts";
-import { jsonb, withDb } from "../../_shared/db.ts";
+import { jsonb, queryOne } from "../../_shared/db.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { ClaimTasksData } from "../../_shared/task_schemas.ts";
 
@@ -9,11 +9,13 @@ export const claimTasks: Action<typeof ClaimTasksData> = {
   roles: ["service_role"],
 
   async handle(data, ctx) {
-    const [{ result }] = await withDb((sql) =>
-      sql`select batch_api.claim_tasks(${jsonb(sql, sqlContext(ctx))}, ${data.worker_id},
+    const { result } = await queryOne(
+      (sql) =>
+        sql`select batch_api.claim_tasks(${jsonb(sql, sqlContext(ctx))}, ${data.worker_id},
                ${data.limit}::integer, ${
-        data.job_id ?? null
-      }::uuid, ${data.lease_ms}::integer) as result`
+          data.job_id ?? null
+        }::uuid, ${data.lease_ms}::integer) as result`,
+      "result",
     );
     return { status: 200, body: { data: result } };
   },

@@ -1,7 +1,7 @@
 // completeTask and completeTasks: one statement for the whole batch, each task judged alone.
 import { ApiError } from "../../_shared/errors.ts";
 import type { Action, Context } from "../../_shared/dispatcher.ts";
-import { jsonb, withDb } from "../../_shared/db.ts";
+import { jsonb, queryOne } from "../../_shared/db.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { CompleteTaskData, CompleteTasksData } from "../../_shared/task_schemas.ts";
 
@@ -12,9 +12,11 @@ async function complete(
   workerId: string,
   tasks: { task_id: number; result?: unknown }[],
 ): Promise<Outcome[]> {
-  const [{ outcomes }] = await withDb((sql) =>
-    sql`select batch_api.complete_tasks(${jsonb(sql, sqlContext(ctx))}, ${workerId},
-                                        ${jsonb(sql, tasks)}) as outcomes`
+  const { outcomes } = await queryOne(
+    (sql) =>
+      sql`select batch_api.complete_tasks(${jsonb(sql, sqlContext(ctx))}, ${workerId},
+                                        ${jsonb(sql, tasks)}) as outcomes`,
+    "outcomes",
   );
   return outcomes as Outcome[];
 }

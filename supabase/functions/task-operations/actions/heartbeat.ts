@@ -1,6 +1,6 @@
 // heartbeat: extend leases, report usage; one answer per task (continue, stop, lost).
 import type { Action } from "../../_shared/dispatcher.ts";
-import { jsonb, withDb } from "../../_shared/db.ts";
+import { jsonb, queryOne } from "../../_shared/db.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { HeartbeatData } from "../../_shared/task_schemas.ts";
 
@@ -9,9 +9,11 @@ export const heartbeat: Action<typeof HeartbeatData> = {
   roles: ["service_role"],
 
   async handle(data, ctx) {
-    const [{ tasks }] = await withDb((sql) =>
-      sql`select batch_api.heartbeat(${jsonb(sql, sqlContext(ctx))}, ${data.worker_id},
-                                     ${jsonb(sql, data.tasks)}) as tasks`
+    const { tasks } = await queryOne(
+      (sql) =>
+        sql`select batch_api.heartbeat(${jsonb(sql, sqlContext(ctx))}, ${data.worker_id},
+                                     ${jsonb(sql, data.tasks)}) as tasks`,
+      "tasks",
     );
     return { status: 200, body: { data: { tasks } } };
   },
