@@ -101,9 +101,9 @@ create table public.jobs (
   current_phase text not null default 'created' check (char_length(current_phase) <= 64),
   progress_percentage numeric(5, 2) not null default 0 check (progress_percentage between 0 and 100),
 
-  -- how many counter shards (job_shards 1..n) share max_parallel_tasks; one when resource limits
+  -- how many claim shards (job_shards 1..n) share max_parallel_tasks; one when resource limits
   -- are set, because reservations must be summed in one place
-  shard_count smallint not null check (shard_count between 1 and 16),
+  shard_count smallint not null check (shard_count between 1 and 64),
 
   attempt integer not null default 1 check (attempt >= 1),
   -- set at creation when the job has a rate_limit (its bucket is in job_rate_limits)
@@ -137,43 +137,71 @@ create index jobs_claimable_idx on public.jobs (priority desc, created_at, id)
 -- ---------------------------------------------------------------------------------------------
 -- Counter shards
 -- ---------------------------------------------------------------------------------------------
--- A job's task counters are the sums over its shard rows. Shard 0 takes the changes made under the
--- job's row lock (creation, added tasks, cancel, recovery); shards 1..shard_count take the task
--- engine's changes and each owns a slice of max_parallel_tasks (`capacity`). A claim locks one shard
--- with SKIP LOCKED and a task's end updates the shard it was claimed through, so no single row
--- serialises a busy job, while `running <= capacity` on every shard keeps the parallelism limit
--- exact. Per-shard values other than `running` and the reservations are deltas (they may be
--- negative); only their sums mean something.
+-- A job's task counters are sums over two kinds of rows, so that no single row serialises a busy
+-- job and claims never wait for reports:
+--   job_shards      shard 0 takes the changes made under the job's row lock (creation, added tasks,
+--                   cancel, recovery, caller errors); shards 1..shard_count are claim rows: each owns
+--                   a slice of max_parallel_tasks (`capacity`) and counts the tasks started through
+--                   it. Only claims lock them, with SKIP LOCKED.
+--   job_shard_ends  one per claim shard: the ends of the runs started through it (outcomes,
+--                   errors, released reservations, reported usage). Only reports lock them.
+-- A claim reads its shard's end row without locking it: the ends it sees can only be fewer than
+-- the real ones, so `started - ended_seen <= capacity` (a CHECK on the claim row) keeps the running
+-- tasks within max_parallel_tasks exactly, and the same holds for reservations against a budget.
+-- Per-row values are deltas or cumulative counts; only the sums mean something.
 create table public.job_shards (
   job_id uuid not null references public.jobs (id) on delete cascade,
   shard smallint not null,
   capacity integer not null,
-  running integer not null default 0,
+  -- claim rows: runs started through this shard, and the ends of them its last claim saw
+  started integer not null default 0,
+  ended_seen integer not null default 0,
+  -- deltas: + at creation / added tasks / recovery (shard 0), - per claim
   pending integer not null default 0,
-  succeeded integer not null default 0,
+  -- deltas of job-level changes (shard 0)
   failed integer not null default 0,
   cancelled integer not null default 0,
   errors integer not null default 0,
-  -- reservations of the running tasks (only the single shard of a job with resource_limits)
+  -- reservations (only the single claim shard of a job with resource_limits): taken by claims,
+  -- and the releases the last claim saw
   memory_capacity numeric,
   cpu_capacity numeric,
   reserved_memory numeric not null default 0,
+  released_memory_seen numeric not null default 0,
   reserved_cpu numeric not null default 0,
-  -- usage reported by heartbeats for the running tasks counted here (current, summed)
-  usage_memory numeric not null default 0,
-  usage_cpu numeric not null default 0,
-  -- back-pressure: reported usage is over the job's limits; no claims until it is back within
-  over_limit boolean not null default false,
+  released_cpu_seen numeric not null default 0,
   -- one constraint (each one is re-read on every update): parallelism and budgets hold per shard
   constraint job_shards_within_capacity check (
-    shard between 0 and 16 and capacity >= 0 and running between 0 and capacity
-    and reserved_memory >= 0 and reserved_memory <= coalesce(memory_capacity, 'infinity')
-    and reserved_cpu >= 0 and reserved_cpu <= coalesce(cpu_capacity, 'infinity')
+    shard between 0 and 64 and capacity >= 0 and started - ended_seen between 0 and capacity
+    and reserved_memory - released_memory_seen between 0 and coalesce(memory_capacity, 'infinity')
+    and reserved_cpu - released_cpu_seen between 0 and coalesce(cpu_capacity, 'infinity')
   ),
   primary key (job_id, shard)
 ) with (fillfactor = 50);
 comment on table public.job_shards is
-  'Sharded task counters and parallelism/resource capacity of a job; the job''s counts are the sums.';
+  'Claim side of a job''s sharded counters: parallelism and budget capacity, starts, job-level deltas.';
+
+create table public.job_shard_ends (
+  job_id uuid not null references public.jobs (id) on delete cascade,
+  shard smallint not null check (shard between 1 and 64),
+  ended integer not null default 0,
+  succeeded integer not null default 0,
+  failed integer not null default 0,
+  cancelled integer not null default 0,
+  -- back to pending (retry, or a stopped run)
+  requeued integer not null default 0,
+  errors integer not null default 0,
+  released_memory numeric not null default 0,
+  released_cpu numeric not null default 0,
+  -- usage reported by heartbeats for the running tasks of this shard (current, summed)
+  usage_memory numeric not null default 0,
+  usage_cpu numeric not null default 0,
+  -- back-pressure: reported usage is over the job's limits; no claims until it is back within
+  over_limit boolean not null default false,
+  primary key (job_id, shard)
+) with (fillfactor = 50);
+comment on table public.job_shard_ends is
+  'End side of a job''s sharded counters: how the runs started through each claim shard ended.';
 
 create type private.task_counts as (
   total integer, pending integer, running integer, succeeded integer, failed integer,

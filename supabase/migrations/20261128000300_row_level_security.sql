@@ -11,20 +11,21 @@ alter table public.audit_log enable row level security;
 alter table public.idempotency_keys enable row level security;
 alter table public.error_catalogue enable row level security;
 alter table public.job_shards enable row level security;
+alter table public.job_shard_ends enable row level security;
 alter table public.task_ready enable row level security;
 alter table public.notifications enable row level security;
 
 -- Supabase grants everything on public tables to the API roles by default; writes go through the
 -- Edge Functions only.
 revoke all on public.jobs, public.tasks, public.job_errors, public.job_events, public.audit_log,
-  public.idempotency_keys, public.error_catalogue, public.job_shards, public.task_ready,
-  public.notifications from anon, authenticated, service_role;
+  public.idempotency_keys, public.error_catalogue, public.job_shards, public.job_shard_ends,
+  public.task_ready, public.notifications from anon, authenticated, service_role;
 grant select on public.jobs, public.tasks, public.job_errors, public.job_events, public.audit_log,
-  public.idempotency_keys, public.error_catalogue, public.job_shards, public.notifications
-  to authenticated;
+  public.idempotency_keys, public.error_catalogue, public.job_shards, public.job_shard_ends,
+  public.notifications to authenticated;
 grant all on public.jobs, public.tasks, public.job_errors, public.job_events,
-  public.idempotency_keys, public.error_catalogue, public.job_shards, public.task_ready,
-  public.notifications to service_role;
+  public.idempotency_keys, public.error_catalogue, public.job_shards, public.job_shard_ends,
+  public.task_ready, public.notifications to service_role;
 grant select on public.audit_log to service_role;
 
 create policy jobs_owner_read on public.jobs
@@ -52,6 +53,10 @@ create policy idempotency_keys_owner_read on public.idempotency_keys
   using (user_id = (select auth.uid()));
 
 create policy job_shards_owner_read on public.job_shards
+  for select to authenticated
+  using (exists (select 1 from public.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
+
+create policy job_shard_ends_owner_read on public.job_shard_ends
   for select to authenticated
   using (exists (select 1 from public.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
 

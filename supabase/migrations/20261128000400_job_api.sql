@@ -21,22 +21,32 @@ language plpgsql stable parallel safe
 as $$
 declare
   v private.task_counts;
+  s record;
+  e record;
 begin
-  select coalesce(sum(pending + running + succeeded + failed + cancelled), 0)::integer,
-         coalesce(sum(pending), 0)::integer,
-         coalesce(sum(running), 0)::integer,
-         coalesce(sum(succeeded), 0)::integer,
-         coalesce(sum(failed), 0)::integer,
-         coalesce(sum(cancelled), 0)::integer,
-         coalesce(sum(errors), 0)::integer
-  into v
-  from public.job_shards
-  where job_id = p_job_id;
+  select coalesce(sum(pending), 0)::integer as pending, coalesce(sum(started), 0)::integer as started,
+         coalesce(sum(failed), 0)::integer as failed, coalesce(sum(cancelled), 0)::integer as cancelled,
+         coalesce(sum(errors), 0)::integer as errors
+  into s
+  from public.job_shards where job_id = p_job_id;
+  select coalesce(sum(ended), 0)::integer as ended, coalesce(sum(succeeded), 0)::integer as succeeded,
+         coalesce(sum(failed), 0)::integer as failed, coalesce(sum(cancelled), 0)::integer as cancelled,
+         coalesce(sum(requeued), 0)::integer as requeued, coalesce(sum(errors), 0)::integer as errors
+  into e
+  from public.job_shard_ends where job_id = p_job_id;
+  v.pending := s.pending + e.requeued;
+  v.running := s.started - e.ended;
+  v.succeeded := e.succeeded;
+  v.failed := s.failed + e.failed;
+  v.cancelled := s.cancelled + e.cancelled;
+  v.errors := s.errors + e.errors;
+  v.total := v.pending + v.running + v.succeeded + v.failed + v.cancelled;
   return v;
 end
 $$;
 comment on function private.job_counts(uuid) is
-  'A job''s task counters: the sums over its shards, equal to its task and error rows in every snapshot.';
+  'A job''s task counters: sums over its claim shards and their end rows, equal to its task and '
+  'error rows in every snapshot.';
 
 create function private.job_json(j public.jobs) returns jsonb
 language plpgsql stable parallel safe
@@ -115,10 +125,13 @@ as $$
            + case when s <= p_job.max_parallel_tasks % p_job.shard_count then 1 else 0 end,
          p_job.max_memory, p_job.max_cpu
   from generate_series(1, p_job.shard_count) as s;
+  insert into public.job_shard_ends (job_id, shard)
+  select p_job.id, s from generate_series(1, p_job.shard_count) as s;
 $$;
 comment on function private.create_job_shards(public.jobs, integer) is
-  'Gives a new job its counter shards: shard 0 with the initial pending count, and shards whose '
-  'capacities add up to exactly max_parallel_tasks (and carry the resource budget when one is set).';
+  'Gives a new job its counter shards: shard 0 with the initial pending count, and claim shards '
+  'whose capacities add up to exactly max_parallel_tasks (and carry the resource budget when one is '
+  'set), each with its end row.';
 
 create function private.raise_not_found(p_job_id uuid) returns void
 language plpgsql
@@ -211,7 +224,9 @@ begin
     (v_limits ->> 'max_memory')::numeric,
     (v_limits ->> 'max_cpu')::numeric,
     coalesce(p_job -> 'metadata', '{}'::jsonb),
-    case when v_limits is null then least(16, (p_job ->> 'max_parallel_tasks')::integer) else 1 end,
+    -- claim shards of at least 4 slots each, at most 64 (one for a resource budget)
+    case when v_limits is null
+      then least(64, greatest(1, (p_job ->> 'max_parallel_tasks')::integer / 4)) else 1 end,
     v_rate is not null
   )
   returning * into v_job;

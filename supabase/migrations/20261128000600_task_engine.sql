@@ -77,15 +77,15 @@ begin
     group by job_id, shard
     order by job_id, shard
   loop
-    update public.job_shards
-    set running = running - r.n,
-        pending = pending + r.pending,
+    update public.job_shard_ends
+    set ended = ended + r.n,
+        requeued = requeued + r.pending,
         succeeded = succeeded + r.succeeded,
         failed = failed + r.failed,
         cancelled = cancelled + r.cancelled,
         errors = errors + r.errors,
-        reserved_memory = greatest(reserved_memory - r.reserved_memory, 0),
-        reserved_cpu = greatest(reserved_cpu - r.reserved_cpu, 0),
+        released_memory = released_memory + r.reserved_memory,
+        released_cpu = released_cpu + r.reserved_cpu,
         usage_memory = usage_memory - r.usage_memory,
         usage_cpu = usage_cpu - r.usage_cpu
     where job_id = r.job_id and shard = r.shard
@@ -98,9 +98,9 @@ begin
 end
 $$;
 comment on function private.release_ended(private.ended_task[]) is
-  'Keeps shard counters equal to the task rows when runs end: frees parallelism, reservations and '
-  'reported usage (lifting back-pressure once usage is within the limits), moves counts to the '
-  'outcome, in (job, shard) order.';
+  'Keeps shard counters equal to the task rows when runs end (on the end rows, which claims never '
+  'lock): frees parallelism, reservations and reported usage (lifting back-pressure once usage is '
+  'within the limits), counts the outcome, in (job, shard) order.';
 
 create function private.after_tasks_ended(p_job_id uuid, p_ctx jsonb) returns void
 language plpgsql
@@ -241,9 +241,18 @@ language plpgsql
 as $$
 declare
   v_job public.jobs;
-  v_shard public.job_shards;
   v_shards smallint[] := '{}';
   v_room integer[] := '{}';
+  v_ended integer[] := '{}';
+  v_want integer;
+  v_more_shards smallint[];
+  v_more_room integer[];
+  v_more_ended integer[];
+  -- a job with a resource budget has one claim shard: its budget room and the releases seen
+  v_released_memory numeric;
+  v_released_cpu numeric;
+  v_room_memory numeric;
+  v_room_cpu numeric;
   v_total_room integer := 0;
   v_ids bigint[];
   v_rows tid[];
@@ -314,20 +323,44 @@ begin
     return;
   end if;
 
-  -- Rules 3 and 4: shards with room (and a job within its reported usage), one at a time until
-  -- there is room for the whole claim, starting from this connection's favourite shard so that
-  -- concurrent claimers spread out. Shards another claim holds are passed over, never waited for.
+  -- Rule 4's back-pressure: no claims while a job's reported usage is over its limits.
+  if v_job.max_memory is not null
+     and exists (select 1 from public.job_shard_ends where job_id = p_job_id and over_limit) then
+    return;
+  end if;
+
+  -- Rules 3 and 4: claim shards with room, until there is room for the whole claim, starting from
+  -- this connection's favourite shard so that concurrent claimers spread out. A shard's room counts
+  -- the ends of its end row as last committed (read, not locked: reports lock end rows, claims
+  -- lock claim rows, neither waits for the other). Shards another claim holds are passed over.
   while v_total_room < v_limit loop
-    select * into v_shard from public.job_shards
-    where job_id = p_job_id and shard >= 1 and running < capacity and not over_limit
-      and shard <> all (v_shards)
-    order by (shard - 1 + v_job.shard_count - pg_backend_pid() % v_job.shard_count) % v_job.shard_count
-    limit 1
-    for update skip locked;
-    exit when not found;
-    v_shards := v_shards || v_shard.shard;
-    v_room := v_room || (v_shard.capacity - v_shard.running);
-    v_total_room := v_total_room + v_shard.capacity - v_shard.running;
+    -- first one shard; then about as many more as the missing room needs (shards have similar
+    -- capacity): a claim locks no shard it does not use
+    v_want := case when cardinality(v_shards) = 0 then 1
+      else ceil((v_limit - v_total_room)::numeric
+                / greatest(1, v_job.max_parallel_tasks / v_job.shard_count))::integer end;
+    select array_agg(x.shard), array_agg(x.room), array_agg(x.ended),
+           min(x.released_memory), min(x.released_cpu), min(x.room_memory), min(x.room_cpu)
+    into v_more_shards, v_more_room, v_more_ended,
+         v_released_memory, v_released_cpu, v_room_memory, v_room_cpu
+    from (
+      select s.shard, s.capacity - (s.started - e.ended) as room, e.ended,
+             e.released_memory, e.released_cpu,
+             s.memory_capacity - (s.reserved_memory - e.released_memory) as room_memory,
+             s.cpu_capacity - (s.reserved_cpu - e.released_cpu) as room_cpu
+      from public.job_shards s
+      join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+      where s.job_id = p_job_id and s.shard >= 1 and s.started - e.ended < s.capacity
+        and s.shard <> all (v_shards)
+      order by (s.shard - 1 + v_job.shard_count - pg_backend_pid() % v_job.shard_count) % v_job.shard_count
+      limit v_want
+      for update of s skip locked
+    ) x;
+    exit when v_more_shards is null;
+    v_shards := v_shards || v_more_shards;
+    v_room := v_room || v_more_room;
+    v_ended := v_ended || v_more_ended;
+    v_total_room := v_total_room + (select sum(r) from unnest(v_more_room) r);
   end loop;
   if v_total_room = 0 then
     return;
@@ -368,8 +401,7 @@ begin
         join public.tasks t on t.id = r.task_id
       ) c
     ) sums
-    where memory_total <= v_shard.memory_capacity - v_shard.reserved_memory
-      and cpu_total <= v_shard.cpu_capacity - v_shard.reserved_cpu;
+    where memory_total <= v_room_memory and cpu_total <= v_room_cpu;
   end if;
   v_taken := coalesce(cardinality(v_ids), 0);
   if v_taken = 0 then
@@ -411,10 +443,15 @@ begin
     from claimed group by shard
   ), counted as (
     update public.job_shards s
-    set running = s.running + p.n,
+    set started = s.started + p.n,
+        ended_seen = v_ended[array_position(v_shards, s.shard)],
         pending = s.pending - p.n,
         reserved_memory = s.reserved_memory + p.memory,
-        reserved_cpu = s.reserved_cpu + p.cpu
+        released_memory_seen = case when v_job.max_memory is not null
+          then v_released_memory else s.released_memory_seen end,
+        reserved_cpu = s.reserved_cpu + p.cpu,
+        released_cpu_seen = case when v_job.max_memory is not null
+          then v_released_cpu else s.released_cpu_seen end
     from per_shard p
     where s.job_id = p_job_id and s.shard = p.shard
   )
@@ -479,7 +516,8 @@ begin
     where j.status in ('queued', 'running')
       and exists (select 1 from public.task_ready r where r.job_id = j.id and r.run_after <= now())
       and exists (select 1 from public.job_shards s
-                  where s.job_id = j.id and s.shard >= 1 and s.running < s.capacity and not s.over_limit)
+                  join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+                  where s.job_id = j.id and s.shard >= 1 and s.started - e.ended < s.capacity)
     order by j.priority desc, j.created_at, j.id
   loop
     -- a group whose tokens a higher job could not get gives none to lower jobs in this claim
@@ -714,7 +752,7 @@ language plpgsql
 as $$
 declare
   v_job public.jobs;
-  v_shard public.job_shards;
+  v_shard public.job_shard_ends;
   v_over boolean;
 begin
   select * into v_job from public.jobs where id = p_job_id;
@@ -722,12 +760,12 @@ begin
     return;
   end if;
   -- a job with resource limits has exactly one engine shard; the caller holds its row
-  select * into v_shard from public.job_shards where job_id = p_job_id and shard = 1;
+  select * into v_shard from public.job_shard_ends where job_id = p_job_id and shard = 1;
   v_over := v_shard.usage_memory > v_job.max_memory or v_shard.usage_cpu > v_job.max_cpu;
   if v_over = v_shard.over_limit then
     return;
   end if;
-  update public.job_shards set over_limit = v_over where job_id = p_job_id and shard = 1;
+  update public.job_shard_ends set over_limit = v_over where job_id = p_job_id and shard = 1;
   insert into public.job_events (job_id, type, actor_role, actor_id, request_id, details)
   values (p_job_id, case when v_over then 'resource_limit_exceeded' else 'resource_limit_recovered' end,
           private.actor_role(), private.actor_id(), private.request_id(),
@@ -797,7 +835,7 @@ begin
     having sum((b ->> 'memory_delta')::numeric) <> 0 or sum((b ->> 'cpu_delta')::numeric) <> 0
     order by 1, 2
   loop
-    update public.job_shards set usage_memory = usage_memory + r.memory, usage_cpu = usage_cpu + r.cpu
+    update public.job_shard_ends set usage_memory = usage_memory + r.memory, usage_cpu = usage_cpu + r.cpu
     where job_id = r.job_id and shard = r.shard;
     perform private.apply_back_pressure(r.job_id);
   end loop;
@@ -839,7 +877,10 @@ declare
 begin
   perform private.set_request_context(p_ctx);
   for v_job_id in
-    select distinct job_id from public.job_shards where shard >= 1 and running > 0 order by job_id
+    select s.job_id from public.job_shards s
+    join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+    group by s.job_id having sum(s.started) > sum(e.ended)
+    order by s.job_id
   loop
     exit when v_total >= p_limit;
     select * into v_job from public.jobs where id = v_job_id for key share;

@@ -39,9 +39,11 @@ as $$
   -- each shard's running count and reservations are those of the tasks claimed through it
   union all
   select s.job_id, 'shard counts its running tasks',
-         format('shard %s: running %s, rows %s; reserved %s/%s, rows %s/%s', s.shard, s.running,
-                coalesce(t.n, 0), s.reserved_memory, s.reserved_cpu, coalesce(t.memory, 0), coalesce(t.cpu, 0))
+         format('shard %s: running %s, rows %s; reserved %s/%s, rows %s/%s', s.shard, s.started - e.ended,
+                coalesce(t.n, 0), s.reserved_memory - e.released_memory, s.reserved_cpu - e.released_cpu,
+                coalesce(t.memory, 0), coalesce(t.cpu, 0))
   from public.job_shards s
+  join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
   join jobs j on j.id = s.job_id
   left join (
     select job_id, shard, count(*)::integer as n, coalesce(sum(reserved_memory), 0) as memory,
@@ -49,7 +51,7 @@ as $$
     from public.tasks where status = 'running' group by job_id, shard
   ) t on t.job_id = s.job_id and t.shard = s.shard
   where s.shard >= 1
-    and (s.running, s.reserved_memory, s.reserved_cpu)
+    and (s.started - e.ended, s.reserved_memory - e.released_memory, s.reserved_cpu - e.released_cpu)
         is distinct from (coalesce(t.n, 0), coalesce(t.memory, 0), coalesce(t.cpu, 0))
   -- parallelism and budgets (also constraints: a violation here means a shard lost its capacity)
   union all

@@ -50,13 +50,14 @@ begin
   from public.task_ready;
 
   select jsonb_build_object(
-    'running', coalesce(sum(s.running), 0)::integer,
+    'running', coalesce(sum(s.started - e.ended), 0)::integer,
     'capacity', coalesce(sum(s.capacity) filter (where j.status in ('queued', 'running')), 0)::integer,
-    'usage', jsonb_build_object('memory', coalesce(sum(s.usage_memory), 0),
-                                'cpu', coalesce(sum(s.usage_cpu), 0)))
+    'usage', jsonb_build_object('memory', coalesce(sum(e.usage_memory), 0),
+                                'cpu', coalesce(sum(e.usage_cpu), 0)))
   into v_parallel
   from public.jobs j
   join public.job_shards s on s.job_id = j.id and s.shard >= 1
+  join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
   -- a failed job can still have runs that were told to stop; completed and cancelled ones cannot
   where j.status not in ('pending', 'completed', 'cancelled');
   v_queue := v_queue || v_parallel;
@@ -112,11 +113,13 @@ begin
   -- the limits, and the jobs closest to (or over) them.
   with limited as (
     select j.id, j.status, j.max_memory, j.max_cpu,
-           sum(s.reserved_memory) as reserved_memory, sum(s.reserved_cpu) as reserved_cpu,
-           sum(s.usage_memory) as usage_memory, sum(s.usage_cpu) as usage_cpu,
-           bool_or(s.over_limit) as over_limit
+           sum(s.reserved_memory - e.released_memory) as reserved_memory,
+           sum(s.reserved_cpu - e.released_cpu) as reserved_cpu,
+           sum(e.usage_memory) as usage_memory, sum(e.usage_cpu) as usage_cpu,
+           bool_or(e.over_limit) as over_limit
     from public.jobs j
     join public.job_shards s on s.job_id = j.id and s.shard >= 1
+    join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
     where j.max_memory is not null and j.status not in ('pending', 'completed', 'cancelled')
     group by j.id
   )

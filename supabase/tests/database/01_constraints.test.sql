@@ -62,7 +62,7 @@ select throws_ok(format($$ select pg_temp.job('{"current_phase": "%s"}') $$, rep
 select throws_ok($$ select pg_temp.job('{"progress_percentage": 100.01}') $$, '23514', null, 'progress above 100');
 select throws_ok($$ select pg_temp.job('{"progress_percentage": -0.01}') $$, '23514', null, 'progress below 0');
 select throws_ok($$ select pg_temp.job('{"shard_count": 0}') $$, '23514', null, 'shard_count 0');
-select throws_ok($$ select pg_temp.job('{"shard_count": 17}') $$, '23514', null, 'shard_count 17');
+select throws_ok($$ select pg_temp.job('{"shard_count": 65}') $$, '23514', null, 'shard_count 65');
 select throws_ok($$ select pg_temp.job('{"next_attempt_at": "2030-01-01T00:00:00Z"}') $$, '23514', null, 'next_attempt_at while not retrying');
 select throws_ok($$ select pg_temp.job('{"status": "retrying"}') $$, 'JS409', null, 'a job is never created retrying');
 select pg_temp.job('{"product_id": "to-retry", "status": "queued"}');
@@ -89,16 +89,16 @@ select throws_ok($$ insert into public.tasks (job_id, payload, status) select id
 -- shards: parallelism and resource budgets are constraints on the rows that count them
 insert into job_shards (job_id, shard, capacity, memory_capacity, cpu_capacity)
 select id, 1, 4, 100, 1 from jobs where product_id = 'task-parent';
-select throws_ok($$ update job_shards set running = 5 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
-  '23514', null, 'a shard never runs more tasks than its capacity');
-select lives_ok($$ update job_shards set running = 4 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
+select throws_ok($$ update job_shards set started = 5 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
+  '23514', null, 'a shard never starts more tasks than its capacity beyond the ends it saw');
+select lives_ok($$ update job_shards set started = 4 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
   'a shard may run exactly its capacity');
 select throws_ok($$ update job_shards set reserved_memory = 100.5 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
   '23514', null, 'reservations never exceed the memory budget');
 select throws_ok($$ update job_shards set reserved_cpu = 1.01 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
   '23514', null, 'reservations never exceed the cpu budget');
-select throws_ok($$ update job_shards set running = -1 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
-  '23514', null, 'running is never negative');
+select throws_ok($$ update job_shards set ended_seen = 5 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
+  '23514', null, 'a shard never sees more ends than it started');
 
 -- errors, events, idempotency keys
 select throws_ok($$ insert into public.job_errors (job_id, attempt, code, category, message) select id, 1, 'bad code', 'unknown', 'm' from jobs where product_id = 'task-parent' $$,

@@ -40,7 +40,7 @@ select results_eq($$ select key from idempotency_keys $$, $$ values ('alice-key'
 select ok((select count(*) from error_catalogue) > 0, 'the error catalogue is readable');
 select is((select count(distinct job_id)::int from job_shards), 1, 'alice sees only her job''s counter shards');
 select throws_ok($$ select * from task_ready $$, '42501', null, 'the claim queue is not readable by users');
-select throws_ok($$ update job_shards set running = 0 $$, '42501', null, 'alice cannot change counters');
+select throws_ok($$ update job_shards set pending = 0 $$, '42501', null, 'alice cannot change counters');
 
 select throws_ok($$ insert into jobs (user_id, product_id, sending_group_id, retry_on_errors, max_retry_interval_ms)
                    values (auth.uid(), 'p', 'g', '{}', 0) $$, '42501', null, 'alice cannot insert jobs');

@@ -79,9 +79,8 @@ async function taskRows(jobId: string) {
 
 async function shardTotals(jobId: string) {
   const [row] = await testDb()`
-    select sum(running)::int as running, sum(pending)::int as pending,
-           sum(succeeded)::int as succeeded, sum(errors)::int as errors
-    from job_shards where job_id = ${jobId}`;
+    select (c).running, (c).pending, (c).succeeded, (c).errors
+    from (select private.job_counts(${jobId}::uuid) as c) x`;
   return { ...row };
 }
 
@@ -262,9 +261,9 @@ test("faults: a completion killed after changing its tasks but before the counte
     assert.equal(ids.length, 2);
     const before = await taskRows(jobId);
     const counters = await shardTotals(jobId);
-    // the completion updates its task rows, then waits for the shard to give back the slots
+    // the completion updates its task rows, then waits for the shard's end row to give back the slots
     const lock = await holdLocks((tx) =>
-      tx`select shard from job_shards where job_id = ${jobId} and shard >= 1 for update`
+      tx`select shard from job_shard_ends where job_id = ${jobId} for update`
     );
     let answer: Call;
     try {

@@ -85,8 +85,10 @@ async function fingerprint(): Promise<string> {
            (select coalesce(sum(attempt), 0) from tasks) as attempts,
            (select count(*) from tasks where status = 'running') as running,
            (select count(*) from task_ready) as ready,
-           (select coalesce(sum(running + pending + succeeded + failed + cancelled + errors), 0)
+           (select coalesce(sum(started + ended_seen + pending + failed + cancelled + errors), 0)
               from job_shards) as counters,
+           (select coalesce(sum(ended + succeeded + failed + cancelled + requeued + errors), 0)
+              from job_shard_ends) as ends,
            (select count(*) from job_errors) as errors, (select count(*) from job_events) as events,
            (select count(*) from audit_log) as audit, (select count(*) from idempotency_keys) as keys,
            (select count(*) from notifications) as notifications`;

@@ -65,8 +65,9 @@ test("back-pressure: once the task whose usage was over the limits ends, claims 
   const done = await service.task("completeTask", { worker_id: "w-bp-end", task_id: t.task_id });
   assert.equal(done.status, 200);
   const [shard] = await testDb()`
-    select running, usage_memory::float8 as usage, over_limit
-    from job_shards where job_id = ${job.id} and shard = 1`;
+    select s.started - e.ended as running, e.usage_memory::float8 as usage, e.over_limit
+    from job_shards s join job_shard_ends e using (job_id, shard)
+    where s.job_id = ${job.id} and s.shard = 1`;
   assert.deepEqual({ running: shard.running, usage: shard.usage }, { running: 0, usage: 0 });
   // APPLICATION BUG (reported): the shard keeps over_limit = true after the over-limit task ended,
   // so no heartbeat can ever clear it and the job's other task is never claimed: the job stays

@@ -431,7 +431,7 @@ test("heartbeat: extends leases, records usage and peaks, answers lost for tasks
                             from tasks where id = ${held[0].task_id}`;
   assert.deepEqual({ ...t }, { m: 80, pm: 120, pc: 0.9 });
   const [{ usage }] =
-    await testDb()`select sum(usage_memory)::float8 as usage from job_shards where job_id = ${job.id}`;
+    await testDb()`select sum(usage_memory)::float8 as usage from job_shard_ends where job_id = ${job.id}`;
   assert.equal(usage, 80);
   const other = await service.task<{ tasks: { action: string }[] }>("heartbeat", {
     worker_id: "w-intruder",
@@ -443,7 +443,7 @@ test("heartbeat: extends leases, records usage and peaks, answers lost for tasks
     tasks: held.map((x) => ({ task_id: x.task_id })),
   });
   const [{ after }] =
-    await testDb()`select sum(usage_memory)::float8 as after from job_shards where job_id = ${job.id}`;
+    await testDb()`select sum(usage_memory)::float8 as after from job_shard_ends where job_id = ${job.id}`;
   assert.equal(after, 0, "an ended task's usage leaves the job's");
 });
 
