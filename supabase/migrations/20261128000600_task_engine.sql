@@ -549,6 +549,7 @@ as $$
 declare
   v_ids bigint[];
   v_ended private.ended_task[];
+  v_done bigint[];
   v_job uuid;
 begin
   v_ids := array(select distinct (i ->> 'task_id')::bigint from jsonb_array_elements(p_items) i);
@@ -583,25 +584,35 @@ begin
                        usage_cpu, false)::private.ended_task)
   into v_ended from done;
 
-  if v_ended is not null then
+  v_ended := coalesce(v_ended, '{}');
+  v_done := array(select e.task_id from unnest(v_ended) e);
+  if cardinality(v_ended) > 0 then
     perform private.release_ended(v_ended);
     for v_job in select distinct job_id from unnest(v_ended) order by job_id loop
       perform private.after_tasks_ended(v_job, p_ctx);
     end loop;
   end if;
 
+  -- the usual case, every task ended here: no need to look at the others
+  if cardinality(v_ended) = cardinality(v_ids) then
+    return (
+      select jsonb_agg(jsonb_build_object('task_id', (x ->> 'task_id')::bigint, 'status', 'succeeded')
+                       order by ord)
+      from jsonb_array_elements(p_items) with ordinality as a (x, ord)
+    );
+  end if;
   return (
     select jsonb_agg(jsonb_build_object('task_id', i.id, 'status',
       case
-        when e.task_id is not null then 'succeeded'
+        when i.id = any (v_done) then 'succeeded'
         when t.id is null then 'not_found'
         -- the same worker reporting again a run it already completed: the first answer again
         when t.status = 'succeeded' and t.ended_by = p_worker then 'succeeded'
         else 'lost'
       end) order by i.ord)
     from (select (x ->> 'task_id')::bigint as id, ord from jsonb_array_elements(p_items) with ordinality as a (x, ord)) i
-    left join unnest(coalesce(v_ended, '{}')) e on e.task_id = i.id
-    left join public.tasks t on t.id = i.id
+    -- one primary-key probe per task, whatever the statistics say
+    left join lateral (select id, status, ended_by from public.tasks where id = i.id) t on true
   );
 end
 $$;
