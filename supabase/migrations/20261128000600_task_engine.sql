@@ -248,6 +248,10 @@ declare
   v_more_shards smallint[];
   v_more_room integer[];
   v_more_ended integer[];
+  v_more_released_memory numeric;
+  v_more_released_cpu numeric;
+  v_more_room_memory numeric;
+  v_more_room_cpu numeric;
   -- a job with a resource budget has one claim shard: its budget room and the releases seen
   v_released_memory numeric;
   v_released_cpu numeric;
@@ -342,7 +346,7 @@ begin
     select array_agg(x.shard), array_agg(x.room), array_agg(x.ended),
            min(x.released_memory), min(x.released_cpu), min(x.room_memory), min(x.room_cpu)
     into v_more_shards, v_more_room, v_more_ended,
-         v_released_memory, v_released_cpu, v_room_memory, v_room_cpu
+         v_more_released_memory, v_more_released_cpu, v_more_room_memory, v_more_room_cpu
     from (
       select s.shard, s.capacity - (s.started - e.ended) as room, e.ended,
              e.released_memory, e.released_cpu,
@@ -357,6 +361,13 @@ begin
       for update of s skip locked
     ) x;
     exit when v_more_shards is null;
+    if cardinality(v_shards) = 0 then
+      -- the budget of a job with resource limits (its one claim shard)
+      v_released_memory := v_more_released_memory;
+      v_released_cpu := v_more_released_cpu;
+      v_room_memory := v_more_room_memory;
+      v_room_cpu := v_more_room_cpu;
+    end if;
     v_shards := v_shards || v_more_shards;
     v_room := v_room || v_more_room;
     v_ended := v_ended || v_more_ended;

@@ -665,3 +665,15 @@ test("mixed load: claims, completions, failures, pauses and cancels on shared jo
   assert.equal(new Set(succeeded).size, succeeded.length, "no task completed twice");
   await assertInvariants(ids);
 });
+
+test("a claim asking for more than a budgeted job's free room still gets what fits", async () => {
+  const service = await asService();
+  const job = await createJob(service, {
+    tasks: tasks(3),
+    max_parallel_tasks: 4,
+    resource_limits: { max_memory: 1024, max_cpu: 2 },
+  });
+  const got = await claim("w-room", 10, { job_id: job.id });
+  assert.equal(got.length, 3);
+  await assertInvariants([job.id]);
+});
