@@ -57,43 +57,53 @@ comment on function private.lock_jobs_for_task_work(uuid[]) is
 -- ---------------------------------------------------------------------------------------------
 create function private.release_ended(p_ended private.ended_task[]) returns void
 language plpgsql
+-- the few end rows concerned are found by primary key, whatever statistics say
+set enable_seqscan = off
 as $$
 declare
-  r record;
-  v_over boolean;
+  v_job_id uuid;
 begin
-  for r in
-    select job_id, shard, count(*)::integer as n,
-           count(*) filter (where outcome = 'pending')::integer as pending,
-           count(*) filter (where outcome = 'succeeded')::integer as succeeded,
-           count(*) filter (where outcome = 'failed')::integer as failed,
-           count(*) filter (where outcome = 'cancelled')::integer as cancelled,
-           count(*) filter (where is_error)::integer as errors,
-           coalesce(sum(reserved_memory), 0) as reserved_memory,
-           coalesce(sum(reserved_cpu), 0) as reserved_cpu,
-           coalesce(sum(usage_memory), 0) as usage_memory,
-           coalesce(sum(usage_cpu), 0) as usage_cpu
-    from unnest(p_ended)
-    group by job_id, shard
-    order by job_id, shard
+  -- the end rows concerned, locked in (job, shard) order, then changed in one statement
+  perform 1
+  from (select distinct job_id, shard from unnest(p_ended)) d
+  join public.job_shard_ends e on e.job_id = d.job_id and e.shard = d.shard
+  order by e.job_id, e.shard
+  for update of e;
+
+  for v_job_id in
+    with ended as (
+      select job_id, shard, count(*)::integer as n,
+             count(*) filter (where outcome = 'pending')::integer as pending,
+             count(*) filter (where outcome = 'succeeded')::integer as succeeded,
+             count(*) filter (where outcome = 'failed')::integer as failed,
+             count(*) filter (where outcome = 'cancelled')::integer as cancelled,
+             count(*) filter (where is_error)::integer as errors,
+             coalesce(sum(reserved_memory), 0) as reserved_memory,
+             coalesce(sum(reserved_cpu), 0) as reserved_cpu,
+             coalesce(sum(usage_memory), 0) as usage_memory,
+             coalesce(sum(usage_cpu), 0) as usage_cpu
+      from unnest(p_ended)
+      group by job_id, shard
+    ), released as (
+      update public.job_shard_ends e
+      set ended = e.ended + r.n,
+          requeued = e.requeued + r.pending,
+          succeeded = e.succeeded + r.succeeded,
+          failed = e.failed + r.failed,
+          cancelled = e.cancelled + r.cancelled,
+          errors = e.errors + r.errors,
+          released_memory = e.released_memory + r.reserved_memory,
+          released_cpu = e.released_cpu + r.reserved_cpu,
+          usage_memory = e.usage_memory - r.usage_memory,
+          usage_cpu = e.usage_cpu - r.usage_cpu
+      from ended r
+      where e.job_id = r.job_id and e.shard = r.shard
+      returning e.job_id, e.over_limit
+    )
+    select distinct job_id from released where over_limit order by job_id
   loop
-    update public.job_shard_ends
-    set ended = ended + r.n,
-        requeued = requeued + r.pending,
-        succeeded = succeeded + r.succeeded,
-        failed = failed + r.failed,
-        cancelled = cancelled + r.cancelled,
-        errors = errors + r.errors,
-        released_memory = released_memory + r.reserved_memory,
-        released_cpu = released_cpu + r.reserved_cpu,
-        usage_memory = usage_memory - r.usage_memory,
-        usage_cpu = usage_cpu - r.usage_cpu
-    where job_id = r.job_id and shard = r.shard
-    returning over_limit into v_over;
     -- an ended run takes its usage with it: a job held back by its usage may run again
-    if v_over then
-      perform private.apply_back_pressure(r.job_id);
-    end if;
+    perform private.apply_back_pressure(v_job_id);
   end loop;
 end
 $$;
@@ -102,37 +112,45 @@ comment on function private.release_ended(private.ended_task[]) is
   'lock): frees parallelism, reservations and reported usage (lifting back-pressure once usage is '
   'within the limits), counts the outcome, in (job, shard) order.';
 
-create function private.after_tasks_ended(p_job_id uuid, p_ctx jsonb) returns void
+create function private.after_tasks_ended(p_job_ids uuid[], p_ctx jsonb) returns void
 language plpgsql
 as $$
 declare
+  v_job_id uuid;
   v_status public.job_status;
 begin
-  -- A pending task nobody is claiming right now means this is not the tail: its own end will run
-  -- this check later. Queue rows locked by a claim in flight are skipped: that claim may take the
-  -- last of them, so we cannot rely on them. The queue is read from its end, away from the head
-  -- where claims take their rows, so that this check's lock is not in a claim's way.
-  if exists (
-    select 1 from public.task_ready where job_id = p_job_id
-    order by task_id desc for key share skip locked
-  ) then
-    return;
-  end if;
-  -- The tail: one check at a time per job, each seeing every end committed before it.
-  select status into v_status from public.jobs where id = p_job_id for no key update;
-  -- a status change may follow: attribute it to this request (audit, events)
-  perform private.set_request_context(p_ctx);
-  if v_status in ('queued', 'running') then
-    perform private.check_job_completion(p_job_id);
-  elsif v_status = 'cancelling' then
-    perform private.finish_cancelling(p_job_id);
-  end if;
+  -- A job with a pending task nobody is claiming right now is not at its tail: that task's own
+  -- end will run this check later. Queue rows locked by a claim in flight are skipped: that claim
+  -- may take the last of them, so we cannot rely on them. The queue is read from its end, away
+  -- from the head where claims take their rows, so that this check's lock is not in a claim's way.
+  -- One statement for all the jobs of a report.
+  for v_job_id in
+    select x.job_id
+    from (select distinct j as job_id from unnest(p_job_ids) j) x
+    left join lateral (
+      select true as free from public.task_ready r
+      where r.job_id = x.job_id order by r.task_id desc limit 1
+      for key share skip locked
+    ) pending on true
+    where pending.free is null
+    order by x.job_id
+  loop
+    -- The tail: one check at a time per job, each seeing every end committed before it.
+    select status into v_status from public.jobs where id = v_job_id for no key update;
+    -- a status change may follow: attribute it to this request (audit, events)
+    perform private.set_request_context(p_ctx);
+    if v_status in ('queued', 'running') then
+      perform private.check_job_completion(v_job_id);
+    elsif v_status = 'cancelling' then
+      perform private.finish_cancelling(v_job_id);
+    end if;
+  end loop;
 end
 $$;
-comment on function private.after_tasks_ended(uuid, jsonb) is
-  'Runs, in the transaction that ended tasks of a job, the completion check (or the end of a '
-  'cancellation) exactly when that transaction may have ended the last open task: no job is left '
-  'running with all its tasks done, even when its last tasks end concurrently.';
+comment on function private.after_tasks_ended(uuid[], jsonb) is
+  'Runs, in the transaction that ended tasks of these jobs, the completion check (or the end of a '
+  'cancellation) exactly for the jobs whose last open task it may have ended: no job is left running '
+  'with all its tasks done, even when its last tasks end concurrently.';
 
 create function private.finish_cancelling(p_job_id uuid) returns boolean
 language plpgsql
@@ -599,9 +617,7 @@ begin
   v_done := array(select e.task_id from unnest(v_ended) e);
   if cardinality(v_ended) > 0 then
     perform private.release_ended(v_ended);
-    for v_job in select distinct job_id from unnest(v_ended) order by job_id loop
-      perform private.after_tasks_ended(v_job, p_ctx);
-    end loop;
+    perform private.after_tasks_ended(array(select e.job_id from unnest(v_ended) e), p_ctx);
   end if;
 
   -- the usual case, every task ended here: no need to look at the others
@@ -756,7 +772,7 @@ begin
   into v_answer
   from public.tasks t where t.id = p_task_id;
   if v_ended.outcome in ('failed', 'cancelled') then
-    perform private.after_tasks_ended(v_job.id, p_ctx);
+    perform private.after_tasks_ended(array[v_job.id], p_ctx);
   end if;
   return v_answer;
 end
@@ -936,7 +952,7 @@ begin
         jsonb_build_object('type', 'task.worker_lost', 'job_id', v_job_id)::text);
     end if;
     if exists (select 1 from unnest(v_ended) e where e.outcome in ('failed', 'cancelled')) then
-      perform private.after_tasks_ended(v_job_id, p_ctx);
+      perform private.after_tasks_ended(array[v_job_id], p_ctx);
     end if;
   end loop;
   return v_total;
