@@ -108,6 +108,9 @@ create table public.jobs (
   attempt integer not null default 1 check (attempt >= 1),
   -- set at creation when the job has a rate_limit (its bucket is in job_rate_limits)
   rate_limited boolean not null default false,
+  -- its sending group has a rate limit (kept by setGroupRateLimit): claims of other jobs never
+  -- look at group buckets
+  group_limited boolean not null default false,
   -- deleteJob asked for while tasks ran: the job is deleted when the last one stops
   deletion_requested_at timestamptz,
   constraint jobs_deletion_only_when_stopping check (
@@ -130,6 +133,7 @@ comment on table public.jobs is 'One batch of work (a job) with its limits, stat
 
 create index jobs_user_created_idx on public.jobs (user_id, created_at desc, id desc);
 create index jobs_created_idx on public.jobs (created_at desc, id desc);
+create index jobs_sending_group_idx on public.jobs (sending_group_id);
 -- claim order across jobs: highest priority first, then the older job
 create index jobs_claimable_idx on public.jobs (priority desc, created_at, id)
   where status in ('queued', 'running');

@@ -178,6 +178,8 @@ declare
   v_job public.jobs;
 begin
   perform private.set_request_context(p_ctx);
+  -- setGroupRateLimit marks the group's jobs; it cannot miss one created meanwhile
+  perform pg_advisory_xact_lock_shared(hashtextextended('sending_group:' || (p_job ->> 'sending_group_id'), 0));
 
   if p_idempotency_key is not null then
     -- Claim the key; a concurrent request with the same key waits here for the first to finish.
@@ -206,7 +208,7 @@ begin
   insert into public.jobs (
     id, user_id, product_id, sending_group_id, status, priority, max_parallel_tasks,
     max_attempts, retry_interval_ms, retry_on_errors, retry_backoff, max_retry_interval_ms,
-    max_memory, max_cpu, metadata, shard_count, rate_limited
+    max_memory, max_cpu, metadata, shard_count, rate_limited, group_limited
   ) values (
     v_job_id,
     v_owner,
@@ -230,7 +232,8 @@ begin
     -- claim shards of at least 4 slots each, at most 64 (one for a resource budget)
     case when v_limits is null
       then least(64, greatest(1, (p_job ->> 'max_parallel_tasks')::integer / 4)) else 1 end,
-    v_rate is not null
+    v_rate is not null,
+    exists (select 1 from public.sending_group_limits where sending_group_id = p_job ->> 'sending_group_id')
   )
   returning * into v_job;
 

@@ -306,7 +306,7 @@ begin
 
   -- Rate limits (rate_limits migration): a limited job or sending group starts only as many tasks
   -- as its token buckets hold. Bucket rows are taken with SKIP LOCKED: while another claim spends
-  -- them, this one gets nothing from the job. Unlimited jobs cost one index probe here.
+  -- them, this one gets nothing from the job. Unlimited jobs cost nothing here (flags on the job).
   -- one instant for the whole claim call: a lower-priority job considered after a higher one that
   -- found too few tokens must not see tokens that refilled in between
   v_now := p_now;
@@ -318,7 +318,7 @@ begin
     end if;
     v_now := greatest(v_now, v_job_bucket.refilled_at);
   end if;
-  if exists (select 1 from public.sending_group_limits where sending_group_id = v_job.sending_group_id) then
+  if v_job.group_limited then
     select * into v_group_bucket from public.sending_group_limits
     where sending_group_id = v_job.sending_group_id
     for update skip locked;

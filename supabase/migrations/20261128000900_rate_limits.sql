@@ -63,6 +63,11 @@ declare
   v_burst constant integer := coalesce(p_burst, private.default_burst(p_max_per_second));
 begin
   perform private.set_request_context(p_ctx);
+  -- excludes createJob in this group while the group's jobs are marked (create_job takes it shared)
+  perform pg_advisory_xact_lock(hashtextextended('sending_group:' || p_sending_group_id, 0));
+  update public.jobs set group_limited = (p_max_per_second is not null)
+  where sending_group_id = p_sending_group_id
+    and group_limited is distinct from (p_max_per_second is not null);
   if p_max_per_second is null then
     delete from public.sending_group_limits where sending_group_id = p_sending_group_id;
     return jsonb_build_object('sending_group_id', p_sending_group_id, 'max_per_second', null,

@@ -208,3 +208,27 @@ test("a job limit and its group limit both hold; a job without limits is not hel
   const freeRate = (freeTimes.length - 1) / ((freeTimes.at(-1)! - freeTimes[0]) / 1000);
   assert.ok(freeRate > 60, `the unlimited job started ${freeRate.toFixed(0)} tasks/s`);
 });
+
+test("a group limit set after jobs exist applies to them; removing it frees them", async () => {
+  const group = `g-${crypto.randomUUID()}`;
+  const user = await asUser();
+  const job = await createJob(user, { sending_group_id: group, tasks: tasks(20) });
+  assert.equal(job.sending_group_rate_limit, null);
+  await setGroupLimit(group, 1, 2);
+  assert.equal(
+    (await claim("w-late-limit", 10, { job_id: job.id })).length,
+    2,
+    "the new limit holds",
+  );
+  assert.deepEqual((await getJob(user, job.id)).sending_group_rate_limit, {
+    max_per_second: 1,
+    burst: 2,
+    available: 0,
+  });
+  await setGroupLimit(group, null);
+  assert.equal(
+    (await claim("w-late-limit", 10, { job_id: job.id })).length,
+    8,
+    "no limit any more",
+  );
+});
