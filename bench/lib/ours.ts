@@ -1,0 +1,136 @@
+// Our engine through its SQL entry points (batch_api.*): job set-up, clean-up between runs, and the
+// SQL transport of the workers.
+import postgres from "postgres";
+import { connect, poolSize, sleep } from "./common.ts";
+import type { ClaimedTask, Outcome, Transport } from "./workers.ts";
+
+const CTX = { role: "service_role", user_id: null, request_id: "bench" };
+export const OWNER = "00000000-0000-4000-8000-00000000be9c";
+const CHUNK = 1_000;
+const LEASE_MS = 300_000;
+
+export interface JobSpec {
+  priority: number;
+  maxParallel: number;
+  limits: { max_memory: number; max_cpu: number } | null;
+  tasks: { payload: { n: number }; resources?: { memory: number; cpu: number } }[];
+}
+
+/** `count` tasks whose payloads number them from `first` (the exactly-once check reads n). */
+export function numberedTasks(count: number, first = 0): JobSpec["tasks"] {
+  return Array.from({ length: count }, (_, i) => ({ payload: { n: first + i } }));
+}
+
+/** Creates the jobs (tasks in chunks of 1 000, like the peers' bulk inserts), then ANALYZE. */
+export async function createJobs(specs: JobSpec[]): Promise<string[]> {
+  const sql = connect(1);
+  try {
+    const ids: string[] = [];
+    for (const spec of specs) {
+      const job = {
+        user_id: OWNER,
+        product_id: "bench",
+        sending_group_id: "bench",
+        priority: spec.priority,
+        max_parallel_tasks: spec.maxParallel,
+        retry_config: {
+          max_attempts: 3,
+          retry_interval: 1_000,
+          backoff: "fixed",
+          max_retry_interval: 3_600_000,
+        },
+        resource_limits: spec.limits,
+        start: true,
+        metadata: {},
+      };
+      const chunk = (i: number) => sql.json(spec.tasks.slice(i, i + CHUNK) as postgres.JSONValue);
+      const [{ r }] = await sql`select batch_api.create_job(${sql.json(CTX)}, ${sql.json(job)},
+        ${chunk(0)}, null, null) as r`;
+      const id = r.job.id as string;
+      for (let i = CHUNK; i < spec.tasks.length; i += CHUNK) {
+        await sql`select batch_api.add_tasks(${sql.json(CTX)}, ${id}::uuid, ${chunk(i)})`;
+      }
+      ids.push(id);
+    }
+    await sql`analyze public.jobs, public.job_shards, public.tasks, public.task_ready`;
+    return ids;
+  } finally {
+    await sql.end();
+  }
+}
+
+/**
+ * Removes the jobs of earlier runs (H1's and H2's are still queued: workers would take their tasks)
+ * and their dead rows, so that every run starts alike.
+ */
+export async function cleanUp(): Promise<void> {
+  const sql = connect(1);
+  try {
+    await sql`delete from public.jobs`;
+    await sql`vacuum analyze public.jobs, public.job_shards, public.tasks, public.task_ready`;
+  } finally {
+    await sql.end();
+  }
+}
+
+/**
+ * After a run in which every task succeeded: batch_api.invariant_violations() must be empty and
+ * every job completed (engine.md: in the transaction of its last task's end). Returns problems.
+ */
+export async function checkJobs(jobIds: string[]): Promise<string[]> {
+  const sql = connect(1);
+  const ids = jobIds.join(",");
+  try {
+    const violations = await sql`select job_id, invariant, detail
+      from batch_api.invariant_violations(string_to_array(${ids}, ',')::uuid[])`;
+    const unfinished = await sql`select id, status from public.jobs
+      where id = any (string_to_array(${ids}, ',')::uuid[]) and status <> 'completed'`;
+    return [
+      ...violations.map((v) => `job ${v.job_id}: ${v.invariant}: ${v.detail}`),
+      ...unfinished.map((j) => `job ${j.id} is ${j.status} after all its tasks succeeded`),
+    ];
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Workers calling batch_api.claim_tasks / complete_tasks directly, with a pool of max(10, C+2). */
+export function sqlTransport(c: number): Transport & { close(): Promise<void> } {
+  const sql = connect(poolSize(c));
+  let retries = 0;
+  // What the functions do for these two SQLSTATEs (serialization failure, deadlock): retry.
+  const retrying = async <T>(operation: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await operation();
+      } catch (error) {
+        const code = error instanceof postgres.PostgresError ? error.code : "";
+        if ((code !== "40001" && code !== "40P01") || attempt >= 6) throw error;
+        retries++;
+        await sleep(2 ** attempt * (2 + Math.random() * 3));
+      }
+    }
+  };
+  return {
+    claim: (worker, limit) =>
+      retrying(async () => {
+        const [{ r }] = await sql`select batch_api.claim_tasks(${sql.json(CTX)}, ${worker},
+          ${limit}::integer, null::uuid, ${LEASE_MS}::integer) as r`;
+        return r.tasks as ClaimedTask[];
+      }),
+    complete: (worker, taskIds) =>
+      retrying(async () => {
+        const [{ r }] = await sql`select batch_api.complete_tasks(${sql.json(CTX)}, ${worker},
+          ${sql.json(taskIds.map((id) => ({ task_id: id })))}) as r`;
+        return r as Outcome[];
+      }),
+    async countSucceeded(jobIds) {
+      const [{ n }] = await sql`select count(*)::integer as n from public.tasks
+        where job_id = any (string_to_array(${jobIds.join(",")}, ',')::uuid[])
+          and status = 'succeeded'`;
+      return n;
+    },
+    retries: () => retries,
+    close: () => sql.end(),
+  };
+}
