@@ -1,23 +1,10 @@
 // engine.md's invariants judged on a recorded history (T2), next to the engine's own check.
+import { maxOverlap } from "../../scripts/lib/intervals.ts";
 import type { Run } from "./workers.ts";
 
 export interface JobLimits {
   maxParallel: number;
   limits: { max_memory: number; max_cpu: number } | null;
-}
-
-/** The largest sum of `value` over runs whose recorded intervals overlap. */
-function maxOverlap(runs: Run[], value: (r: Run) => number): number {
-  const points = runs
-    .flatMap((r) => [{ t: r.claimed_at, d: value(r) }, { t: r.ended_at, d: -value(r) }])
-    .sort((a, b) => a.t - b.t || a.d - b.d); // at equal times an end comes before a start
-  let current = 0;
-  let max = 0;
-  for (const p of points) {
-    current += p.d;
-    max = Math.max(max, current);
-  }
-  return max;
 }
 
 /** Every violation found in the history; empty when all hold. */

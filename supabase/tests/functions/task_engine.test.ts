@@ -14,7 +14,8 @@ import {
   tasks,
   update,
 } from "../helpers/jobs.ts";
-import { maxOverlap, type Run, runWorker } from "../helpers/workers.ts";
+import { maxOverlap } from "../../../scripts/lib/intervals.ts";
+import { type Run, runWorker } from "../helpers/workers.ts";
 
 async function jobStatus(id: string): Promise<string> {
   const [row] = await testDb()`select status from jobs where id = ${id}`;

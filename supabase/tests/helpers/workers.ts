@@ -121,18 +121,3 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     }));
   }
 }
-
-/** The largest number of runs of one job whose recorded intervals overlap. */
-export function maxOverlap(runs: Run[], value: (r: Run) => number = () => 1): number {
-  const points = runs.flatMap((r) => [
-    { t: r.claimed_at, d: value(r) },
-    { t: r.ended_at, d: -value(r) },
-  ]).sort((a, b) => a.t - b.t || a.d - b.d);
-  let current = 0;
-  let max = 0;
-  for (const p of points) {
-    current += p.d;
-    max = Math.max(max, current);
-  }
-  return max;
-}
