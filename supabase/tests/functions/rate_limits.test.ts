@@ -125,6 +125,9 @@ test("a group limit of 50/s shared by 3 jobs under 16 workers: no 1 s window ove
   // after the initial burst, starts follow the rate
   const rate = (times.length - burst) / ((times.at(-1)! - times[0]) / 1000);
   assert.ok(rate >= 45 && rate <= 55, `throughput ${rate.toFixed(1)}/s, limit 50/s`);
+  console.log(
+    `group limit 50/s + ${burst}: busiest 1 s window ${worst} starts, ${rate.toFixed(1)}/s`,
+  );
   const [{ tokens }] =
     await testDb()`select tokens::float8 as tokens from sending_group_limits where sending_group_id = ${group}`;
   assert.ok(tokens >= 0 && tokens <= burst);
