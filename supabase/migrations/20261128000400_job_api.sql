@@ -21,6 +21,7 @@ language plpgsql stable parallel safe
 -- a job's few shard rows are always found through the primary key, whatever statistics say about
 -- job_id (a scan of every job's shards would make each read slower as jobs accumulate)
 set enable_seqscan = off
+set jit = off
 as $$
 declare
   v private.task_counts;

@@ -2,8 +2,9 @@
 --
 -- Locks, always in this order: job rows (id order; FOR KEY SHARE for task work, so that job-level
 -- changes, which take FOR UPDATE, wait for work in flight and vice versa), then task rows (id
--- order), then shard rows ((job, shard) order). Claims take queue rows and shards with SKIP LOCKED
--- and never wait on each other. At the tail of a job an ender upgrades its job lock to FOR NO KEY
+-- order), then shard rows ((job, shard) order). Claims are the one exception, and safe because
+-- they never wait for a job or a shard: they take claim shards, then the job row, then queue rows,
+-- all with SKIP LOCKED, so that a claim walking past busy jobs locks none of their rows. At the tail of a job an ender upgrades its job lock to FOR NO KEY
 -- UPDATE (compatible with other task work) to run the completion check one at a time.
 
 create type private.ended_task as (
@@ -59,6 +60,7 @@ create function private.release_ended(p_ended private.ended_task[]) returns void
 language plpgsql
 -- the few end rows concerned are found by primary key, whatever statistics say
 set enable_seqscan = off
+set jit = off
 as $$
 declare
   v_job_id uuid;
@@ -114,6 +116,9 @@ comment on function private.release_ended(private.ended_task[]) is
 
 create function private.after_tasks_ended(p_job_ids uuid[], p_ctx jsonb) returns void
 language plpgsql
+-- the queue's tail by its index, whatever statistics say (see claim_tasks)
+set enable_seqscan = off
+set jit = off
 as $$
 declare
   v_job_id uuid;
@@ -245,8 +250,8 @@ create function private.claim_from_job(
   p_limit integer,
   p_worker text,
   p_lease_ms integer,
-  -- the status the caller saw, or null when it has not read the job (then a missing job is said)
-  p_status public.job_status,
+  -- the claim shard to try first (one the caller has locked), or null for this connection's own
+  p_shard smallint,
   p_now timestamptz,
   p_ctx jsonb,
   -- the job's sending group when its bucket could not give a token (busy or empty): lower jobs
@@ -256,6 +261,10 @@ create function private.claim_from_job(
   out job_found boolean
 )
 language plpgsql
+-- see claim_tasks (which turns sorts off for its own candidate query only)
+set enable_seqscan = off
+set jit = off
+set enable_sort = on
 as $$
 declare
   v_job public.jobs;
@@ -276,10 +285,13 @@ declare
   v_room_memory numeric;
   v_room_cpu numeric;
   v_total_room integer := 0;
-  v_ids bigint[];
   v_rows tid[];
-  v_assign smallint[] := '{}';
+  -- the shard of each run slot this claim may fill
+  v_slots smallint[] := '{}';
   v_taken integer;
+  v_from smallint;
+  v_wrapped boolean;
+  v_more_total integer;
   v_limit integer := p_limit;
   v_now timestamptz;
   v_job_bucket public.job_rate_limits;
@@ -288,18 +300,80 @@ declare
   v_group_tokens numeric;
   i integer;
 begin
-  -- Rule 1 under lock. The first claims of a queued job also move it to running, which needs
-  -- the stronger lock; every later claim shares the row with all other task work.
+  -- Rule 1, first without a lock: most jobs a claim walks past have no free shard for it.
   claimed := '[]'::jsonb;
-  if p_status = 'queued' then
-    select * into v_job from public.jobs where id = p_job_id for no key update;
+  select * into v_job from public.jobs where id = p_job_id;
+  job_found := found;
+  if not found or v_job.status not in ('queued', 'running') then
+    return;
+  end if;
+
+  -- Rules 3 and 4: claim shards with room, until there is room for the whole claim, starting from
+  -- this connection's favourite shard so that concurrent claimers spread out. A shard's room counts
+  -- the ends of its end row as last committed (read, not locked: reports lock end rows, claims
+  -- lock claim rows, neither waits for the other). Shards another claim holds are passed over.
+  v_from := coalesce(p_shard, 1 + pg_backend_pid() % v_job.shard_count);
+  v_wrapped := v_from = 1;
+  while v_total_room < v_limit loop
+    -- first one shard; then about as many more as the missing room needs (shards have similar
+    -- capacity): a claim locks no shard it does not use. Shards are read in key order from the
+    -- favourite, then from the first: an index range, never a sort of all the job's shards.
+    v_want := case when cardinality(v_shards) = 0 then 1
+      else ceil((v_limit - v_total_room)::numeric
+                / greatest(1, v_job.max_parallel_tasks / v_job.shard_count))::integer end;
+    select array_agg(x.shard), array_agg(x.room), array_agg(x.ended),
+           min(x.released_memory), min(x.released_cpu), min(x.room_memory), min(x.room_cpu),
+           sum(x.room)
+    into v_more_shards, v_more_room, v_more_ended,
+         v_more_released_memory, v_more_released_cpu, v_more_room_memory, v_more_room_cpu,
+         v_more_total
+    from (
+      select s.shard, s.capacity - (s.started - e.ended) as room, e.ended,
+             e.released_memory, e.released_cpu,
+             s.memory_capacity - (s.reserved_memory - e.released_memory) as room_memory,
+             s.cpu_capacity - (s.reserved_cpu - e.released_cpu) as room_cpu
+      from public.job_shards s
+      join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+      where s.job_id = p_job_id and s.shard >= v_from and s.started - e.ended < s.capacity
+        and s.shard <> all (v_shards)
+      order by s.shard
+      limit v_want
+      for update of s skip locked
+    ) x;
+    if v_more_shards is null then
+      exit when v_wrapped;
+      v_wrapped := true;
+      v_from := 1;
+      continue;
+    end if;
+    if cardinality(v_shards) = 0 then
+      -- the budget of a job with resource limits (its one claim shard)
+      v_released_memory := v_more_released_memory;
+      v_released_cpu := v_more_released_cpu;
+      v_room_memory := v_more_room_memory;
+      v_room_cpu := v_more_room_cpu;
+    end if;
+    v_shards := v_shards || v_more_shards;
+    v_room := v_room || v_more_room;
+    v_ended := v_ended || v_more_ended;
+    v_total_room := v_total_room + v_more_total;
+  end loop;
+  if v_total_room = 0 then
+    return;
+  end if;
+
+  -- Rule 1 under lock, taken only now that the claim holds shards, and never waited for: a job
+  -- that a job-level change holds (FOR UPDATE), or that another claim is starting, is passed over
+  -- in this claim. The first claims of a queued job also move it to running, which needs the
+  -- stronger lock; every later claim shares the row with all other task work.
+  if v_job.status = 'queued' then
+    select * into v_job from public.jobs where id = p_job_id for no key update skip locked;
   else
-    select * into v_job from public.jobs where id = p_job_id for key share;
+    select * into v_job from public.jobs where id = p_job_id for key share skip locked;
     if found and v_job.status = 'queued' then
-      select * into v_job from public.jobs where id = p_job_id for no key update;
+      select * into v_job from public.jobs where id = p_job_id for no key update skip locked;
     end if;
   end if;
-  job_found := found;
   if not found or v_job.status not in ('queued', 'running') then
     return;
   end if;
@@ -351,68 +425,18 @@ begin
     return;
   end if;
 
-  -- Rules 3 and 4: claim shards with room, until there is room for the whole claim, starting from
-  -- this connection's favourite shard so that concurrent claimers spread out. A shard's room counts
-  -- the ends of its end row as last committed (read, not locked: reports lock end rows, claims
-  -- lock claim rows, neither waits for the other). Shards another claim holds are passed over.
-  while v_total_room < v_limit loop
-    -- first one shard; then about as many more as the missing room needs (shards have similar
-    -- capacity): a claim locks no shard it does not use
-    v_want := case when cardinality(v_shards) = 0 then 1
-      else ceil((v_limit - v_total_room)::numeric
-                / greatest(1, v_job.max_parallel_tasks / v_job.shard_count))::integer end;
-    select array_agg(x.shard), array_agg(x.room), array_agg(x.ended),
-           min(x.released_memory), min(x.released_cpu), min(x.room_memory), min(x.room_cpu)
-    into v_more_shards, v_more_room, v_more_ended,
-         v_more_released_memory, v_more_released_cpu, v_more_room_memory, v_more_room_cpu
-    from (
-      select s.shard, s.capacity - (s.started - e.ended) as room, e.ended,
-             e.released_memory, e.released_cpu,
-             s.memory_capacity - (s.reserved_memory - e.released_memory) as room_memory,
-             s.cpu_capacity - (s.reserved_cpu - e.released_cpu) as room_cpu
-      from public.job_shards s
-      join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
-      where s.job_id = p_job_id and s.shard >= 1 and s.started - e.ended < s.capacity
-        and s.shard <> all (v_shards)
-      order by (s.shard - 1 + v_job.shard_count - pg_backend_pid() % v_job.shard_count) % v_job.shard_count
-      limit v_want
-      for update of s skip locked
-    ) x;
-    exit when v_more_shards is null;
-    if cardinality(v_shards) = 0 then
-      -- the budget of a job with resource limits (its one claim shard)
-      v_released_memory := v_more_released_memory;
-      v_released_cpu := v_more_released_cpu;
-      v_room_memory := v_more_room_memory;
-      v_room_cpu := v_more_room_cpu;
-    end if;
-    v_shards := v_shards || v_more_shards;
-    v_room := v_room || v_more_room;
-    v_ended := v_ended || v_more_ended;
-    v_total_room := v_total_room + (select sum(r) from unnest(v_more_room) r);
-  end loop;
-  if v_total_room = 0 then
-    return;
-  end if;
 
-  -- Rule 2 and rule 5 within the job: due pending tasks, older first, taken off the queue in
-  -- the same statement by their row address (ctid), which no plan can turn into a queue scan.
-  if v_job.max_memory is null then
-    with taken as (
-      delete from public.task_ready
-      where ctid = any (array(
-        select ctid from public.task_ready
-        where job_id = p_job_id and run_after <= now()
-        order by task_id limit least(v_limit, v_total_room)
-        for update skip locked
-      ))
-      returning task_id
-    )
-    select array_agg(task_id order by task_id) into v_ids from taken;
-  else
+  -- The run slots the claim may fill, in order: the first tasks go through the first shard, and
+  -- so on.
+  for i in 1 .. cardinality(v_shards) loop
+    exit when cardinality(v_slots) >= v_limit;
+    v_slots := v_slots || array_fill(v_shards[i], array[least(v_room[i], v_limit - cardinality(v_slots))]);
+  end loop;
+
+  if v_job.max_memory is not null then
     -- Rule 4 (the job has one shard): in order, as many as fit the budget; a task that does not
     -- fit stops the claim, so big tasks are not overtaken forever.
-    select array_agg(task_id order by task_id), array_agg(row_address order by task_id) into v_ids, v_rows
+    select array_agg(row_address order by task_id) into v_rows
     from (
       select c.task_id, c.row_address,
              sum(c.memory) over (order by c.task_id) as memory_total,
@@ -424,34 +448,39 @@ begin
         from (
           select task_id, ctid from public.task_ready
           where job_id = p_job_id and run_after <= now()
-          order by task_id limit least(v_limit, v_total_room)
+          order by task_id limit cardinality(v_slots)
           for update skip locked
         ) r
         join public.tasks t on t.id = r.task_id
       ) c
     ) sums
     where memory_total <= v_room_memory and cpu_total <= v_room_cpu;
-  end if;
-  v_taken := coalesce(cardinality(v_ids), 0);
-  if v_taken = 0 then
-    return;
+    if v_rows is null then
+      return;
+    end if;
   end if;
 
-  -- fill the shards' room in order: the first tasks go through the first shard, and so on
-  for i in 1 .. cardinality(v_shards) loop
-    v_assign := v_assign || array_fill(v_shards[i], array[least(v_room[i], v_taken - cardinality(v_assign))]);
-  end loop;
-
-  if v_rows is not null then
-    delete from public.task_ready where ctid = any (v_rows);
-  end if;
-  with claimed as (
+  -- Rule 2 and rule 5 within the job: due pending tasks, older first (those chosen above for a
+  -- budgeted job), taken off the queue by their row address (ctid), which no plan can turn into a
+  -- queue scan, started, and counted on their shards, in one statement.
+  with taken as (
+    delete from public.task_ready
+    where ctid = any (case when v_rows is not null then v_rows else array(
+        select ctid from public.task_ready
+        where job_id = p_job_id and run_after <= now()
+        order by task_id limit cardinality(v_slots)
+        for update skip locked
+      ) end)
+    returning task_id
+  ), numbered as (
+    select task_id, row_number() over (order by task_id) as slot from taken
+  ), runs as (
     update public.tasks t
     set status = 'running',
         worker_id = p_worker,
         lease_ms = p_lease_ms,
         lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
-        shard = v_assign[array_position(v_ids, t.id)],
+        shard = v_slots[n.slot],
         attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
         repeat_attempt = false,
         stop_requested = false,
@@ -464,12 +493,13 @@ begin
         ended_by = null,
         ended_attempt = null,
         started_at = v_now
-    where t.id = any (v_ids)
+    from numbered n
+    where t.id = n.task_id
     returning t.*
   ), per_shard as (
     select shard, count(*)::integer as n, coalesce(sum(reserved_memory), 0) as memory,
            coalesce(sum(reserved_cpu), 0) as cpu
-    from claimed group by shard
+    from runs group by shard
   ), counted as (
     update public.job_shards s
     set started = s.started + p.n,
@@ -484,7 +514,12 @@ begin
     from per_shard p
     where s.job_id = p_job_id and s.shard = p.shard
   )
-  select jsonb_agg(private.task_json(c) order by c.id) into claimed from claimed c;
+  select coalesce(jsonb_agg(private.task_json(c) order by c.id), '[]'), count(*)
+  into claimed, v_taken
+  from runs c;
+  if v_taken = 0 then
+    return;
+  end if;
 
   if v_job_bucket.job_id is not null then
     update public.job_rate_limits set tokens = v_job_tokens - v_taken, refilled_at = v_now
@@ -502,7 +537,7 @@ begin
   end if;
 end
 $$;
-comment on function private.claim_from_job(uuid, integer, text, integer, public.job_status, timestamptz, jsonb) is
+comment on function private.claim_from_job(uuid, integer, text, integer, smallint, timestamptz, jsonb) is
   'Claims up to p_limit tasks of one job under the five rules of engine.md: the job is queued or '
   'running, the task pending and due, the shard (hence the job) stays within max_parallel_tasks, '
   'reservations within resource_limits and no claims while reported usage is over them; older '
@@ -518,6 +553,13 @@ create function batch_api.claim_tasks(
 ) returns jsonb
 language plpgsql
 set plan_cache_mode = force_generic_plan
+-- Index paths only: the hot tables are small or all one job's rows in a benchmark and skewed in
+-- production, and a sequential scan of the queue or the shards walks every dead row that claims
+-- and reports leave at its head. Keys, not statistics, decide these plans. No JIT: a path that
+-- cannot be avoided keeps its "disabled" cost, which would make every call compile its plan.
+set enable_seqscan = off
+set jit = off
+set enable_sort = off
 as $$
 declare
   v_result jsonb := '[]'::jsonb;
@@ -528,6 +570,7 @@ declare
   v_starved_groups text[] := '{}';
   v_now constant timestamptz := clock_timestamp();
   v_found boolean;
+  v_candidates refcursor;
 begin
   if p_job_id is not null then
     select c.claimed, c.job_found into v_result, v_found
@@ -539,20 +582,47 @@ begin
   end if;
 
   -- Rule 5 across jobs: highest priority, then older job; a job that cannot give a task now (no
-  -- due task, no room) is passed over.
-  for v_job in
-    select j.id, j.status, j.sending_group_id from public.jobs j
+  -- due task, no free shard) is passed over. The candidates come in the order of
+  -- jobs_claimable_idx (enable_sort is off: a sort would lock a shard in every candidate first),
+  -- one row per fetch, each with a claim shard already locked (SKIP LOCKED): walking past the
+  -- jobs that other claims are busy with costs one index probe each, not a call.
+  open v_candidates for
+    select j.id, j.sending_group_id, x.shard from public.jobs j
+    cross join lateral (
+      -- from this connection's favourite shard on, then from the first, so that concurrent
+      -- claimers spread out: two index ranges, the second read only when the first has none
+      select * from (
+        select s.shard from public.job_shards s
+        where s.job_id = j.id and s.shard >= 1 + pg_backend_pid() % j.shard_count
+          and s.started - (select e.ended from public.job_shard_ends e
+                           where e.job_id = s.job_id and e.shard = s.shard) < s.capacity
+        order by s.shard limit 1
+        for update of s skip locked
+      ) from_favourite
+      union all
+      select * from (
+        select s.shard from public.job_shards s
+        where s.job_id = j.id and s.shard between 1 and pg_backend_pid() % j.shard_count
+          and s.started - (select e.ended from public.job_shard_ends e
+                           where e.job_id = s.job_id and e.shard = s.shard) < s.capacity
+        order by s.shard limit 1
+        for update of s skip locked
+      ) from_first
+      limit 1
+    ) x
     where j.status in ('queued', 'running')
-      and exists (select 1 from public.task_ready r where r.job_id = j.id and r.run_after <= now())
-      and exists (select 1 from public.job_shards s
-                  join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
-                  where s.job_id = j.id and s.shard >= 1 and s.started - e.ended < s.capacity)
-    order by j.priority desc, j.created_at, j.id
+      -- a due task: a scalar subquery, a filter on the job before its shards are tried (an EXISTS
+      -- could become a join that tries them first)
+      and (select true from public.task_ready r
+           where r.job_id = j.id and r.run_after <= now() limit 1)
+    order by j.priority desc, j.created_at, j.id;
   loop
+    fetch v_candidates into v_job;
+    exit when not found;
     -- a group whose tokens a higher job could not get gives none to lower jobs in this claim
     continue when v_job.sending_group_id = any (v_starved_groups);
     select c.claimed, c.starved_group into v_got, v_starved
-    from private.claim_from_job(v_job.id, v_remaining, p_worker, p_lease_ms, v_job.status, v_now,
+    from private.claim_from_job(v_job.id, v_remaining, p_worker, p_lease_ms, v_job.shard, v_now,
                                 p_ctx) c;
     if v_starved is not null then
       v_starved_groups := v_starved_groups || v_starved;
@@ -561,6 +631,7 @@ begin
     v_remaining := v_remaining - jsonb_array_length(v_got);
     exit when v_remaining <= 0;
   end loop;
+  close v_candidates;
   return jsonb_build_object('tasks', v_result);
 end
 $$;
@@ -574,6 +645,9 @@ comment on function batch_api.claim_tasks(jsonb, text, integer, uuid, integer) i
 create function batch_api.complete_tasks(p_ctx jsonb, p_worker text, p_items jsonb) returns jsonb
 language plpgsql
 set plan_cache_mode = force_generic_plan
+-- see claim_tasks
+set enable_seqscan = off
+set jit = off
 as $$
 declare
   v_ids bigint[];
