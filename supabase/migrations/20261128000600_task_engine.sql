@@ -3,7 +3,7 @@
 -- Locks, always in this order: job rows (id order; FOR KEY SHARE for task work, so that job-level
 -- changes, which take FOR UPDATE, wait for work in flight and vice versa), then task rows (id
 -- order), then shard rows ((job, shard) order). Claims are the one exception, and safe because
--- they never wait for a job or a shard: they take claim shards, then the job row, then queue rows,
+-- they never wait for a job or a shard: they take claim shards, then queue rows and the job row,
 -- all with SKIP LOCKED, so that a claim walking past busy jobs locks none of their rows. At the tail of a job an ender upgrades its job lock to FOR NO KEY
 -- UPDATE (compatible with other task work) to run the completion check one at a time.
 
@@ -362,6 +362,41 @@ begin
     return;
   end if;
 
+  -- Rule 4's back-pressure: no claims while a job's reported usage is over its limits.
+  if v_job.max_memory is not null
+     and exists (select 1 from public.job_shard_ends where job_id = p_job_id and over_limit) then
+    return;
+  end if;
+
+  if v_job.max_memory is not null then
+    -- Rule 4 (the job has one shard): in order, as many as fit the budget; a task that does not
+    -- fit stops the claim, so big tasks are not overtaken forever. Decided before the job lock
+    -- (limits never change): most claims that find a budgeted job full stop here.
+    select array_agg(row_address order by task_id) into v_rows
+    from (
+      select c.task_id, c.row_address,
+             sum(c.memory) over (order by c.task_id) as memory_total,
+             sum(c.cpu) over (order by c.task_id) as cpu_total
+      from (
+        select r.task_id, r.ctid as row_address,
+               coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) as memory,
+               coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) as cpu
+        from (
+          select task_id, ctid from public.task_ready
+          where job_id = p_job_id and run_after <= now()
+          order by task_id limit least(v_limit, v_total_room)
+          for update skip locked
+        ) r
+        join public.tasks t on t.id = r.task_id
+      ) c
+    ) sums
+    where memory_total <= v_room_memory and cpu_total <= v_room_cpu;
+    if v_rows is null then
+      return;
+    end if;
+  end if;
+
+
   -- Rule 1 under lock, taken only now that the claim holds shards, and never waited for: a job
   -- that a job-level change holds (FOR UPDATE), or that another claim is starting, is passed over
   -- in this claim. The first claims of a queued job also move it to running, which needs the
@@ -419,45 +454,15 @@ begin
     return;
   end if;
 
-  -- Rule 4's back-pressure: no claims while a job's reported usage is over its limits.
-  if v_job.max_memory is not null
-     and exists (select 1 from public.job_shard_ends where job_id = p_job_id and over_limit) then
-    return;
-  end if;
-
-
   -- The run slots the claim may fill, in order: the first tasks go through the first shard, and
   -- so on.
   for i in 1 .. cardinality(v_shards) loop
     exit when cardinality(v_slots) >= v_limit;
     v_slots := v_slots || array_fill(v_shards[i], array[least(v_room[i], v_limit - cardinality(v_slots))]);
   end loop;
-
-  if v_job.max_memory is not null then
-    -- Rule 4 (the job has one shard): in order, as many as fit the budget; a task that does not
-    -- fit stops the claim, so big tasks are not overtaken forever.
-    select array_agg(row_address order by task_id) into v_rows
-    from (
-      select c.task_id, c.row_address,
-             sum(c.memory) over (order by c.task_id) as memory_total,
-             sum(c.cpu) over (order by c.task_id) as cpu_total
-      from (
-        select r.task_id, r.ctid as row_address,
-               coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) as memory,
-               coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) as cpu
-        from (
-          select task_id, ctid from public.task_ready
-          where job_id = p_job_id and run_after <= now()
-          order by task_id limit cardinality(v_slots)
-          for update skip locked
-        ) r
-        join public.tasks t on t.id = r.task_id
-      ) c
-    ) sums
-    where memory_total <= v_room_memory and cpu_total <= v_room_cpu;
-    if v_rows is null then
-      return;
-    end if;
+  if v_rows is not null then
+    -- fewer tokens than the budget chose: the first ones
+    v_rows := v_rows[1:cardinality(v_slots)];
   end if;
 
   -- Rule 2 and rule 5 within the job: due pending tasks, older first (those chosen above for a
@@ -594,8 +599,17 @@ begin
       select * from (
         select s.shard from public.job_shards s
         where s.job_id = j.id and s.shard >= 1 + pg_backend_pid() % j.shard_count
-          and s.started - (select e.ended from public.job_shard_ends e
-                           where e.job_id = s.job_id and e.shard = s.shard) < s.capacity
+          -- room (ends as last committed), then a due task: CASE keeps that order, so that the
+          -- queue is probed only for a shard with room (most of those a claim walks past are
+          -- full); from the queue's end, away from the entries that claims leave dead at its head
+          and case
+            when s.started - (select e.ended from public.job_shard_ends e
+                              where e.job_id = s.job_id and e.shard = s.shard) < s.capacity
+              then (select true from public.task_ready r
+                    where r.job_id = s.job_id and r.run_after <= now()
+                    order by r.task_id desc limit 1)
+            else false
+          end
         order by s.shard limit 1
         for update of s skip locked
       ) from_favourite
@@ -603,18 +617,21 @@ begin
       select * from (
         select s.shard from public.job_shards s
         where s.job_id = j.id and s.shard between 1 and pg_backend_pid() % j.shard_count
-          and s.started - (select e.ended from public.job_shard_ends e
-                           where e.job_id = s.job_id and e.shard = s.shard) < s.capacity
+          -- the same test
+          and case
+            when s.started - (select e.ended from public.job_shard_ends e
+                              where e.job_id = s.job_id and e.shard = s.shard) < s.capacity
+              then (select true from public.task_ready r
+                    where r.job_id = s.job_id and r.run_after <= now()
+                    order by r.task_id desc limit 1)
+            else false
+          end
         order by s.shard limit 1
         for update of s skip locked
       ) from_first
       limit 1
     ) x
     where j.status in ('queued', 'running')
-      -- a due task: a scalar subquery, a filter on the job before its shards are tried (an EXISTS
-      -- could become a join that tries them first)
-      and (select true from public.task_ready r
-           where r.job_id = j.id and r.run_after <= now() limit 1)
     order by j.priority desc, j.created_at, j.id;
   loop
     fetch v_candidates into v_job;
