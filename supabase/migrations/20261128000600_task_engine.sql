@@ -65,12 +65,15 @@ as $$
 declare
   v_job_id uuid;
 begin
-  -- the end rows concerned, locked in (job, shard) order, then changed in one statement
-  perform 1
-  from (select distinct job_id, shard from unnest(p_ended)) d
-  join public.job_shard_ends e on e.job_id = d.job_id and e.shard = d.shard
-  order by e.job_id, e.shard
-  for update of e;
+  -- the end rows concerned, locked in (job, shard) order, then changed in one statement (one run
+  -- has one end row: nothing to order)
+  if cardinality(p_ended) > 1 then
+    perform 1
+    from (select distinct job_id, shard from unnest(p_ended)) d
+    join public.job_shard_ends e on e.job_id = d.job_id and e.shard = d.shard
+    order by e.job_id, e.shard
+    for update of e;
+  end if;
 
   for v_job_id in
     with ended as (
@@ -705,7 +708,6 @@ begin
   into v_ended from done;
 
   v_ended := coalesce(v_ended, '{}');
-  v_done := array(select e.task_id from unnest(v_ended) e);
   if cardinality(v_ended) > 0 then
     perform private.release_ended(v_ended);
     perform private.after_tasks_ended(array(select e.job_id from unnest(v_ended) e), p_ctx);
@@ -719,6 +721,7 @@ begin
       from jsonb_array_elements(p_items) with ordinality as a (x, ord)
     );
   end if;
+  v_done := array(select e.task_id from unnest(v_ended) e);
   return (
     select jsonb_agg(jsonb_build_object('task_id', i.id, 'status',
       case

@@ -678,3 +678,37 @@ test("a claim asking for more than a budgeted job's free room still gets what fi
   assert.equal(got.length, 3);
   await assertInvariants([job.id]);
 });
+
+test("a claim in flight holds only the shards it takes: a second claim gets the next jobs in order", async () => {
+  const service = await asService();
+  const owner = crypto.randomUUID();
+  const jobs: { id: string }[] = [];
+  for (const priority of [90, 70, 50, 30]) {
+    jobs.push(
+      await createJob(service, {
+        user_id: owner,
+        priority,
+        tasks: tasks(10),
+        max_parallel_tasks: 4,
+      }),
+    );
+  }
+  const ids = jobs.map((j) => j.id);
+  await isolateClaims(ids);
+  const ctx = { role: "service_role", user_id: null, request_id: "test-shards-held" };
+  await testDb().begin(async (tx) => {
+    // claim A, not yet committed: four tasks of the first job
+    const [{ r }] = await tx`select batch_api.claim_tasks(${tx.json(ctx)}, 'w-held-a', 4, null,
+      60000) as r`;
+    const a = r.tasks as { job_id: string }[];
+    assert.deepEqual(a.map((t) => t.job_id), Array(4).fill(jobs[0].id));
+    // claim B meanwhile: the first job's shard is A's; the next two jobs are free, the last
+    // one is not needed (a claim that locked more candidates than it used would leave B less)
+    const b = await claim("w-held-b", 8);
+    assert.deepEqual(b.map((t) => t.job_id), [
+      ...Array(4).fill(jobs[1].id),
+      ...Array(4).fill(jobs[2].id),
+    ]);
+  });
+  await assertInvariants(ids);
+});
