@@ -1,4 +1,4 @@
-// deno task bench [--quick] [--rounds=N] [--budget=SECONDS] [--out=FILE]
+// deno task bench [--quick] [--only=sql|http] [--rounds=N] [--budget=SECONDS] [--out=FILE]
 //
 // Every scenario of quality.md's "Performance" in one invocation, on one database of its own, with
 // the same N and C for every system and the rounds interleaved (medians reported), so that the
@@ -34,8 +34,8 @@ import {
   functionEnv,
   httpCaller,
   httpTransport,
-  InProcessSide,
   type LoadSample,
+  LoadSide,
   peakRssMiB,
   type ServerProcess,
   spawnServer,
@@ -203,7 +203,7 @@ async function sqlRound(round: number): Promise<void> {
 // --- the HTTP scenarios: H1, H2, H3 on one function server, whose peak memory is M1 ------------
 
 async function httpRound(round: number, server: ServerProcess): Promise<void> {
-  const http = httpCaller(server);
+  const http = httpCaller(server.url);
   const peak = async (stage: string) => {
     const mib = await peakRssMiB(server.pid);
     results.m1Stages.push({ round: round + 1, stage, peakMiB: Math.round(mib * 10) / 10 });
@@ -214,24 +214,22 @@ async function httpRound(round: number, server: ServerProcess): Promise<void> {
   await cleanUp();
   await createJobLoad(http, 200, 8);
   await analyze();
-  const local = new InProcessSide();
+  const sides = { http: new LoadSide(server.url), inProcess: new LoadSide() };
   try {
     for (const c of [1, 32]) {
       await attempt(`H1 concurrency ${c}`, async () => {
         // both sides warmed up alike, then slices that alternate, so that drift hits both
-        await createJobLoad(http, 100, c);
-        await local.run(100, c);
-        const sides = { http: [] as LoadSample[], inProcess: [] as LoadSample[] };
+        await sides.http.run(100, c);
+        await sides.inProcess.run(100, c);
+        const samples = { http: [] as LoadSample[], inProcess: [] as LoadSample[] };
         const size = Math.ceil(cfg.h1Requests / H1_SLICES);
         for (let slice = 0; slice < H1_SLICES; slice++) {
-          const order = (slice + round) % 2 === 0 ? ["http", "inProcess"] : ["inProcess", "http"];
-          for (const side of order) {
-            sides[side as keyof typeof sides].push(
-              side === "http" ? await createJobLoad(http, size, c) : await local.run(size, c),
-            );
-          }
+          const order = (slice + round) % 2 === 0
+            ? ["http", "inProcess"] as const
+            : ["inProcess", "http"] as const;
+          for (const side of order) samples[side].push(await sides[side].run(size, c));
         }
-        const [h, l] = [summarize(sides.http, c), summarize(sides.inProcess, c)];
+        const [h, l] = [summarize(samples.http, c), summarize(samples.inProcess, c)];
         (results.h1[c] ??= { http: [], inProcess: [] }).http.push(h);
         results.h1[c].inProcess.push(l);
         log(
@@ -243,7 +241,7 @@ async function httpRound(round: number, server: ServerProcess): Promise<void> {
       }, []);
     }
   } finally {
-    await local.close();
+    await Promise.all([sides.http.close(), sides.inProcess.close()]);
   }
   await peak("H1");
   await attempt("H2", async () => {
@@ -293,10 +291,14 @@ try {
       break;
     }
     const roundStart = elapsed();
-    log(`round ${round + 1} of ${cfg.rounds}: SQL scenarios`);
-    await sqlRound(round);
-    log(`round ${round + 1} of ${cfg.rounds}: HTTP scenarios`);
-    await httpRound(round, server);
+    if (cfg.only !== "http") {
+      log(`round ${round + 1} of ${cfg.rounds}: SQL scenarios`);
+      await sqlRound(round);
+    }
+    if (cfg.only !== "sql") {
+      log(`round ${round + 1} of ${cfg.rounds}: HTTP scenarios`);
+      await httpRound(round, server);
+    }
     results.roundsRun = round + 1;
     longestRound = Math.max(longestRound, elapsed() - roundStart);
   }
@@ -317,8 +319,9 @@ for (const problem of [...results.violations, ...results.failures]) {
   console.log(`FAILED ${problem}`);
 }
 
+// only a full run of every scenario replaces the committed results
 const out = Deno.args.find((a) => a.startsWith("--out="))?.slice(6) ??
-  (cfg.quick ? undefined : new URL("results/latest.json", import.meta.url).pathname);
+  (cfg.quick || cfg.only ? undefined : new URL("results/latest.json", import.meta.url).pathname);
 if (out) {
   const report = {
     date: new Date().toISOString(),

@@ -7,6 +7,8 @@ export const BENCH_DB_URL = Deno.env.get("BENCH_DB_URL") ??
 /** Sizes of one invocation. `--quick` keeps every scenario but makes it small. */
 export interface Config {
   quick: boolean;
+  /** `--only=sql` or `--only=http`: one half of every round (a check of one part, no full table) */
+  only?: "sql" | "http";
   rounds: number;
   /** T1 and T3 tasks; T2 is jobs × tasksPerJob */
   n: number;
@@ -24,6 +26,11 @@ export interface Config {
 
 export function config(args: string[]): Config {
   const quick = args.includes("--quick");
+  const onlyArg = args.find((a) => a.startsWith("--only="))?.slice(7);
+  if (onlyArg !== undefined && onlyArg !== "sql" && onlyArg !== "http") {
+    throw new Error(`bad --only=${onlyArg} (sql or http)`);
+  }
+  const only = onlyArg as Config["only"];
   const roundsArg = args.find((a) => a.startsWith("--rounds="));
   const rounds = roundsArg ? Number(roundsArg.split("=")[1]) : quick ? 1 : 3;
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`bad ${roundsArg}`);
@@ -33,6 +40,7 @@ export function config(args: string[]): Config {
   return quick
     ? {
       quick,
+      only,
       rounds,
       n: 400,
       concurrencies: [1, 8, 32],
@@ -46,6 +54,7 @@ export function config(args: string[]): Config {
     }
     : {
       quick,
+      only,
       rounds,
       n: 20_000,
       concurrencies: [1, 8, 32],

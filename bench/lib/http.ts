@@ -1,5 +1,5 @@
 // H1–H3 and M1: the functions over HTTP through the local function server (a child process, as a
-// deployed function is). H1's in-process side runs in bench/in_process.ts.
+// deployed function is). Both sides of H1 send their load from bench/h1_side.ts.
 import { type ServerProcess, spawnServer } from "../../scripts/lib/server_process.ts";
 export { type ServerProcess, spawnServer };
 import { signToken } from "../../scripts/lib/tokens.ts";
@@ -39,9 +39,9 @@ export function request(
   });
 }
 
-export function httpCaller(server: ServerProcess): Caller {
+export function httpCaller(url: string): Caller {
   return async (fn, token, action, data) => {
-    const res = await fetch(request(server.url, fn, token, action, data));
+    const res = await fetch(request(url, fn, token, action, data));
     return { status: res.status, body: await res.json() };
   };
 }
@@ -186,21 +186,27 @@ export async function peakRssMiB(pid: number): Promise<number> {
   return kb / 1024;
 }
 
-/**
- * H1's in-process side: a child process (bench/in_process.ts) that calls the handler directly. It
- * stays up for the whole H1 of a round, so that its slices can alternate with the HTTP ones.
- */
-/** Marks the in-process side's answers on its stdout. */
+/** Marks a load side's answers on its stdout. */
 export const RESULT = "RESULT ";
 
-export class InProcessSide {
+/**
+ * One side of H1: a child process (bench/h1_side.ts) that sends createJob load in-process, or over
+ * HTTP to `httpUrl`. It stays up for the whole H1 of a round, so that the slices of the two sides
+ * can alternate.
+ */
+export class LoadSide {
   #child: Deno.ChildProcess;
   #lines: ReadableStreamDefaultReader<string>;
   #writer: WritableStreamDefaultWriter<Uint8Array>;
 
-  constructor() {
+  constructor(httpUrl?: string) {
     this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("../in_process.ts", import.meta.url).pathname],
+      args: [
+        "run",
+        "-A",
+        new URL("../h1_side.ts", import.meta.url).pathname,
+        ...(httpUrl ? [`--http=${httpUrl}`] : []),
+      ],
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
@@ -217,11 +223,11 @@ export class InProcessSide {
     let line: string;
     do {
       const { value, done } = await this.#lines.read();
-      if (done) throw new Error("the in-process side exited");
+      if (done) throw new Error("an H1 load side exited");
       line = value;
     } while (!line.startsWith(RESULT)); // the handler's own log lines share stdout
     const answer = JSON.parse(line.slice(RESULT.length));
-    if (answer.error) throw new Error(`in-process: ${answer.error}`);
+    if (answer.error) throw new Error(`H1 load side: ${answer.error}`);
     return answer;
   }
 

@@ -23,7 +23,7 @@ export async function spawnServer(
     // instead of growing the heap it has no need for
     args: [
       "run",
-      "--v8-flags=--max-old-space-size=96",
+      "--v8-flags=--max-old-space-size=96,--max-semi-space-size=4",
       "--allow-net",
       "--allow-env",
       "--allow-read",
