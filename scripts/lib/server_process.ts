@@ -19,8 +19,9 @@ export async function spawnServer(
     await log?.write(chunk);
   };
   const child = new Deno.Command(Deno.execPath(), {
-    // the heap cap of `deno task serve`: like the Edge Runtime's memory limit, it makes V8 collect
-    // instead of growing the heap it has no need for
+    // the heap caps of `deno task serve`: like the Edge Runtime's memory limit, they make V8 collect
+    // instead of growing heaps it has no need for (the young generation's default semi-spaces alone
+    // took the peak RSS past 150 MiB; docs/performance.md, finding 14)
     args: [
       "run",
       "--v8-flags=--max-old-space-size=96,--max-semi-space-size=4",
