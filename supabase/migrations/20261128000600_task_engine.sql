@@ -1080,3 +1080,29 @@ $$;
 comment on function batch_api.finish_cancelled_jobs(jsonb, integer) is
   'Maintenance: cancelling jobs with nothing running become cancelled (normally the last stopping '
   'task does it; this catches any left over).';
+
+-- ---------------------------------------------------------------------------------------------
+-- Limits fixed at creation
+-- ---------------------------------------------------------------------------------------------
+create function private.refuse_limit_change() returns trigger
+language plpgsql
+as $$
+begin
+  raise exception using errcode = '23514', message = 'JOB_LIMITS_FIXED',
+    detail = jsonb_build_object('job_id', old.id)::text,
+    hint = 'max_parallel_tasks, resource_limits and the claim shards are fixed when a job is created.';
+end
+$$;
+comment on function private.refuse_limit_change() is
+  'Guarantees that a job''s parallelism, resource limits and shard count never change after '
+  'creation: its shards'' capacities were split from them, and claims read them without the job''s '
+  'lock (claim_from_job decides a budget before locking the job).';
+
+create trigger jobs_limits_fixed
+  before update of max_parallel_tasks, max_memory, max_cpu, shard_count on public.jobs
+  for each row
+  when ((old.max_parallel_tasks, old.max_memory, old.max_cpu, old.shard_count)
+        is distinct from (new.max_parallel_tasks, new.max_memory, new.max_cpu, new.shard_count))
+  execute function private.refuse_limit_change();
+comment on trigger jobs_limits_fixed on public.jobs is
+  'No writer, through the API or not, changes the limits a job''s shards were made from.';

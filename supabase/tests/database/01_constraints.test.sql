@@ -2,7 +2,7 @@
 -- still cannot store what the API refuses.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(53);
+select plan(57);
 
 -- a valid job to start from
 create temporary table base_job as
@@ -113,6 +113,16 @@ select throws_ok(format($$ insert into public.idempotency_keys (user_id, key, re
   '23514', null, 'idempotency key over 128 chars');
 select throws_ok($$ insert into public.error_catalogue (code, category, retryable, description) values ('lower', 'transient', true, 'x') $$,
   '23514', null, 'catalogue codes follow the pattern');
+
+-- limits are fixed at creation: the shards were split from them and claims read them unlocked
+select throws_ok($$ update public.jobs set max_parallel_tasks = max_parallel_tasks + 1 where product_id = 'task-parent' $$,
+  '23514', 'JOB_LIMITS_FIXED', 'max_parallel_tasks cannot change');
+select throws_ok($$ update public.jobs set max_memory = 512, max_cpu = 1 where product_id = 'task-parent' $$,
+  '23514', 'JOB_LIMITS_FIXED', 'resource limits cannot change');
+select throws_ok($$ update public.jobs set shard_count = shard_count + 1 where product_id = 'task-parent' $$,
+  '23514', 'JOB_LIMITS_FIXED', 'the shard count cannot change');
+select lives_ok($$ update public.jobs set priority = 60, max_parallel_tasks = max_parallel_tasks where product_id = 'task-parent' $$,
+  'other fields change, and a limit set to its own value is no change');
 
 select * from finish();
 rollback;
