@@ -598,10 +598,14 @@ begin
     select j.id, j.sending_group_id, x.shard from public.jobs j
     cross join lateral (
       -- from this connection's favourite shard on, then from the first, so that concurrent
-      -- claimers spread out: two index ranges, the second read only when the first has none
-      select * from (
+      -- claimers spread out: two index ranges, in this order, the second read only when the first
+      -- has none
+      select shard.shard
+      from (values (1 + pg_backend_pid() % j.shard_count, 64),
+                   (1, pg_backend_pid() % j.shard_count)) as range (low, high)
+      cross join lateral (
         select s.shard from public.job_shards s
-        where s.job_id = j.id and s.shard >= 1 + pg_backend_pid() % j.shard_count
+        where s.job_id = j.id and s.shard between range.low and range.high
           -- room (ends as last committed), then a due task: CASE keeps that order, so that the
           -- queue is probed only for a shard with room (most of those a claim walks past are
           -- full); from the queue's end, away from the entries that claims leave dead at its head
@@ -615,23 +619,7 @@ begin
           end
         order by s.shard limit 1
         for update of s skip locked
-      ) from_favourite
-      union all
-      select * from (
-        select s.shard from public.job_shards s
-        where s.job_id = j.id and s.shard between 1 and pg_backend_pid() % j.shard_count
-          -- the same test
-          and case
-            when s.started - (select e.ended from public.job_shard_ends e
-                              where e.job_id = s.job_id and e.shard = s.shard) < s.capacity
-              then (select true from public.task_ready r
-                    where r.job_id = s.job_id and r.run_after <= now()
-                    order by r.task_id desc limit 1)
-            else false
-          end
-        order by s.shard limit 1
-        for update of s skip locked
-      ) from_first
+      ) shard
       limit 1
     ) x
     where j.status in ('queued', 'running')
