@@ -249,7 +249,9 @@ comment on function batch_api.add_tasks(jsonb, uuid, jsonb) is
 -- claimTasks
 -- ---------------------------------------------------------------------------------------------
 create function private.claim_from_job(
-  p_job_id uuid,
+  -- the job as the caller read it, without a lock: its limits (fixed at creation) and a first look
+  -- at its status, re-read under the lock before anything is claimed
+  p_job public.jobs,
   p_limit integer,
   p_worker text,
   p_lease_ms integer,
@@ -260,8 +262,7 @@ create function private.claim_from_job(
   -- the job's sending group when its bucket could not give a token (busy or empty): lower jobs
   -- of the group must not take one in this claim either
   out starved_group text,
-  out claimed jsonb,
-  out job_found boolean
+  out claimed jsonb
 )
 language plpgsql
 -- see claim_tasks (which turns sorts off for its own candidate query only)
@@ -270,7 +271,8 @@ set jit = off
 set enable_sort = on
 as $$
 declare
-  v_job public.jobs;
+  v_job_id constant uuid := p_job.id;
+  v_job public.jobs := p_job;
   v_shards smallint[] := '{}';
   v_room integer[] := '{}';
   v_ended integer[] := '{}';
@@ -305,9 +307,7 @@ declare
 begin
   -- Rule 1, first without a lock: most jobs a claim walks past have no free shard for it.
   claimed := '[]'::jsonb;
-  select * into v_job from public.jobs where id = p_job_id;
-  job_found := found;
-  if not found or v_job.status not in ('queued', 'running') then
+  if v_job.status not in ('queued', 'running') then
     return;
   end if;
 
@@ -337,7 +337,7 @@ begin
              s.cpu_capacity - (s.reserved_cpu - e.released_cpu) as room_cpu
       from public.job_shards s
       join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
-      where s.job_id = p_job_id and s.shard >= v_from and s.started - e.ended < s.capacity
+      where s.job_id = v_job_id and s.shard >= v_from and s.started - e.ended < s.capacity
         and s.shard <> all (v_shards)
       order by s.shard
       limit v_want
@@ -367,7 +367,7 @@ begin
 
   -- Rule 4's back-pressure: no claims while a job's reported usage is over its limits.
   if v_job.max_memory is not null
-     and exists (select 1 from public.job_shard_ends where job_id = p_job_id and over_limit) then
+     and exists (select 1 from public.job_shard_ends where job_id = v_job_id and over_limit) then
     return;
   end if;
 
@@ -386,7 +386,7 @@ begin
                coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) as cpu
         from (
           select task_id, ctid from public.task_ready
-          where job_id = p_job_id and run_after <= now()
+          where job_id = v_job_id and run_after <= now()
           order by task_id limit least(v_limit, v_total_room)
           for update skip locked
         ) r
@@ -405,11 +405,11 @@ begin
   -- in this claim. The first claims of a queued job also move it to running, which needs the
   -- stronger lock; every later claim shares the row with all other task work.
   if v_job.status = 'queued' then
-    select * into v_job from public.jobs where id = p_job_id for no key update skip locked;
+    select * into v_job from public.jobs where id = v_job_id for no key update skip locked;
   else
-    select * into v_job from public.jobs where id = p_job_id for key share skip locked;
+    select * into v_job from public.jobs where id = v_job_id for key share skip locked;
     if found and v_job.status = 'queued' then
-      select * into v_job from public.jobs where id = p_job_id for no key update skip locked;
+      select * into v_job from public.jobs where id = v_job_id for no key update skip locked;
     end if;
   end if;
   if not found or v_job.status not in ('queued', 'running') then
@@ -423,7 +423,7 @@ begin
   -- found too few tokens must not see tokens that refilled in between
   v_now := p_now;
   if v_job.rate_limited then
-    select * into v_job_bucket from public.job_rate_limits where job_id = p_job_id
+    select * into v_job_bucket from public.job_rate_limits where job_id = v_job_id
     for update skip locked;
     if not found then
       return;
@@ -475,7 +475,7 @@ begin
     delete from public.task_ready
     where ctid = any (case when v_rows is not null then v_rows else array(
         select ctid from public.task_ready
-        where job_id = p_job_id and run_after <= now()
+        where job_id = v_job_id and run_after <= now()
         order by task_id limit cardinality(v_slots)
         for update skip locked
       ) end)
@@ -520,7 +520,7 @@ begin
         released_cpu_seen = case when v_job.max_memory is not null
           then v_released_cpu else s.released_cpu_seen end
     from per_shard p
-    where s.job_id = p_job_id and s.shard = p.shard
+    where s.job_id = v_job_id and s.shard = p.shard
   )
   select coalesce(jsonb_agg(private.task_json(c) order by c.id), '[]'), count(*)
   into claimed, v_taken
@@ -531,7 +531,7 @@ begin
 
   if v_job_bucket.job_id is not null then
     update public.job_rate_limits set tokens = v_job_tokens - v_taken, refilled_at = v_now
-    where job_id = p_job_id;
+    where job_id = v_job_id;
   end if;
   if v_group_bucket.sending_group_id is not null then
     update public.sending_group_limits set tokens = v_group_tokens - v_taken, refilled_at = v_now
@@ -541,11 +541,11 @@ begin
   if v_job.status = 'queued' then
     -- the request context only matters where a job row changes (audit, events): set it here
     perform private.set_request_context(p_ctx);
-    update public.jobs set status = 'running' where id = p_job_id;
+    update public.jobs set status = 'running' where id = v_job_id;
   end if;
 end
 $$;
-comment on function private.claim_from_job(uuid, integer, text, integer, smallint, timestamptz, jsonb) is
+comment on function private.claim_from_job(public.jobs, integer, text, integer, smallint, timestamptz, jsonb) is
   'Claims up to p_limit tasks of one job under the five rules of engine.md: the job is queued or '
   'running, the task pending and due, the shard (hence the job) stays within max_parallel_tasks, '
   'reservations within resource_limits and no claims while reported usage is over them; older '
@@ -577,15 +577,16 @@ declare
   v_starved text;
   v_starved_groups text[] := '{}';
   v_now constant timestamptz := clock_timestamp();
-  v_found boolean;
+  v_one public.jobs;
   v_candidates refcursor;
 begin
   if p_job_id is not null then
-    select c.claimed, c.job_found into v_result, v_found
-    from private.claim_from_job(p_job_id, p_limit, p_worker, p_lease_ms, null, v_now, p_ctx) c;
-    if not v_found then
+    select * into v_one from public.jobs where id = p_job_id;
+    if not found then
       perform private.raise_not_found(p_job_id);
     end if;
+    select c.claimed into v_result
+    from private.claim_from_job(v_one, p_limit, p_worker, p_lease_ms, null, v_now, p_ctx) c;
     return jsonb_build_object('tasks', v_result);
   end if;
 
@@ -595,7 +596,7 @@ begin
   -- one row per fetch, each with a claim shard already locked (SKIP LOCKED): walking past the
   -- jobs that other claims are busy with costs one index probe each, not a call.
   open v_candidates for
-    select j.id, j.sending_group_id, x.shard from public.jobs j
+    select j as job, j.sending_group_id, x.shard from public.jobs j
     cross join lateral (
       -- from this connection's favourite shard on, then from the first, so that concurrent
       -- claimers spread out: two index ranges, in this order, the second read only when the first
@@ -630,7 +631,7 @@ begin
     -- a group whose tokens a higher job could not get gives none to lower jobs in this claim
     continue when v_job.sending_group_id = any (v_starved_groups);
     select c.claimed, c.starved_group into v_got, v_starved
-    from private.claim_from_job(v_job.id, v_remaining, p_worker, p_lease_ms, v_job.shard, v_now,
+    from private.claim_from_job(v_job.job, v_remaining, p_worker, p_lease_ms, v_job.shard, v_now,
                                 p_ctx) c;
     if v_starved is not null then
       v_starved_groups := v_starved_groups || v_starved;

@@ -6,6 +6,15 @@ import { Id, JobStatus } from "./job_schemas.ts";
 
 const Timestamp = z.string().describe("ISO 8601, UTC");
 const count = z.int().min(0);
+/** Limits, reservations and reported usage, as summed over jobs or for one job. */
+const resourceAmounts = {
+  max_memory: z.number(),
+  max_cpu: z.number(),
+  reserved_memory: z.number(),
+  reserved_cpu: z.number(),
+  usage_memory: z.number(),
+  usage_cpu: z.number(),
+};
 
 export const GetStatsData = z.strictObject({
   window_minutes: z.int().min(1).max(1440).default(15).describe(
@@ -73,23 +82,11 @@ export const Stats = z.object({
   resources: z.object({
     jobs_with_limits: count.describe("unfinished jobs with resource_limits"),
     jobs_over_limit: count.describe("of those, jobs whose reported usage is over a limit"),
-    totals: z.object({
-      max_memory: z.number(),
-      max_cpu: z.number(),
-      reserved_memory: z.number(),
-      reserved_cpu: z.number(),
-      usage_memory: z.number(),
-      usage_cpu: z.number(),
-    }),
+    totals: z.object(resourceAmounts),
     top_jobs: z.array(z.object({
       job_id: Id,
       status: JobStatus,
-      max_memory: z.number(),
-      max_cpu: z.number(),
-      reserved_memory: z.number(),
-      reserved_cpu: z.number(),
-      usage_memory: z.number(),
-      usage_cpu: z.number(),
+      ...resourceAmounts,
       usage_ratio: z.number().describe("the larger of usage/limit for memory and cpu"),
       over_limit: z.boolean(),
     })).max(10).describe("up to 10 jobs closest to their limits"),
