@@ -4,8 +4,9 @@
 -- changes, which take FOR UPDATE, wait for work in flight and vice versa), then task rows (id
 -- order), then shard rows ((job, shard) order). Claims are the one exception, and safe because
 -- they never wait for a job or a shard: they take claim shards, then queue rows and the job row,
--- all with SKIP LOCKED, so that a claim walking past busy jobs locks none of their rows. At the tail of a job an ender upgrades its job lock to FOR NO KEY
--- UPDATE (compatible with other task work) to run the completion check one at a time.
+-- all with SKIP LOCKED, so that a claim walking past busy jobs locks none of their rows. At the
+-- tail of a job an ender upgrades its job lock to FOR NO KEY UPDATE (compatible with other task
+-- work) to run the completion check one at a time.
 
 create type private.ended_task as (
   task_id bigint,
