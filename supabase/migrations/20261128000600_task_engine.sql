@@ -876,6 +876,7 @@ declare
   v_job public.jobs;
   v_shard public.job_shard_ends;
   v_over boolean;
+  v_notification uuid;
 begin
   select * into v_job from public.jobs where id = p_job_id;
   if v_job.max_memory is null then
@@ -897,9 +898,10 @@ begin
     insert into public.notifications (type, job_id, user_id, payload)
     values ('job.resource_limit_exceeded', p_job_id, v_job.user_id,
             jsonb_build_object('memory', v_shard.usage_memory, 'cpu', v_shard.usage_cpu,
-                               'max_memory', v_job.max_memory, 'max_cpu', v_job.max_cpu));
+                               'max_memory', v_job.max_memory, 'max_cpu', v_job.max_cpu))
+    returning id into v_notification;
     perform pg_notify('batch_job_notifications', jsonb_build_object(
-      'type', 'job.resource_limit_exceeded', 'job_id', p_job_id)::text);
+      'id', v_notification, 'type', 'job.resource_limit_exceeded', 'job_id', p_job_id)::text);
   end if;
 end
 $$;
@@ -996,6 +998,7 @@ declare
   v_total integer := 0;
   v_lost integer;
   v_workers text[];
+  v_notification uuid;
 begin
   perform private.set_request_context(p_ctx);
   for v_job_id in
@@ -1031,9 +1034,10 @@ begin
     if v_lost > 0 then
       insert into public.notifications (type, job_id, user_id, payload)
       values ('task.worker_lost', v_job_id, v_job.user_id, jsonb_build_object(
-        'tasks', v_lost, 'workers', (select jsonb_agg(distinct w) from unnest(v_workers) w)));
-      perform pg_notify('batch_job_notifications',
-        jsonb_build_object('type', 'task.worker_lost', 'job_id', v_job_id)::text);
+        'tasks', v_lost, 'workers', (select jsonb_agg(distinct w) from unnest(v_workers) w)))
+      returning id into v_notification;
+      perform pg_notify('batch_job_notifications', jsonb_build_object(
+        'id', v_notification, 'type', 'task.worker_lost', 'job_id', v_job_id)::text);
     end if;
     if exists (select 1 from unnest(v_ended) e where e.outcome in ('failed', 'cancelled')) then
       perform private.after_tasks_ended(array[v_job_id], p_ctx);

@@ -3,8 +3,8 @@
 // giving up, no webhook configured, pg_notify, retention.
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { asUser, type Caller, serviceToken, test, testDb } from "../helpers/service.ts";
-import { createJob, runMaintenance, sleep, update } from "../helpers/jobs.ts";
+import { asService, asUser, type Caller, serviceToken, test, testDb } from "../helpers/service.ts";
+import { claim, createJob, runMaintenance, sleep, tasks, update } from "../helpers/jobs.ts";
 import { spawnServer } from "../../../scripts/lib/server_process.ts";
 import {
   deliverNotifications,
@@ -303,6 +303,44 @@ test("failing a job announces the notification on channel batch_job_notification
       type: "job.failed",
       job_id: job.id,
     });
+  } finally {
+    await listener.end({ timeout: 5 });
+  }
+});
+
+test("every announcement on batch_job_notifications carries its outbox id: resource limit, lost worker", async () => {
+  const listener = postgres(DB_URL, { max: 1, onnotice: () => {} });
+  try {
+    const messages: Record<string, unknown>[] = [];
+    await listener.listen("batch_job_notifications", (payload) => {
+      messages.push(JSON.parse(payload));
+    });
+    const service = await asService();
+    const job = await createJob(service, {
+      tasks: tasks(2),
+      resource_limits: { max_memory: 100, max_cpu: 4 },
+      retry_config: { max_attempts: 2, retry_interval: 0, retry_on_errors: ["WORKER_LOST"] },
+    });
+    const [t] = await claim("w-announced", 1, { job_id: job.id, lease_ms: 1_000 });
+    await service.task("heartbeat", {
+      worker_id: "w-announced",
+      tasks: [{ task_id: t.task_id, usage: { memory: 150, cpu: 1 } }],
+    });
+    await sleep(1_100);
+    await runMaintenance(); // the lease expired: task.worker_lost
+    const rows = await testDb()`select id, type from notifications where job_id = ${job.id}`;
+    const expected = rows.map((r) => ({ id: r.id, type: r.type, job_id: job.id }))
+      .sort((a, b) => a.type.localeCompare(b.type));
+    assert.deepEqual(expected.map((e) => e.type), [
+      "job.resource_limit_exceeded",
+      "task.worker_lost",
+    ]);
+    const mine = () => messages.filter((m) => m.job_id === job.id);
+    for (let i = 0; i < 50 && mine().length < 2; i++) await sleep(20);
+    assert.deepEqual(
+      mine().sort((a, b) => String(a.type).localeCompare(String(b.type))),
+      expected,
+    );
   } finally {
     await listener.end({ timeout: 5 });
   }
