@@ -57,7 +57,7 @@ comment on function private.lock_jobs_for_task_work(uuid[]) is
 -- ---------------------------------------------------------------------------------------------
 -- Giving back what ended runs held, and the completion check at a job's tail
 -- ---------------------------------------------------------------------------------------------
-create function private.release_ended(p_ended private.ended_task[]) returns void
+create function private.release_ended(p_ended private.ended_task[]) returns integer
 language plpgsql
 -- the few end rows concerned are found by primary key, whatever statistics say
 set enable_seqscan = off
@@ -111,14 +111,16 @@ begin
     -- an ended run takes its usage with it: a job held back by its usage may run again
     perform private.apply_back_pressure(v_job_id);
   end loop;
+  return cardinality(p_ended);
 end
 $$;
 comment on function private.release_ended(private.ended_task[]) is
   'Keeps shard counters equal to the task rows when runs end (on the end rows, which claims never '
   'lock): frees parallelism, reservations and reported usage (lifting back-pressure once usage is '
-  'within the limits), counts the outcome, in (job, shard) order.';
+  'within the limits), counts the outcome, in (job, shard) order. Returns how many runs it released '
+  '(a value, so that callers call it as an expression, without a statement of their own).';
 
-create function private.after_tasks_ended(p_job_ids uuid[], p_ctx jsonb) returns void
+create function private.after_tasks_ended(p_job_ids uuid[], p_ctx jsonb) returns integer
 language plpgsql
 -- the queue's tail by its index, whatever statistics say (see claim_tasks)
 set enable_seqscan = off
@@ -127,6 +129,7 @@ as $$
 declare
   v_job_id uuid;
   v_status public.job_status;
+  v_checked integer := 0;
 begin
   -- A job with a pending task nobody is claiming right now is not at its tail: that task's own
   -- end will run this check later. Queue rows locked by a claim in flight are skipped: that claim
@@ -153,13 +156,16 @@ begin
     elsif v_status = 'cancelling' then
       perform private.finish_cancelling(v_job_id);
     end if;
+    v_checked := v_checked + 1;
   end loop;
+  return v_checked;
 end
 $$;
 comment on function private.after_tasks_ended(uuid[], jsonb) is
   'Runs, in the transaction that ended tasks of these jobs, the completion check (or the end of a '
   'cancellation) exactly for the jobs whose last open task it may have ended: no job is left running '
-  'with all its tasks done, even when its last tasks end concurrently.';
+  'with all its tasks done, even when its last tasks end concurrently. Returns how many jobs it '
+  'checked.';
 
 create function private.finish_cancelling(p_job_id uuid) returns boolean
 language plpgsql
@@ -367,9 +373,10 @@ begin
   end if;
 
   -- Rule 4's back-pressure: no claims while a job's reported usage is over its limits.
-  if v_job.max_memory is not null
-     and exists (select 1 from public.job_shard_ends where job_id = v_job_id and over_limit) then
-    return;
+  if v_job.max_memory is not null then
+    if exists (select 1 from public.job_shard_ends where job_id = v_job_id and over_limit) then
+      return;
+    end if;
   end if;
 
   if v_job.max_memory is not null then
@@ -574,8 +581,7 @@ declare
   v_result jsonb := '[]'::jsonb;
   v_remaining integer := p_limit;
   v_job record;
-  v_got jsonb;
-  v_starved text;
+  v_claim record;
   v_starved_groups text[] := '{}';
   v_now constant timestamptz := clock_timestamp();
   v_one public.jobs;
@@ -586,9 +592,8 @@ begin
     if not found then
       perform private.raise_not_found(p_job_id);
     end if;
-    select c.claimed into v_result
-    from private.claim_from_job(v_one, p_limit, p_worker, p_lease_ms, null, v_now, p_ctx) c;
-    return jsonb_build_object('tasks', v_result);
+    v_claim := private.claim_from_job(v_one, p_limit, p_worker, p_lease_ms, null, v_now, p_ctx);
+    return jsonb_build_object('tasks', v_claim.claimed);
   end if;
 
   -- Rule 5 across jobs: highest priority, then older job; a job that cannot give a task now (no
@@ -631,14 +636,14 @@ begin
     exit when not found;
     -- a group whose tokens a higher job could not get gives none to lower jobs in this claim
     continue when v_job.sending_group_id = any (v_starved_groups);
-    select c.claimed, c.starved_group into v_got, v_starved
-    from private.claim_from_job(v_job.job, v_remaining, p_worker, p_lease_ms, v_job.shard, v_now,
-                                p_ctx) c;
-    if v_starved is not null then
-      v_starved_groups := v_starved_groups || v_starved;
+    -- an expression, not a query: no executor start-up per job
+    v_claim := private.claim_from_job(v_job.job, v_remaining, p_worker, p_lease_ms, v_job.shard,
+                                      v_now, p_ctx);
+    if v_claim.starved_group is not null then
+      v_starved_groups := v_starved_groups || v_claim.starved_group;
     end if;
-    v_result := v_result || v_got;
-    v_remaining := v_remaining - jsonb_array_length(v_got);
+    v_result := v_result || v_claim.claimed;
+    v_remaining := v_remaining - jsonb_array_length(v_claim.claimed);
     exit when v_remaining <= 0;
   end loop;
   close v_candidates;
@@ -662,8 +667,10 @@ as $$
 declare
   v_ids bigint[];
   v_ended private.ended_task[];
+  v_jobs uuid[];
+  v_answer jsonb;
   v_done bigint[];
-  v_job uuid;
+  v_counted integer;
 begin
   v_ids := array(select distinct (i ->> 'task_id')::bigint from jsonb_array_elements(p_items) i);
   -- the batch's jobs, locked in id order before any task row
@@ -681,8 +688,10 @@ begin
     order by id
     for update
   ), items as (
-    select distinct on ((i ->> 'task_id')::bigint) (i ->> 'task_id')::bigint as id, i -> 'result' as result
-    from jsonb_array_elements(p_items) i
+    select distinct on ((i ->> 'task_id')::bigint) (i ->> 'task_id')::bigint as id,
+           i -> 'result' as result, ord
+    from jsonb_array_elements(p_items) with ordinality as a (i, ord)
+    order by (i ->> 'task_id')::bigint, ord
   ), done as (
     update public.tasks t
     set status = 'succeeded', result = items.result, worker_id = null, lease_expires_at = null,
@@ -691,25 +700,25 @@ begin
         ended_attempt = t.attempt
     from held join items on items.id = held.id
     where t.id = held.id
-    returning held.*
+    returning held.*, items.ord
   )
+  -- the ends, their jobs and the usual answer (every task ended here) in the one statement
   select array_agg(row(id, job_id, shard, 'succeeded', reserved_memory, reserved_cpu, usage_memory,
-                       usage_cpu, false)::private.ended_task)
-  into v_ended from done;
+                       usage_cpu, false)::private.ended_task),
+         array_agg(distinct job_id),
+         jsonb_agg(jsonb_build_object('task_id', id, 'status', 'succeeded') order by ord)
+  into v_ended, v_jobs, v_answer from done;
 
   v_ended := coalesce(v_ended, '{}');
   if cardinality(v_ended) > 0 then
-    perform private.release_ended(v_ended);
-    perform private.after_tasks_ended(array(select e.job_id from unnest(v_ended) e), p_ctx);
+    -- expressions, not queries: no executor start-up for the calls themselves
+    v_counted := private.release_ended(v_ended);
+    v_counted := private.after_tasks_ended(v_jobs, p_ctx);
   end if;
 
-  -- the usual case, every task ended here: no need to look at the others
-  if cardinality(v_ended) = cardinality(v_ids) then
-    return (
-      select jsonb_agg(jsonb_build_object('task_id', (x ->> 'task_id')::bigint, 'status', 'succeeded')
-                       order by ord)
-      from jsonb_array_elements(p_items) with ordinality as a (x, ord)
-    );
+  -- the usual case, every item a distinct task that ended here: the answer is at hand
+  if cardinality(v_ended) = jsonb_array_length(p_items) then
+    return v_answer;
   end if;
   v_done := array(select e.task_id from unnest(v_ended) e);
   return (
