@@ -153,10 +153,21 @@ create index jobs_claimable_idx on public.jobs (priority desc, created_at, id)
 -- the real ones, so `started - ended_seen <= capacity` (a CHECK on the claim row) keeps the running
 -- tasks within max_parallel_tasks exactly, and the same holds for reservations against a budget.
 -- Per-row values are deltas or cumulative counts; only the sums mean something.
+--
+-- Single-column rules of these rows are domains (see "Tasks" below for why): claims and reports
+-- update them all the time and never write these columns.
+create domain private.shard_number as smallint check (value between 0 and 64);
+comment on domain private.shard_number is
+  'A counter shard of a job: 0 its base shard, 1..64 its claim shards.';
+create domain private.claim_shard_number as smallint check (value between 1 and 64);
+comment on domain private.claim_shard_number is 'A claim shard of a job (1..64).';
+create domain private.slot_count as integer check (value >= 0);
+comment on domain private.slot_count is 'How many of a job''s max_parallel_tasks a claim shard holds.';
+
 create table public.job_shards (
   job_id uuid not null references public.jobs (id) on delete cascade,
-  shard smallint not null,
-  capacity integer not null,
+  shard private.shard_number not null,
+  capacity private.slot_count not null,
   -- claim rows: runs started through this shard, and the ends of them its last claim saw
   started integer not null default 0,
   ended_seen integer not null default 0,
@@ -174,11 +185,16 @@ create table public.job_shards (
   released_memory_seen numeric not null default 0,
   reserved_cpu numeric not null default 0,
   released_cpu_seen numeric not null default 0,
-  -- one constraint (each one is re-read on every update): parallelism and budgets hold per shard
+  -- one constraint, as short as it can be written (PostgreSQL parses every CHECK of a table again
+  -- for each statement that updates it, and every claim does): parallelism and budgets hold per
+  -- shard. Without a budget the capacities are null, which makes their comparisons null, which a
+  -- CHECK accepts.
   constraint job_shards_within_capacity check (
-    shard between 0 and 64 and capacity >= 0 and started - ended_seen between 0 and capacity
-    and reserved_memory - released_memory_seen between 0 and coalesce(memory_capacity, 'infinity')
-    and reserved_cpu - released_cpu_seen between 0 and coalesce(cpu_capacity, 'infinity')
+    started - ended_seen between 0 and capacity
+    and reserved_memory >= released_memory_seen
+    and reserved_memory - released_memory_seen <= memory_capacity
+    and reserved_cpu >= released_cpu_seen
+    and reserved_cpu - released_cpu_seen <= cpu_capacity
   ),
   primary key (job_id, shard)
 ) with (fillfactor = 50);
@@ -187,7 +203,7 @@ comment on table public.job_shards is
 
 create table public.job_shard_ends (
   job_id uuid not null references public.jobs (id) on delete cascade,
-  shard smallint not null check (shard between 1 and 64),
+  shard private.claim_shard_number not null,
   ended integer not null default 0,
   succeeded integer not null default 0,
   failed integer not null default 0,

@@ -65,9 +65,33 @@ set jit = off
 as $$
 declare
   v_job_id uuid;
+  v_one private.ended_task;
+  v_over boolean;
 begin
-  -- the end rows concerned, locked in (job, shard) order, then changed in one statement (one run
-  -- has one end row: nothing to order)
+  if cardinality(p_ended) = 1 then
+    -- One run (every one-at-a-time report): its end row changed directly, with none of the
+    -- aggregates of the general case below to set up. The same counts as there, for n = 1.
+    v_one := p_ended[1];
+    update public.job_shard_ends e
+    set ended = e.ended + 1,
+        requeued = e.requeued + (v_one.outcome = 'pending')::integer,
+        succeeded = e.succeeded + (v_one.outcome = 'succeeded')::integer,
+        failed = e.failed + (v_one.outcome = 'failed')::integer,
+        cancelled = e.cancelled + (v_one.outcome = 'cancelled')::integer,
+        errors = e.errors + v_one.is_error::integer,
+        released_memory = e.released_memory + coalesce(v_one.reserved_memory, 0),
+        released_cpu = e.released_cpu + coalesce(v_one.reserved_cpu, 0),
+        usage_memory = e.usage_memory - coalesce(v_one.usage_memory, 0),
+        usage_cpu = e.usage_cpu - coalesce(v_one.usage_cpu, 0)
+    where e.job_id = v_one.job_id and e.shard = v_one.shard
+    returning e.over_limit into v_over;
+    if v_over then
+      perform private.apply_back_pressure(v_one.job_id);
+    end if;
+    return 1;
+  end if;
+
+  -- the end rows concerned, locked in (job, shard) order, then changed in one statement
   if cardinality(p_ended) > 1 then
     perform 1
     from (select distinct job_id, shard from unnest(p_ended)) d
@@ -287,10 +311,9 @@ declare
   v_more_shards smallint[];
   v_more_room integer[];
   v_more_ended integer[];
-  v_more_released_memory numeric;
-  v_more_released_cpu numeric;
-  v_more_room_memory numeric;
-  v_more_room_cpu numeric;
+  v_first_shard smallint;
+  v_first_room integer;
+  v_first_ended integer;
   -- a job with a resource budget has one claim shard: its budget room and the releases seen
   v_released_memory numeric;
   v_released_cpu numeric;
@@ -324,24 +347,41 @@ begin
   -- lock claim rows, neither waits for the other). Shards another claim holds are passed over.
   v_from := coalesce(p_shard, 1 + pg_backend_pid() % v_job.shard_count);
   v_wrapped := v_from = 1;
+  -- The first shard as one row, into plain variables: most claims need no other, and a statement
+  -- without aggregates costs less to start.
+  loop
+    select s.shard, s.capacity - (s.started - e.ended), e.ended, e.released_memory, e.released_cpu,
+           s.memory_capacity - (s.reserved_memory - e.released_memory),
+           s.cpu_capacity - (s.reserved_cpu - e.released_cpu)
+    into v_first_shard, v_first_room, v_first_ended, v_released_memory, v_released_cpu,
+         v_room_memory, v_room_cpu
+    from public.job_shards s
+    join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+    where s.job_id = v_job_id and s.shard >= v_from and s.started - e.ended < s.capacity
+    order by s.shard
+    limit 1
+    for update of s skip locked;
+    exit when found or v_wrapped;
+    v_wrapped := true;
+    v_from := 1;
+  end loop;
+  if v_first_shard is null then
+    return;
+  end if;
+  v_shards := array[v_first_shard];
+  v_room := array[v_first_room];
+  v_ended := array[v_first_ended];
+  v_total_room := v_first_room;
+  -- Then about as many more as the missing room needs (shards have similar capacity): a claim
+  -- locks no shard it does not use. Shards are read in key order from the favourite, then from the
+  -- first: an index range, never a sort of all the job's shards.
   while v_total_room < v_limit loop
-    -- first one shard; then about as many more as the missing room needs (shards have similar
-    -- capacity): a claim locks no shard it does not use. Shards are read in key order from the
-    -- favourite, then from the first: an index range, never a sort of all the job's shards.
-    v_want := case when cardinality(v_shards) = 0 then 1
-      else ceil((v_limit - v_total_room)::numeric
-                / greatest(1, v_job.max_parallel_tasks / v_job.shard_count))::integer end;
-    select array_agg(x.shard), array_agg(x.room), array_agg(x.ended),
-           min(x.released_memory), min(x.released_cpu), min(x.room_memory), min(x.room_cpu),
-           sum(x.room)
-    into v_more_shards, v_more_room, v_more_ended,
-         v_more_released_memory, v_more_released_cpu, v_more_room_memory, v_more_room_cpu,
-         v_more_total
+    v_want := ceil((v_limit - v_total_room)::numeric
+                   / greatest(1, v_job.max_parallel_tasks / v_job.shard_count))::integer;
+    select array_agg(x.shard), array_agg(x.room), array_agg(x.ended), sum(x.room)
+    into v_more_shards, v_more_room, v_more_ended, v_more_total
     from (
-      select s.shard, s.capacity - (s.started - e.ended) as room, e.ended,
-             e.released_memory, e.released_cpu,
-             s.memory_capacity - (s.reserved_memory - e.released_memory) as room_memory,
-             s.cpu_capacity - (s.reserved_cpu - e.released_cpu) as room_cpu
+      select s.shard, s.capacity - (s.started - e.ended) as room, e.ended
       from public.job_shards s
       join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
       where s.job_id = v_job_id and s.shard >= v_from and s.started - e.ended < s.capacity
@@ -355,13 +395,6 @@ begin
       v_wrapped := true;
       v_from := 1;
       continue;
-    end if;
-    if cardinality(v_shards) = 0 then
-      -- the budget of a job with resource limits (its one claim shard)
-      v_released_memory := v_more_released_memory;
-      v_released_cpu := v_more_released_cpu;
-      v_room_memory := v_more_room_memory;
-      v_room_cpu := v_more_room_cpu;
     end if;
     v_shards := v_shards || v_more_shards;
     v_room := v_room || v_more_room;

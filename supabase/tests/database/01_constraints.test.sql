@@ -2,7 +2,7 @@
 -- still cannot store what the API refuses.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(57);
+select plan(61);
 
 -- a valid job to start from
 create temporary table base_job as
@@ -99,6 +99,14 @@ select throws_ok($$ update job_shards set reserved_cpu = 1.01 where shard = 1 an
   '23514', null, 'reservations never exceed the cpu budget');
 select throws_ok($$ update job_shards set ended_seen = 5 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
   '23514', null, 'a shard never sees more ends than it started');
+select throws_ok($$ update job_shards set released_memory_seen = 1 where shard = 1 and job_id = (select id from jobs where product_id = 'task-parent') $$,
+  '23514', null, 'a shard never sees more released than it reserved');
+select throws_ok($$ insert into job_shards (job_id, shard, capacity) select id, 65, 4 from jobs where product_id = 'task-parent' $$,
+  '23514', null, 'claim shards are numbered up to 64');
+select throws_ok($$ insert into job_shards (job_id, shard, capacity) select id, 2, -1 from jobs where product_id = 'task-parent' $$,
+  '23514', null, 'a shard''s capacity is never negative');
+select throws_ok($$ insert into job_shard_ends (job_id, shard) select id, 0 from jobs where product_id = 'task-parent' $$,
+  '23514', null, 'end rows belong to claim shards (1..64)');
 
 -- errors, events, idempotency keys
 select throws_ok($$ insert into public.job_errors (job_id, attempt, code, category, message) select id, 1, 'bad code', 'unknown', 'm' from jobs where product_id = 'task-parent' $$,

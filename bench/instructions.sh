@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# bench/instructions.sh [LIMIT] — CPU instructions the database spends per claim-and-complete cycle
+# of this checkout's engine, counted by valgrind's callgrind on a single-user PostgreSQL backend.
+#
+# Wall-clock figures on a shared 2-CPU machine move by up to 2x between runs; instruction counts do
+# not (±3 % here), so a change to the engine's SQL worth a few per cent can be seen. Each cycle is
+# what a one-at-a-time worker makes the database do: claim_tasks (LIMIT tasks, default 1, across
+# jobs) then complete_tasks of what it got, one transaction each, on one job of 5 000 tasks. Two
+# runs of different lengths from the same snapshot; their difference divided by the extra cycles
+# leaves out start-up and first-call costs. To compare with another commit, run it in a worktree of
+# that commit. Needs valgrind and PostgreSQL's server binaries; runs as root (the cluster as user
+# postgres) or as the postgres user; uses a throw-away cluster on PORT (default 5433).
+set -euo pipefail
+
+LIMIT=${1:-1}
+N1=${N1:-50}
+N2=${N2:-450}
+PORT=${PORT:-5433}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${PG_BIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
+[ -x "$BIN/postgres" ] || BIN=/usr/lib/postgresql/15/bin
+DENO=${DENO:-$(command -v deno || echo "$ROOT/.tools/node_modules/.bin/deno")}
+command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/engine-instructions.XXXXXX)
+DATA=$WORK/data
+SNAP=$WORK/snapshot
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+[ "$(id -u)" = 0 ] && chown postgres "$WORK"
+cleanup() {
+  as_postgres "$BIN/pg_ctl" -D "$DATA" stop -m immediate >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+as_postgres "$BIN/initdb" -D "$DATA" -A trust -U postgres >/dev/null
+as_postgres "$BIN/pg_ctl" -D "$DATA" -l "$WORK/server.log" -w start \
+  -o "-p $PORT -k $WORK -c listen_addresses=127.0.0.1 -c autovacuum=off" >/dev/null
+URL="postgresql://postgres@127.0.0.1:$PORT/engine"
+(cd "$ROOT" && "$DENO" eval \
+  "import { resetDatabase } from './scripts/lib/database.ts'; await resetDatabase('$URL');")
+CTX='{"role":"service_role","user_id":null,"request_id":"instructions"}'
+psql "$URL" -qAt >/dev/null <<SQL
+select batch_api.create_job('$CTX',
+  '{"user_id":"00000000-0000-4000-8000-00000000be9c","product_id":"bench",
+    "sending_group_id":"bench","priority":50,"max_parallel_tasks":1000,
+    "retry_config":{"max_attempts":3,"retry_interval":1000,"backoff":"fixed",
+                    "max_retry_interval":3600000},
+    "resource_limits":null,"start":true,"metadata":{}}',
+  (select jsonb_agg(jsonb_build_object('payload', jsonb_build_object('n', g)))
+   from generate_series(1, 5000) g), null, null);
+vacuum analyze public.jobs, public.job_shards, public.job_shard_ends, public.tasks, public.task_ready;
+checkpoint;
+SQL
+as_postgres "$BIN/pg_ctl" -D "$DATA" -w stop >/dev/null
+cp -a "$DATA" "$SNAP"
+
+# Instructions of a single-user backend running `cycles` cycles, from the snapshot.
+count() {
+  local cycles=$1
+  rm -rf "$DATA" && cp -a "$SNAP" "$DATA"
+  printf '%s\n' "do \$\$
+declare r jsonb; done_ids jsonb; ctx constant jsonb := '$CTX';
+begin
+  for i in 1..$cycles loop
+    r := batch_api.claim_tasks(ctx, 'worker', $LIMIT, null, 300000);
+    select jsonb_agg(jsonb_build_object('task_id', t -> 'task_id')) into done_ids
+    from jsonb_array_elements(r -> 'tasks') t;
+    perform batch_api.complete_tasks(ctx, 'worker', done_ids);
+    commit;
+  end loop;
+end \$\$;" >"$WORK/cycles.sql"
+  [ "$(id -u)" = 0 ] && chown postgres "$WORK/cycles.sql"
+  as_postgres valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.$cycles" \
+    "$BIN/postgres" --single -j -D "$DATA" engine <"$WORK/cycles.sql" >"$WORK/single.$cycles" 2>&1
+  if grep -q ERROR "$WORK/single.$cycles"; then
+    grep ERROR "$WORK/single.$cycles" >&2
+    exit 1
+  fi
+  awk '/^(summary|totals):/ { print $2; exit }' "$WORK/callgrind.$cycles"
+}
+
+short=$(count "$N1")
+long=$(count "$N2")
+echo "claim $LIMIT + complete: $(((long - short) / (N2 - N1))) instructions per cycle" \
+  "($N1 and $N2 cycles: $short / $long)"
