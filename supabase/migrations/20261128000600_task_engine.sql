@@ -296,10 +296,14 @@ create function private.claim_from_job(
   out claimed jsonb
 )
 language plpgsql
--- see claim_tasks (which turns sorts off for its own candidate query only)
+-- see claim_tasks (which turns sorts off for its own candidate query only); and nested loops over
+-- keys only: a claim joins at most its limit of rows (100), for which a hash or merge join costs
+-- more to set up, on every call, than it can save
 set enable_seqscan = off
 set jit = off
 set enable_sort = on
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $$
 declare
   v_job_id constant uuid := p_job.id;
