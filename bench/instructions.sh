@@ -9,7 +9,8 @@
 # runs of different lengths from the same snapshot; their difference divided by the extra cycles
 # leaves out start-up and first-call costs. To compare with another commit, run it in a worktree of
 # that commit. Needs valgrind and PostgreSQL's server binaries; runs as root (the cluster as user
-# postgres) or as the postgres user; uses a throw-away cluster on PORT (default 5433).
+# postgres) or as the postgres user; uses a throw-away cluster on PORT (default 5433), deleted at the
+# end unless KEEP=1 (then `callgrind_annotate --inclusive=yes` on its callgrind files).
 set -euo pipefail
 
 LIMIT=${1:-1}
@@ -31,7 +32,7 @@ as_postgres() {
 [ "$(id -u)" = 0 ] && chown postgres "$WORK"
 cleanup() {
   as_postgres "$BIN/pg_ctl" -D "$DATA" stop -m immediate >/dev/null 2>&1 || true
-  rm -rf "$WORK"
+  if [ -n "${KEEP:-}" ]; then echo "kept $WORK (callgrind.$N1, callgrind.$N2)"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 

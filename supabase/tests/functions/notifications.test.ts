@@ -288,33 +288,41 @@ test("without NOTIFY_WEBHOOK_URL notifications stay pending", async () => {
   assert.equal(row.attempts, 0);
 });
 
-test("failing a job announces the notification on channel batch_job_notifications", async () => {
+/** Listens on batch_job_notifications; `of(jobId, n)` waits (up to 1 s) for n messages about a job. */
+async function announcements() {
   const listener = postgres(DB_URL, { max: 1, onnotice: () => {} });
+  const messages: Record<string, unknown>[] = [];
+  await listener.listen("batch_job_notifications", (payload) => {
+    messages.push(JSON.parse(payload));
+  });
+  const mine = (jobId: string) => messages.filter((m) => m.job_id === jobId);
+  return {
+    async of(jobId: string, n: number) {
+      for (let i = 0; i < 50 && mine(jobId).length < n; i++) await sleep(20);
+      return mine(jobId).sort((a, b) => String(a.type).localeCompare(String(b.type)));
+    },
+    end: () => listener.end({ timeout: 5 }),
+  };
+}
+
+test("failing a job announces the notification on channel batch_job_notifications", async () => {
+  const channel = await announcements();
   try {
-    const messages: Record<string, unknown>[] = [];
-    await listener.listen("batch_job_notifications", (payload) => {
-      messages.push(JSON.parse(payload));
-    });
     const user = await asUser();
     const { job, notificationId } = await failJob(user);
-    for (let i = 0; i < 50 && !messages.some((m) => m.job_id === job.id); i++) await sleep(20);
-    assert.deepEqual(messages.find((m) => m.job_id === job.id), {
+    assert.deepEqual(await channel.of(job.id, 1), [{
       id: notificationId,
       type: "job.failed",
       job_id: job.id,
-    });
+    }]);
   } finally {
-    await listener.end({ timeout: 5 });
+    await channel.end();
   }
 });
 
 test("every announcement on batch_job_notifications carries its outbox id: resource limit, lost worker", async () => {
-  const listener = postgres(DB_URL, { max: 1, onnotice: () => {} });
+  const channel = await announcements();
   try {
-    const messages: Record<string, unknown>[] = [];
-    await listener.listen("batch_job_notifications", (payload) => {
-      messages.push(JSON.parse(payload));
-    });
     const service = await asService();
     const job = await createJob(service, {
       tasks: tasks(2),
@@ -335,14 +343,9 @@ test("every announcement on batch_job_notifications carries its outbox id: resou
       "job.resource_limit_exceeded",
       "task.worker_lost",
     ]);
-    const mine = () => messages.filter((m) => m.job_id === job.id);
-    for (let i = 0; i < 50 && mine().length < 2; i++) await sleep(20);
-    assert.deepEqual(
-      mine().sort((a, b) => String(a.type).localeCompare(String(b.type))),
-      expected,
-    );
+    assert.deepEqual(await channel.of(job.id, 2), expected);
   } finally {
-    await listener.end({ timeout: 5 });
+    await channel.end();
   }
 });
 
