@@ -91,14 +91,13 @@ begin
     return 1;
   end if;
 
-  -- the end rows concerned, locked in (job, shard) order, then changed in one statement
-  if cardinality(p_ended) > 1 then
-    perform 1
-    from (select distinct job_id, shard from unnest(p_ended)) d
-    join public.job_shard_ends e on e.job_id = d.job_id and e.shard = d.shard
-    order by e.job_id, e.shard
-    for update of e;
-  end if;
+  -- several runs: the end rows concerned, locked in (job, shard) order, then changed in one
+  -- statement
+  perform 1
+  from (select distinct job_id, shard from unnest(p_ended)) d
+  join public.job_shard_ends e on e.job_id = d.job_id and e.shard = d.shard
+  order by e.job_id, e.shard
+  for update of e;
 
   for v_job_id in
     with ended as (
@@ -405,18 +404,12 @@ begin
     v_ended := v_ended || v_more_ended;
     v_total_room := v_total_room + v_more_total;
   end loop;
-  if v_total_room = 0 then
-    return;
-  end if;
 
-  -- Rule 4's back-pressure: no claims while a job's reported usage is over its limits.
   if v_job.max_memory is not null then
+    -- Rule 4's back-pressure: no claims while a job's reported usage is over its limits.
     if exists (select 1 from public.job_shard_ends where job_id = v_job_id and over_limit) then
       return;
     end if;
-  end if;
-
-  if v_job.max_memory is not null then
     -- Rule 4 (the job has one shard): in order, as many as fit the budget; a task that does not
     -- fit stops the claim, so big tasks are not overtaken forever. Decided before the job lock
     -- (limits never change): most claims that find a budgeted job full stop here.
@@ -443,7 +436,6 @@ begin
       return;
     end if;
   end if;
-
 
   -- Rule 1 under lock, taken only now that the claim holds shards, and never waited for: a job
   -- that a job-level change holds (FOR UPDATE), or that another claim is starting, is passed over
