@@ -143,6 +143,29 @@ comment on function private.release_ended(private.ended_task[]) is
   'within the limits), counts the outcome, in (job, shard) order. Returns how many runs it released '
   '(a value, so that callers call it as an expression, without a statement of their own).';
 
+create function private.check_job_tail(p_job_id uuid, p_ctx jsonb) returns integer
+language plpgsql
+as $$
+declare
+  v_status public.job_status;
+begin
+  -- One check at a time per job, each seeing every end committed before it.
+  select status into v_status from public.jobs where id = p_job_id for no key update;
+  -- a status change may follow: attribute it to this request (audit, events)
+  perform private.set_request_context(p_ctx);
+  if v_status in ('queued', 'running') then
+    perform private.check_job_completion(p_job_id);
+  elsif v_status = 'cancelling' then
+    perform private.finish_cancelling(p_job_id);
+  end if;
+  return 1;
+end
+$$;
+comment on function private.check_job_tail(uuid, jsonb) is
+  'The completion check (or the end of a cancellation) of a job whose last open task may just have '
+  'ended, under the job row locked FOR NO KEY UPDATE, so that concurrent enders check one after '
+  'the other and the last sees every end. Returns 1 (a value, for callers'' expressions).';
+
 create function private.after_tasks_ended(p_job_ids uuid[], p_ctx jsonb) returns integer
 language plpgsql
 -- the queue's tail by its index, whatever statistics say (see claim_tasks)
@@ -151,7 +174,6 @@ set jit = off
 as $$
 declare
   v_job_id uuid;
-  v_status public.job_status;
   v_checked integer := 0;
 begin
   -- A job with a pending task nobody is claiming right now is not at its tail: that task's own
@@ -170,16 +192,8 @@ begin
     where pending.free is null
     order by x.job_id
   loop
-    -- The tail: one check at a time per job, each seeing every end committed before it.
-    select status into v_status from public.jobs where id = v_job_id for no key update;
-    -- a status change may follow: attribute it to this request (audit, events)
-    perform private.set_request_context(p_ctx);
-    if v_status in ('queued', 'running') then
-      perform private.check_job_completion(v_job_id);
-    elsif v_status = 'cancelling' then
-      perform private.finish_cancelling(v_job_id);
-    end if;
-    v_checked := v_checked + 1;
+    -- an expression, not a query (see release_ended)
+    v_checked := v_checked + private.check_job_tail(v_job_id, p_ctx);
   end loop;
   return v_checked;
 end
@@ -278,6 +292,18 @@ comment on function batch_api.add_tasks(jsonb, uuid, jsonb) is
 -- ---------------------------------------------------------------------------------------------
 -- claimTasks
 -- ---------------------------------------------------------------------------------------------
+create type private.claim_shard as (
+  shard smallint,
+  room integer,
+  ended integer,
+  released_memory numeric,
+  released_cpu numeric,
+  room_memory numeric,
+  room_cpu numeric
+);
+comment on type private.claim_shard is
+  'A claim shard with room as a claim read it (locked), with its end row''s counts (not locked).';
+
 create function private.claim_from_job(
   -- the job as the caller read it, without a lock: its limits (fixed at creation) and a first look
   -- at its status, re-read under the lock before anything is claimed
@@ -285,8 +311,9 @@ create function private.claim_from_job(
   p_limit integer,
   p_worker text,
   p_lease_ms integer,
-  -- the claim shard to try first (one the caller has locked), or null for this connection's own
-  p_shard smallint,
+  -- the claim shard to take first, as the caller read and locked it, or null: this function
+  -- finds one, from this connection's own
+  p_first private.claim_shard,
   p_now timestamptz,
   p_ctx jsonb,
   -- the job's sending group when its bucket could not give a token (busy or empty): lower jobs
@@ -348,11 +375,21 @@ begin
   -- this connection's favourite shard so that concurrent claimers spread out. A shard's room counts
   -- the ends of its end row as last committed (read, not locked: reports lock end rows, claims
   -- lock claim rows, neither waits for the other). Shards another claim holds are passed over.
-  v_from := coalesce(p_shard, 1 + pg_backend_pid() % v_job.shard_count);
+  v_from := coalesce(p_first.shard, 1 + pg_backend_pid() % v_job.shard_count);
   v_wrapped := v_from = 1;
+  if p_first.shard is not null then
+    -- read and locked by the candidate walk of claim_tasks: no statement of our own
+    v_first_shard := p_first.shard;
+    v_first_room := p_first.room;
+    v_first_ended := p_first.ended;
+    v_released_memory := p_first.released_memory;
+    v_released_cpu := p_first.released_cpu;
+    v_room_memory := p_first.room_memory;
+    v_room_cpu := p_first.room_cpu;
+  end if;
   -- The first shard as one row, into plain variables: most claims need no other, and a statement
   -- without aggregates costs less to start.
-  loop
+  while v_first_shard is null loop
     select s.shard, s.capacity - (s.started - e.ended), e.ended, e.released_memory, e.released_cpu,
            s.memory_capacity - (s.reserved_memory - e.released_memory),
            s.cpu_capacity - (s.reserved_cpu - e.released_cpu)
@@ -508,62 +545,118 @@ begin
   -- Rule 2 and rule 5 within the job: due pending tasks, older first (those chosen above for a
   -- budgeted job), taken off the queue by their row address (ctid), which no plan can turn into a
   -- queue scan, started, and counted on their shards, in one statement.
-  with taken as (
-    delete from public.task_ready
-    where ctid = any (case when v_rows is not null then v_rows else array(
-        select ctid from public.task_ready
-        where job_id = v_job_id and run_after <= now()
-        order by task_id limit cardinality(v_slots)
-        for update skip locked
-      ) end)
-    returning task_id
-  ), numbered as (
-    select task_id, row_number() over (order by task_id) as slot from taken
-  ), runs as (
-    update public.tasks t
-    set status = 'running',
-        worker_id = p_worker,
-        lease_ms = p_lease_ms,
-        lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
-        shard = v_slots[n.slot],
-        attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
-        repeat_attempt = false,
-        stop_requested = false,
-        reserved_memory = case when v_job.max_memory is not null
-          then coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) end,
-        reserved_cpu = case when v_job.max_memory is not null
-          then coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) end,
-        usage_memory = null,
-        usage_cpu = null,
-        ended_by = null,
-        ended_attempt = null,
-        started_at = v_now
-    from numbered n
-    where t.id = n.task_id
-    returning t.*
-  ), per_shard as (
-    select shard, count(*)::integer as n, coalesce(sum(reserved_memory), 0) as memory,
-           coalesce(sum(reserved_cpu), 0) as cpu
-    from runs group by shard
-  ), counted as (
-    update public.job_shards s
-    set started = s.started + p.n,
-        ended_seen = v_ended[array_position(v_shards, s.shard)],
-        pending = s.pending - p.n,
-        reserved_memory = s.reserved_memory + p.memory,
-        released_memory_seen = case when v_job.max_memory is not null
-          then v_released_memory else s.released_memory_seen end,
-        reserved_cpu = s.reserved_cpu + p.cpu,
-        released_cpu_seen = case when v_job.max_memory is not null
-          then v_released_cpu else s.released_cpu_seen end
-    from per_shard p
-    where s.job_id = v_job_id and s.shard = p.shard
-  )
-  select coalesce(jsonb_agg(private.task_json(c) order by c.id), '[]'), count(*)
-  into claimed, v_taken
-  from runs c;
-  if v_taken = 0 then
-    return;
+  if cardinality(v_slots) = 1 then
+    -- One task (every one-at-a-time claim): the statement below for one run, without the
+    -- numbering and the per-shard sums it needs for several (aggregates cost most to start).
+    with taken as (
+      delete from public.task_ready
+      where ctid = coalesce(v_rows[1], (
+          select ctid from public.task_ready
+          where job_id = v_job_id and run_after <= now()
+          order by task_id limit 1
+          for update skip locked
+        ))
+      returning task_id
+    ), runs as (
+      update public.tasks t
+      set status = 'running',
+          worker_id = p_worker,
+          lease_ms = p_lease_ms,
+          lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+          shard = v_slots[1],
+          attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
+          repeat_attempt = false,
+          stop_requested = false,
+          reserved_memory = case when v_job.max_memory is not null
+            then coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) end,
+          reserved_cpu = case when v_job.max_memory is not null
+            then coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) end,
+          usage_memory = null,
+          usage_cpu = null,
+          ended_by = null,
+          ended_attempt = null,
+          started_at = v_now
+      from taken n
+      where t.id = n.task_id
+      returning t.*
+    ), counted as (
+      update public.job_shards s
+      set started = s.started + 1,
+          ended_seen = v_ended[array_position(v_shards, s.shard)],
+          pending = s.pending - 1,
+          reserved_memory = s.reserved_memory + coalesce(r.reserved_memory, 0),
+          released_memory_seen = case when v_job.max_memory is not null
+            then v_released_memory else s.released_memory_seen end,
+          reserved_cpu = s.reserved_cpu + coalesce(r.reserved_cpu, 0),
+          released_cpu_seen = case when v_job.max_memory is not null
+            then v_released_cpu else s.released_cpu_seen end
+      from runs r
+      where s.job_id = v_job_id and s.shard = r.shard
+    )
+    select jsonb_build_array(private.task_json(c)) into claimed from runs c;
+    if not found then
+      claimed := '[]'::jsonb;
+      return;
+    end if;
+    v_taken := 1;
+  else
+    with taken as (
+      delete from public.task_ready
+      where ctid = any (case when v_rows is not null then v_rows else array(
+          select ctid from public.task_ready
+          where job_id = v_job_id and run_after <= now()
+          order by task_id limit cardinality(v_slots)
+          for update skip locked
+        ) end)
+      returning task_id
+    ), numbered as (
+      select task_id, row_number() over (order by task_id) as slot from taken
+    ), runs as (
+      update public.tasks t
+      set status = 'running',
+          worker_id = p_worker,
+          lease_ms = p_lease_ms,
+          lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+          shard = v_slots[n.slot],
+          attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
+          repeat_attempt = false,
+          stop_requested = false,
+          reserved_memory = case when v_job.max_memory is not null
+            then coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) end,
+          reserved_cpu = case when v_job.max_memory is not null
+            then coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) end,
+          usage_memory = null,
+          usage_cpu = null,
+          ended_by = null,
+          ended_attempt = null,
+          started_at = v_now
+      from numbered n
+      where t.id = n.task_id
+      returning t.*
+    ), per_shard as (
+      select shard, count(*)::integer as n, coalesce(sum(reserved_memory), 0) as memory,
+             coalesce(sum(reserved_cpu), 0) as cpu
+      from runs group by shard
+    ), counted as (
+      update public.job_shards s
+      set started = s.started + p.n,
+          ended_seen = v_ended[array_position(v_shards, s.shard)],
+          pending = s.pending - p.n,
+          reserved_memory = s.reserved_memory + p.memory,
+          released_memory_seen = case when v_job.max_memory is not null
+            then v_released_memory else s.released_memory_seen end,
+          reserved_cpu = s.reserved_cpu + p.cpu,
+          released_cpu_seen = case when v_job.max_memory is not null
+            then v_released_cpu else s.released_cpu_seen end
+      from per_shard p
+      where s.job_id = v_job_id and s.shard = p.shard
+    )
+    select coalesce(jsonb_agg(private.task_json(c) order by c.id), '[]'), count(*)
+    into claimed, v_taken
+    from runs c;
+    if v_taken = 0 then
+      return;
+    end if;
   end if;
 
   if v_job_bucket.job_id is not null then
@@ -582,7 +675,7 @@ begin
   end if;
 end
 $$;
-comment on function private.claim_from_job(public.jobs, integer, text, integer, smallint, timestamptz, jsonb) is
+comment on function private.claim_from_job(public.jobs, integer, text, integer, private.claim_shard, timestamptz, jsonb) is
   'Claims up to p_limit tasks of one job under the five rules of engine.md: the job is queued or '
   'running, the task pending and due, the shard (hence the job) stays within max_parallel_tasks, '
   'reservations within resource_limits and no claims while reported usage is over them; older '
@@ -631,23 +724,27 @@ begin
   -- one row per fetch, each with a claim shard already locked (SKIP LOCKED): walking past the
   -- jobs that other claims are busy with costs one index probe each, not a call.
   open v_candidates for
-    select j as job, j.sending_group_id, x.shard from public.jobs j
+    select j as job, j.sending_group_id, x.first from public.jobs j
     cross join lateral (
       -- from this connection's favourite shard on, then from the first, so that concurrent
       -- claimers spread out: two index ranges, in this order, the second read only when the first
       -- has none
-      select shard.shard
+      select shard.first
       from (values (1 + pg_backend_pid() % j.shard_count, 64),
                    (1, pg_backend_pid() % j.shard_count)) as range (low, high)
       cross join lateral (
-        select s.shard from public.job_shards s
+        -- what claim_from_job needs of the shard, so that it does not read it again
+        select row(s.shard, s.capacity - (s.started - e.ended), e.ended, e.released_memory,
+                   e.released_cpu, s.memory_capacity - (s.reserved_memory - e.released_memory),
+                   s.cpu_capacity - (s.reserved_cpu - e.released_cpu))::private.claim_shard as first
+        from public.job_shards s
+        join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
         where s.job_id = j.id and s.shard between range.low and range.high
           -- room (ends as last committed), then a due task: CASE keeps that order, so that the
           -- queue is probed only for a shard with room (most of those a claim walks past are
           -- full); from the queue's end, away from the entries that claims leave dead at its head
           and case
-            when s.started - (select e.ended from public.job_shard_ends e
-                              where e.job_id = s.job_id and e.shard = s.shard) < s.capacity
+            when s.started - e.ended < s.capacity
               then (select true from public.task_ready r
                     where r.job_id = s.job_id and r.run_after <= now()
                     order by r.task_id desc limit 1)
@@ -666,7 +763,7 @@ begin
     -- a group whose tokens a higher job could not get gives none to lower jobs in this claim
     continue when v_job.sending_group_id = any (v_starved_groups);
     -- an expression, not a query: no executor start-up per job
-    v_claim := private.claim_from_job(v_job.job, v_remaining, p_worker, p_lease_ms, v_job.shard,
+    v_claim := private.claim_from_job(v_job.job, v_remaining, p_worker, p_lease_ms, v_job.first,
                                       v_now, p_ctx);
     if v_claim.starved_group is not null then
       v_starved_groups := v_starved_groups || v_claim.starved_group;
@@ -700,56 +797,114 @@ declare
   v_answer jsonb;
   v_done bigint[];
   v_counted integer;
+  v_id bigint;
+  v_job_id uuid;
+  v_over boolean;
+  v_free boolean;
 begin
-  v_ids := array(select distinct (i ->> 'task_id')::bigint from jsonb_array_elements(p_items) i);
-  -- the batch's jobs, locked in id order before any task row
-  perform 1 from public.jobs
-  where id in (select t.job_id from public.tasks t where t.id = any (v_ids))
-  order by id
-  for key share;
-
-  with held as (
-    select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
-    from public.tasks
-    -- by primary key only (a row of a job deleted meanwhile is gone once its lock is granted)
-    where id = any (v_ids)
-      and status = 'running' and worker_id = p_worker and lease_expires_at > now()
+  if jsonb_array_length(p_items) = 1 then
+    -- One task (every one-at-a-time report): what the batch path below does, for one run, in one
+    -- statement: the task ended, its end row released (as release_ended does for one run) and its
+    -- job's queue probed for the tail check (as after_tasks_ended does), with none of the batch
+    -- path's aggregates and sorts to start.
+    v_id := (p_items -> 0 ->> 'task_id')::bigint;
+    perform 1 from public.jobs where id = (select job_id from public.tasks where id = v_id)
+    for key share;
+    with held as (
+      select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
+      from public.tasks
+      where id = v_id
+        and status = 'running' and worker_id = p_worker and lease_expires_at > now()
+      for update
+    ), done as (
+      update public.tasks t
+      set status = 'succeeded', result = p_items -> 0 -> 'result', worker_id = null,
+          lease_expires_at = null, shard = null, reserved_memory = null, reserved_cpu = null,
+          usage_memory = null, usage_cpu = null, stop_requested = false, finished_at = now(),
+          ended_by = p_worker, ended_attempt = t.attempt
+      from held
+      where t.id = held.id
+      returning held.*
+    ), released as (
+      update public.job_shard_ends e
+      set ended = e.ended + 1,
+          succeeded = e.succeeded + 1,
+          released_memory = e.released_memory + coalesce(d.reserved_memory, 0),
+          released_cpu = e.released_cpu + coalesce(d.reserved_cpu, 0),
+          usage_memory = e.usage_memory - coalesce(d.usage_memory, 0),
+          usage_cpu = e.usage_cpu - coalesce(d.usage_cpu, 0)
+      from done d
+      where e.job_id = d.job_id and e.shard = d.shard
+      returning e.job_id, e.over_limit
+    )
+    select r.job_id, r.over_limit, (
+             select true from public.task_ready q
+             where q.job_id = r.job_id order by q.task_id desc limit 1
+             for key share skip locked
+           )
+    into v_job_id, v_over, v_free
+    from released r;
+    if found then
+      if v_over then
+        perform private.apply_back_pressure(v_job_id);
+      end if;
+      if v_free is null then
+        v_counted := private.check_job_tail(v_job_id, p_ctx);
+      end if;
+      return jsonb_build_array(jsonb_build_object('task_id', v_id, 'status', 'succeeded'));
+    end if;
+    v_done := '{}';
+  else
+    v_ids := array(select distinct (i ->> 'task_id')::bigint from jsonb_array_elements(p_items) i);
+    -- the batch's jobs, locked in id order before any task row
+    perform 1 from public.jobs
+    where id in (select t.job_id from public.tasks t where t.id = any (v_ids))
     order by id
-    for update
-  ), items as (
-    select distinct on ((i ->> 'task_id')::bigint) (i ->> 'task_id')::bigint as id,
-           i -> 'result' as result, ord
-    from jsonb_array_elements(p_items) with ordinality as a (i, ord)
-    order by (i ->> 'task_id')::bigint, ord
-  ), done as (
-    update public.tasks t
-    set status = 'succeeded', result = items.result, worker_id = null, lease_expires_at = null,
-        shard = null, reserved_memory = null, reserved_cpu = null, usage_memory = null,
-        usage_cpu = null, stop_requested = false, finished_at = now(), ended_by = p_worker,
-        ended_attempt = t.attempt
-    from held join items on items.id = held.id
-    where t.id = held.id
-    returning held.*, items.ord
-  )
-  -- the ends, their jobs and the usual answer (every task ended here) in the one statement
-  select array_agg(row(id, job_id, shard, 'succeeded', reserved_memory, reserved_cpu, usage_memory,
-                       usage_cpu, false)::private.ended_task),
-         array_agg(distinct job_id),
-         jsonb_agg(jsonb_build_object('task_id', id, 'status', 'succeeded') order by ord)
-  into v_ended, v_jobs, v_answer from done;
+    for key share;
 
-  v_ended := coalesce(v_ended, '{}');
-  if cardinality(v_ended) > 0 then
-    -- expressions, not queries: no executor start-up for the calls themselves
-    v_counted := private.release_ended(v_ended);
-    v_counted := private.after_tasks_ended(v_jobs, p_ctx);
-  end if;
+    with held as (
+      select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
+      from public.tasks
+      -- by primary key only (a row of a job deleted meanwhile is gone once its lock is granted)
+      where id = any (v_ids)
+        and status = 'running' and worker_id = p_worker and lease_expires_at > now()
+      order by id
+      for update
+    ), items as (
+      select distinct on ((i ->> 'task_id')::bigint) (i ->> 'task_id')::bigint as id,
+             i -> 'result' as result, ord
+      from jsonb_array_elements(p_items) with ordinality as a (i, ord)
+      order by (i ->> 'task_id')::bigint, ord
+    ), done as (
+      update public.tasks t
+      set status = 'succeeded', result = items.result, worker_id = null, lease_expires_at = null,
+          shard = null, reserved_memory = null, reserved_cpu = null, usage_memory = null,
+          usage_cpu = null, stop_requested = false, finished_at = now(), ended_by = p_worker,
+          ended_attempt = t.attempt
+      from held join items on items.id = held.id
+      where t.id = held.id
+      returning held.*, items.ord
+    )
+    -- the ends, their jobs and the usual answer (every task ended here) in the one statement
+    select array_agg(row(id, job_id, shard, 'succeeded', reserved_memory, reserved_cpu, usage_memory,
+                         usage_cpu, false)::private.ended_task),
+           array_agg(distinct job_id),
+           jsonb_agg(jsonb_build_object('task_id', id, 'status', 'succeeded') order by ord)
+    into v_ended, v_jobs, v_answer from done;
 
-  -- the usual case, every item a distinct task that ended here: the answer is at hand
-  if cardinality(v_ended) = jsonb_array_length(p_items) then
-    return v_answer;
+    v_ended := coalesce(v_ended, '{}');
+    if cardinality(v_ended) > 0 then
+      -- expressions, not queries: no executor start-up for the calls themselves
+      v_counted := private.release_ended(v_ended);
+      v_counted := private.after_tasks_ended(v_jobs, p_ctx);
+    end if;
+
+    -- the usual case, every item a distinct task that ended here: the answer is at hand
+    if cardinality(v_ended) = jsonb_array_length(p_items) then
+      return v_answer;
+    end if;
+    v_done := array(select e.task_id from unnest(v_ended) e);
   end if;
-  v_done := array(select e.task_id from unnest(v_ended) e);
   return (
     select jsonb_agg(jsonb_build_object('task_id', i.id, 'status',
       case
