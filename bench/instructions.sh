@@ -64,17 +64,27 @@ cp -a "$DATA" "$SNAP"
 count() {
   local cycles=$1
   rm -rf "$DATA" && cp -a "$SNAP" "$DATA"
+  # Each call's answer is turned into text and each report parsed from text, as when a worker
+  # calls over the wire. The reports are written before the loop: the queue hands out tasks in id
+  # order, so cycle i completes tasks (i-1)*LIMIT+1 .. i*LIMIT; the count checked at the end says
+  # that every report found its tasks.
   printf '%s\n' "do \$\$
-declare r jsonb; done_ids jsonb; ctx constant jsonb := '$CTX';
+declare
+  answer text;
+  ctx constant jsonb := '$CTX';
+  reports constant text[] := array(
+    select '[' || string_agg(format('{\"task_id\": %s}', g), ', ') || ']'
+    from generate_series(1, $cycles * $LIMIT) g group by (g - 1) / $LIMIT order by (g - 1) / $LIMIT);
 begin
   for i in 1..$cycles loop
-    r := batch_api.claim_tasks(ctx, 'worker', $LIMIT, null, 300000);
+    answer := batch_api.claim_tasks(ctx, 'worker', $LIMIT, null, 300000)::text;
     commit;
-    select jsonb_agg(jsonb_build_object('task_id', t -> 'task_id')) into done_ids
-    from jsonb_array_elements(r -> 'tasks') t;
-    perform batch_api.complete_tasks(ctx, 'worker', done_ids);
+    answer := batch_api.complete_tasks(ctx, 'worker', reports[i]::jsonb)::text;
     commit;
   end loop;
+  if (select count(*) from public.tasks where status = 'succeeded') <> $cycles * $LIMIT then
+    raise exception 'the reports did not complete the claimed tasks';
+  end if;
 end \$\$;" >"$WORK/cycles.sql"
   [ "$(id -u)" = 0 ] && chown postgres "$WORK/cycles.sql"
   as_postgres valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.$cycles" \

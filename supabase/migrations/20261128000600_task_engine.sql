@@ -21,10 +21,10 @@ create type private.ended_task as (
 );
 comment on type private.ended_task is 'A task run that just ended, with what its shard must give back.';
 
-create function private.task_json(t public.tasks) returns jsonb
+create function private.task_json(t public.tasks) returns json
 language sql stable
 as $$
-  select jsonb_build_object(
+  select json_build_object(
     'task_id', t.id,
     'job_id', t.job_id,
     'payload', t.payload,
@@ -32,12 +32,14 @@ as $$
     'lease_expires_at', private.iso(t.lease_expires_at),
     'resources', case
       when t.reserved_memory is not null then
-        jsonb_build_object('memory', t.reserved_memory, 'cpu', t.reserved_cpu)
-      when t.memory is not null then jsonb_build_object('memory', t.memory, 'cpu', t.cpu)
+        json_build_object('memory', t.reserved_memory, 'cpu', t.reserved_cpu)
+      when t.memory is not null then json_build_object('memory', t.memory, 'cpu', t.cpu)
     end
   )
 $$;
-comment on function private.task_json(public.tasks) is 'The claimTasks shape of a claimed task.';
+comment on function private.task_json(public.tasks) is
+  'The claimTasks shape of a claimed task, as json (text, which the answer is sent as: building '
+  'jsonb would take the payload apart and put it together again, then print it).';
 
 create function private.lock_jobs_for_task_work(p_job_ids uuid[]) returns uuid[]
 language plpgsql
@@ -319,7 +321,8 @@ create function private.claim_from_job(
   -- the job's sending group when its bucket could not give a token (busy or empty): lower jobs
   -- of the group must not take one in this claim either
   out starved_group text,
-  out claimed jsonb
+  -- the claimed tasks, in task order
+  out claimed json[]
 )
 language plpgsql
 -- see claim_tasks (which turns sorts off for its own candidate query only); and nested loops over
@@ -366,7 +369,7 @@ declare
   i integer;
 begin
   -- Rule 1, first without a lock: most jobs a claim walks past have no free shard for it.
-  claimed := '[]'::jsonb;
+  claimed := '{}';
   if v_job.status not in ('queued', 'running') then
     return;
   end if;
@@ -593,9 +596,9 @@ begin
       from runs r
       where s.job_id = v_job_id and s.shard = r.shard
     )
-    select jsonb_build_array(private.task_json(c)) into claimed from runs c;
+    select array[private.task_json(c)] into claimed from runs c;
     if not found then
-      claimed := '[]'::jsonb;
+      claimed := '{}';
       return;
     end if;
     v_taken := 1;
@@ -651,7 +654,7 @@ begin
       from per_shard p
       where s.job_id = v_job_id and s.shard = p.shard
     )
-    select coalesce(jsonb_agg(private.task_json(c) order by c.id), '[]'), count(*)
+    select coalesce(array_agg(private.task_json(c) order by c.id), '{}'), count(*)
     into claimed, v_taken
     from runs c;
     if v_taken = 0 then
@@ -688,7 +691,7 @@ create function batch_api.claim_tasks(
   p_limit integer,
   p_job_id uuid,
   p_lease_ms integer
-) returns jsonb
+) returns json
 language plpgsql
 set plan_cache_mode = force_generic_plan
 -- Index paths only: the hot tables are small or all one job's rows in a benchmark and skewed in
@@ -700,7 +703,7 @@ set jit = off
 set enable_sort = off
 as $$
 declare
-  v_result jsonb := '[]'::jsonb;
+  v_result json[] := '{}';
   v_remaining integer := p_limit;
   v_job record;
   v_claim record;
@@ -715,7 +718,7 @@ begin
       perform private.raise_not_found(p_job_id);
     end if;
     v_claim := private.claim_from_job(v_one, p_limit, p_worker, p_lease_ms, null, v_now, p_ctx);
-    return jsonb_build_object('tasks', v_claim.claimed);
+    return json_build_object('tasks', array_to_json(v_claim.claimed));
   end if;
 
   -- Rule 5 across jobs: highest priority, then older job; a job that cannot give a task now (no
@@ -769,11 +772,11 @@ begin
       v_starved_groups := v_starved_groups || v_claim.starved_group;
     end if;
     v_result := v_result || v_claim.claimed;
-    v_remaining := v_remaining - jsonb_array_length(v_claim.claimed);
+    v_remaining := v_remaining - cardinality(v_claim.claimed);
     exit when v_remaining <= 0;
   end loop;
   close v_candidates;
-  return jsonb_build_object('tasks', v_result);
+  return json_build_object('tasks', array_to_json(v_result));
 end
 $$;
 comment on function batch_api.claim_tasks(jsonb, text, integer, uuid, integer) is
@@ -783,7 +786,7 @@ comment on function batch_api.claim_tasks(jsonb, text, integer, uuid, integer) i
 -- ---------------------------------------------------------------------------------------------
 -- completeTask(s)
 -- ---------------------------------------------------------------------------------------------
-create function batch_api.complete_tasks(p_ctx jsonb, p_worker text, p_items jsonb) returns jsonb
+create function batch_api.complete_tasks(p_ctx jsonb, p_worker text, p_items jsonb) returns json
 language plpgsql
 set plan_cache_mode = force_generic_plan
 -- see claim_tasks
@@ -794,7 +797,7 @@ declare
   v_ids bigint[];
   v_ended private.ended_task[];
   v_jobs uuid[];
-  v_answer jsonb;
+  v_answer json;
   v_done bigint[];
   v_counted integer;
   v_id bigint;
@@ -851,7 +854,7 @@ begin
       if v_free is null then
         v_counted := private.check_job_tail(v_job_id, p_ctx);
       end if;
-      return jsonb_build_array(jsonb_build_object('task_id', v_id, 'status', 'succeeded'));
+      return json_build_array(json_build_object('task_id', v_id, 'status', 'succeeded'));
     end if;
     v_done := '{}';
   else
@@ -889,7 +892,7 @@ begin
     select array_agg(row(id, job_id, shard, 'succeeded', reserved_memory, reserved_cpu, usage_memory,
                          usage_cpu, false)::private.ended_task),
            array_agg(distinct job_id),
-           jsonb_agg(jsonb_build_object('task_id', id, 'status', 'succeeded') order by ord)
+           json_agg(json_build_object('task_id', id, 'status', 'succeeded') order by ord)
     into v_ended, v_jobs, v_answer from done;
 
     v_ended := coalesce(v_ended, '{}');
@@ -906,7 +909,7 @@ begin
     v_done := array(select e.task_id from unnest(v_ended) e);
   end if;
   return (
-    select jsonb_agg(jsonb_build_object('task_id', i.id, 'status',
+    select json_agg(json_build_object('task_id', i.id, 'status',
       case
         when i.id = any (v_done) then 'succeeded'
         when t.id is null then 'not_found'
@@ -923,7 +926,8 @@ $$;
 comment on function batch_api.complete_tasks(jsonb, text, jsonb) is
   'completeTask(s): one statement ends every task of the batch that this worker holds (lease not '
   'expired) as succeeded; each other task is judged alone: a replay by the worker that completed it '
-  '(never counted twice), lost, or not found. Runs the completion check where a job may be done.';
+  '(never counted twice), lost, or not found. Runs the completion check where a job may be done. '
+  'Answers json, as claim_tasks does (see task_json).';
 
 -- ---------------------------------------------------------------------------------------------
 -- failTask

@@ -43,7 +43,7 @@ select is((select count(*)::int from job_events where job_id = current_setting('
 
 -- claim a task, then try to finish the cancellation while it runs
 update jobs set status = 'queued' where id = current_setting('test.queued')::uuid;
-select is(jsonb_array_length(batch_api.claim_tasks('{"role":"service_role"}', 'w1', 1, current_setting('test.queued')::uuid, 60000) -> 'tasks'),
+select is(json_array_length(batch_api.claim_tasks('{"role":"service_role"}', 'w1', 1, current_setting('test.queued')::uuid, 60000) -> 'tasks'),
   1, 'a task is claimed');
 select is((select status::text from jobs where id = current_setting('test.queued')::uuid), 'running', 'the first claim moved the job to running');
 select throws_ok($$ update jobs set status = 'cancelled' where id = current_setting('test.queued')::uuid $$,
