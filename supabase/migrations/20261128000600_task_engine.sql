@@ -789,9 +789,11 @@ comment on function batch_api.claim_tasks(jsonb, text, integer, uuid, integer) i
 create function batch_api.complete_tasks(p_ctx jsonb, p_worker text, p_items jsonb) returns json
 language plpgsql
 set plan_cache_mode = force_generic_plan
--- see claim_tasks
+-- see claim_tasks; and nested loops only, as in claim_from_job
 set enable_seqscan = off
 set jit = off
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $$
 declare
   v_ids bigint[];
@@ -865,28 +867,32 @@ begin
     order by id
     for key share;
 
-    with held as (
-      select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
-      from public.tasks
-      -- by primary key only (a row of a job deleted meanwhile is gone once its lock is granted)
-      where id = any (v_ids)
-        and status = 'running' and worker_id = p_worker and lease_expires_at > now()
-      order by id
-      for update
-    ), items as (
+    with items as (
       select distinct on ((i ->> 'task_id')::bigint) (i ->> 'task_id')::bigint as id,
              i -> 'result' as result, ord
       from jsonb_array_elements(p_items) with ordinality as a (i, ord)
       order by (i ->> 'task_id')::bigint, ord
+    ), held as (
+      -- each item's task locked in turn, in the items' (id) order: one primary-key probe per item,
+      -- whatever statistics say (a row of a job deleted meanwhile is gone once its lock is granted)
+      select t.*, items.result, items.ord
+      from items
+      cross join lateral (
+        select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
+        from public.tasks
+        where id = items.id
+          and status = 'running' and worker_id = p_worker and lease_expires_at > now()
+        for update
+      ) t
     ), done as (
       update public.tasks t
-      set status = 'succeeded', result = items.result, worker_id = null, lease_expires_at = null,
+      set status = 'succeeded', result = held.result, worker_id = null, lease_expires_at = null,
           shard = null, reserved_memory = null, reserved_cpu = null, usage_memory = null,
           usage_cpu = null, stop_requested = false, finished_at = now(), ended_by = p_worker,
           ended_attempt = t.attempt
-      from held join items on items.id = held.id
+      from held
       where t.id = held.id
-      returning held.*, items.ord
+      returning held.*
     )
     -- the ends, their jobs and the usual answer (every task ended here) in the one statement
     select array_agg(row(id, job_id, shard, 'succeeded', reserved_memory, reserved_cpu, usage_memory,
