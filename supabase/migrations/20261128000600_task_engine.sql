@@ -797,8 +797,8 @@ set enable_mergejoin = off
 as $$
 declare
   v_ids bigint[];
-  v_ended private.ended_task[];
   v_jobs uuid[];
+  v_over_jobs uuid[];
   v_answer json;
   v_done bigint[];
   v_counted integer;
@@ -893,26 +893,48 @@ begin
       from held
       where t.id = held.id
       returning held.*
+    ), per_shard as (
+      -- what release_ended does, for successes only: the end rows given back their runs, in
+      -- (job, shard) order, the lock order (each probed by key in this order: nested loops only)
+      select job_id, shard, count(*)::integer as n,
+             coalesce(sum(reserved_memory), 0) as reserved_memory,
+             coalesce(sum(reserved_cpu), 0) as reserved_cpu,
+             coalesce(sum(usage_memory), 0) as usage_memory,
+             coalesce(sum(usage_cpu), 0) as usage_cpu
+      from done
+      group by job_id, shard
+      order by job_id, shard
+    ), released as (
+      update public.job_shard_ends e
+      set ended = e.ended + r.n,
+          succeeded = e.succeeded + r.n,
+          released_memory = e.released_memory + r.reserved_memory,
+          released_cpu = e.released_cpu + r.reserved_cpu,
+          usage_memory = e.usage_memory - r.usage_memory,
+          usage_cpu = e.usage_cpu - r.usage_cpu
+      from per_shard r
+      where e.job_id = r.job_id and e.shard = r.shard
+      returning e.job_id, e.over_limit
     )
     -- the ends, their jobs and the usual answer (every task ended here) in the one statement
-    select array_agg(row(id, job_id, shard, 'succeeded', reserved_memory, reserved_cpu, usage_memory,
-                         usage_cpu, false)::private.ended_task),
-           array_agg(distinct job_id),
-           json_agg(json_build_object('task_id', id, 'status', 'succeeded') order by ord)
-    into v_ended, v_jobs, v_answer from done;
+    select coalesce(array_agg(id), '{}'), array_agg(distinct job_id),
+           json_agg(json_build_object('task_id', id, 'status', 'succeeded') order by ord),
+           (select array_agg(distinct job_id) from released where over_limit)
+    into v_done, v_jobs, v_answer, v_over_jobs from done;
 
-    v_ended := coalesce(v_ended, '{}');
-    if cardinality(v_ended) > 0 then
-      -- expressions, not queries: no executor start-up for the calls themselves
-      v_counted := private.release_ended(v_ended);
+    if cardinality(v_done) > 0 then
+      -- an ended run takes its usage with it: a job held back by its usage may run again
+      for i in 1 .. coalesce(cardinality(v_over_jobs), 0) loop
+        perform private.apply_back_pressure(v_over_jobs[i]);
+      end loop;
+      -- an expression, not a query: no executor start-up for the call itself
       v_counted := private.after_tasks_ended(v_jobs, p_ctx);
     end if;
 
     -- the usual case, every item a distinct task that ended here: the answer is at hand
-    if cardinality(v_ended) = jsonb_array_length(p_items) then
+    if cardinality(v_done) = jsonb_array_length(p_items) then
       return v_answer;
     end if;
-    v_done := array(select e.task_id from unnest(v_ended) e);
   end if;
   return (
     select json_agg(json_build_object('task_id', i.id, 'status',

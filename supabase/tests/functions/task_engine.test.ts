@@ -487,6 +487,43 @@ test("back-pressure: usage over the limits stops claims, one event and notificat
   assert.equal(n, 2);
 });
 
+test("back-pressure: a batch report that ends the task over the limit lifts it", async () => {
+  const service = await asService();
+  const job = await createJob(service, {
+    tasks: tasks(4),
+    max_parallel_tasks: 4,
+    resource_limits: { max_memory: 100, max_cpu: 4 },
+  });
+  const other = await createJob(service, { tasks: tasks(1) });
+  const held = await claim("w-bp-batch", 2, { job_id: job.id });
+  const [elsewhere] = await claim("w-bp-batch", 1, { job_id: other.id });
+  await service.task("heartbeat", {
+    worker_id: "w-bp-batch",
+    tasks: [{ task_id: held[0].task_id, usage: { memory: 150, cpu: 1 } }],
+  });
+  assert.deepEqual(await claim("w-bp-batch-2", 1, { job_id: job.id }), [], "held back");
+  const done = await service.task<{ tasks: { status: string }[] }>("completeTasks", {
+    worker_id: "w-bp-batch",
+    tasks: [...held, elsewhere].map((t) => ({ task_id: t.task_id })),
+  });
+  assert.deepEqual(done.data.tasks.map((t) => t.status), ["succeeded", "succeeded", "succeeded"]);
+  const events =
+    await testDb()`select type from job_events where job_id = ${job.id} and type like 'resource_limit%' order by id`;
+  assert.deepEqual(events.map((e) => e.type), [
+    "resource_limit_exceeded",
+    "resource_limit_recovered",
+  ]);
+  const [ends] = await testDb()`select sum(ended)::int as ended, sum(succeeded)::int as succeeded,
+      sum(usage_memory)::float8 as usage, sum(released_memory)::float8 as released
+    from job_shard_ends where job_id = ${job.id}`;
+  assert.equal(ends.ended, 2);
+  assert.equal(ends.succeeded, 2);
+  assert.equal(ends.usage, 0);
+  assert.ok(ends.released > 0, "the reservations are given back");
+  assert.equal((await getJob(service, other.id)).status, "completed", "the other job's tail");
+  assert.equal((await claim("w-bp-batch-2", 2, { job_id: job.id })).length, 2, "claims again");
+});
+
 test("completeTask: only the lease holder; a replay by the completer is 200 and not counted twice", async () => {
   const service = await asService();
   const job = await createJob(service, { tasks: tasks(2) });
