@@ -24,18 +24,23 @@ comment on type private.ended_task is 'A task run that just ended, with what its
 create function private.task_json(t public.tasks) returns json
 language sql stable
 as $$
-  select json_build_object(
-    'task_id', t.id,
-    'job_id', t.job_id,
-    'payload', t.payload,
-    'attempt', t.attempt,
-    'lease_expires_at', private.iso(t.lease_expires_at),
-    'resources', case
+  -- Written out rather than by json_build_object, which looks up every argument's type in the
+  -- catalogue on every call. Every piece is valid JSON as printed: numbers, a uuid and a time that
+  -- need no escaping, the payload as jsonb prints it, resources built by json_build_object; the
+  -- cast checks the whole.
+  select (
+    '{"task_id": ' || t.id
+    || ', "job_id": "' || t.job_id
+    || '", "payload": ' || t.payload::text
+    || ', "attempt": ' || t.attempt
+    || ', "lease_expires_at": ' || coalesce('"' || private.iso(t.lease_expires_at) || '"', 'null')
+    || ', "resources": ' || coalesce(case
       when t.reserved_memory is not null then
         json_build_object('memory', t.reserved_memory, 'cpu', t.reserved_cpu)
       when t.memory is not null then json_build_object('memory', t.memory, 'cpu', t.cpu)
-    end
-  )
+    end::text, 'null')
+    || '}'
+  )::json
 $$;
 comment on function private.task_json(public.tasks) is
   'The claimTasks shape of a claimed task, as json (text, which the answer is sent as: building '
@@ -856,7 +861,8 @@ begin
       if v_free is null then
         v_counted := private.check_job_tail(v_job_id, p_ctx);
       end if;
-      return json_build_array(json_build_object('task_id', v_id, 'status', 'succeeded'));
+      -- written out, as task_json does
+      return ('[{"task_id": ' || v_id || ', "status": "succeeded"}]')::json;
     end if;
     v_done := '{}';
   else
@@ -918,7 +924,9 @@ begin
     )
     -- the ends, their jobs and the usual answer (every task ended here) in the one statement
     select coalesce(array_agg(id), '{}'), array_agg(distinct job_id),
-           json_agg(json_build_object('task_id', id, 'status', 'succeeded') order by ord),
+           -- written out, as task_json does
+           ('[' || string_agg('{"task_id": ' || id || ', "status": "succeeded"}', ', ' order by ord)
+            || ']')::json,
            (select array_agg(distinct job_id) from released where over_limit)
     into v_done, v_jobs, v_answer, v_over_jobs from done;
 
