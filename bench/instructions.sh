@@ -16,6 +16,8 @@
 set -euo pipefail
 
 LIMIT=${1:-1}
+# the job's resource_limits (JSON), e.g. '{"max_memory":100000,"max_cpu":1000}' for a budgeted job
+RESOURCE_LIMITS=${RESOURCE_LIMITS:-null}
 N1=${N1:-50}
 N2=${N2:-450}
 PORT=${PORT:-5433}
@@ -51,7 +53,7 @@ select batch_api.create_job('$CTX',
     "sending_group_id":"bench","priority":50,"max_parallel_tasks":1000,
     "retry_config":{"max_attempts":3,"retry_interval":1000,"backoff":"fixed",
                     "max_retry_interval":3600000},
-    "resource_limits":null,"start":true,"metadata":{}}',
+    "resource_limits":$RESOURCE_LIMITS,"start":true,"metadata":{}}',
   (select jsonb_agg(jsonb_build_object('payload', jsonb_build_object('n', g)))
    from generate_series(1, 5000) g), null, null);
 vacuum analyze public.jobs, public.job_shards, public.job_shard_ends, public.tasks, public.task_ready;

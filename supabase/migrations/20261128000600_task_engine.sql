@@ -306,10 +306,12 @@ create type private.claim_shard as (
   released_memory numeric,
   released_cpu numeric,
   room_memory numeric,
-  room_cpu numeric
+  room_cpu numeric,
+  over_limit boolean
 );
 comment on type private.claim_shard is
-  'A claim shard with room as a claim read it (locked), with its end row''s counts (not locked).';
+  'A claim shard with room as a claim read it (locked), with its end row''s counts and back-pressure '
+  'flag (not locked).';
 
 create function private.claim_from_job(
   -- the job as the caller read it, without a lock: its limits (fixed at creation) and a first look
@@ -357,6 +359,7 @@ declare
   v_released_cpu numeric;
   v_room_memory numeric;
   v_room_cpu numeric;
+  v_over_limit boolean;
   v_total_room integer := 0;
   v_rows tid[];
   -- the shard of each run slot this claim may fill
@@ -394,15 +397,16 @@ begin
     v_released_cpu := p_first.released_cpu;
     v_room_memory := p_first.room_memory;
     v_room_cpu := p_first.room_cpu;
+    v_over_limit := p_first.over_limit;
   end if;
   -- The first shard as one row, into plain variables: most claims need no other, and a statement
   -- without aggregates costs less to start.
   while v_first_shard is null loop
     select s.shard, s.capacity - (s.started - e.ended), e.ended, e.released_memory, e.released_cpu,
            s.memory_capacity - (s.reserved_memory - e.released_memory),
-           s.cpu_capacity - (s.reserved_cpu - e.released_cpu)
+           s.cpu_capacity - (s.reserved_cpu - e.released_cpu), e.over_limit
     into v_first_shard, v_first_room, v_first_ended, v_released_memory, v_released_cpu,
-         v_room_memory, v_room_cpu
+         v_room_memory, v_room_cpu, v_over_limit
     from public.job_shards s
     join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
     where s.job_id = v_job_id and s.shard >= v_from and s.started - e.ended < s.capacity
@@ -451,32 +455,51 @@ begin
   end loop;
 
   if v_job.max_memory is not null then
-    -- Rule 4's back-pressure: no claims while a job's reported usage is over its limits.
-    if exists (select 1 from public.job_shard_ends where job_id = v_job_id and over_limit) then
+    -- Rule 4's back-pressure: no claims while a job's reported usage is over its limits (read
+    -- with the first shard: a job with a budget has one, whose end row carries the flag).
+    if v_over_limit then
       return;
     end if;
     -- Rule 4 (the job has one shard): in order, as many as fit the budget; a task that does not
     -- fit stops the claim, so big tasks are not overtaken forever. Decided before the job lock
     -- (limits never change): most claims that find a budgeted job full stop here.
-    select array_agg(row_address order by task_id) into v_rows
-    from (
-      select c.task_id, c.row_address,
-             sum(c.memory) over (order by c.task_id) as memory_total,
-             sum(c.cpu) over (order by c.task_id) as cpu_total
+    if least(v_limit, v_total_room) = 1 then
+      -- one task (room for one, or a claim of one): whether the next due task fits, without the
+      -- running sums below
+      select case
+               when coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) <= v_room_memory
+                and coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) <= v_room_cpu
+               then array[r.ctid]
+             end
+      into v_rows
       from (
-        select r.task_id, r.ctid as row_address,
-               coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) as memory,
-               coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) as cpu
+        select task_id, ctid from public.task_ready
+        where job_id = v_job_id and run_after <= now()
+        order by task_id limit 1
+        for update skip locked
+      ) r
+      join public.tasks t on t.id = r.task_id;
+    else
+      select array_agg(row_address order by task_id) into v_rows
+      from (
+        select c.task_id, c.row_address,
+               sum(c.memory) over (order by c.task_id) as memory_total,
+               sum(c.cpu) over (order by c.task_id) as cpu_total
         from (
-          select task_id, ctid from public.task_ready
-          where job_id = v_job_id and run_after <= now()
-          order by task_id limit least(v_limit, v_total_room)
-          for update skip locked
-        ) r
-        join public.tasks t on t.id = r.task_id
-      ) c
-    ) sums
-    where memory_total <= v_room_memory and cpu_total <= v_room_cpu;
+          select r.task_id, r.ctid as row_address,
+                 coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) as memory,
+                 coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) as cpu
+          from (
+            select task_id, ctid from public.task_ready
+            where job_id = v_job_id and run_after <= now()
+            order by task_id limit least(v_limit, v_total_room)
+            for update skip locked
+          ) r
+          join public.tasks t on t.id = r.task_id
+        ) c
+      ) sums
+      where memory_total <= v_room_memory and cpu_total <= v_room_cpu;
+    end if;
     if v_rows is null then
       return;
     end if;
@@ -744,7 +767,8 @@ begin
         -- what claim_from_job needs of the shard, so that it does not read it again
         select row(s.shard, s.capacity - (s.started - e.ended), e.ended, e.released_memory,
                    e.released_cpu, s.memory_capacity - (s.reserved_memory - e.released_memory),
-                   s.cpu_capacity - (s.reserved_cpu - e.released_cpu))::private.claim_shard as first
+                   s.cpu_capacity - (s.reserved_cpu - e.released_cpu),
+                   e.over_limit)::private.claim_shard as first
         from public.job_shards s
         join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
         where s.job_id = j.id and s.shard between range.low and range.high

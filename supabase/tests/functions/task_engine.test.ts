@@ -716,6 +716,27 @@ test("a claim asking for more than a budgeted job's free room still gets what fi
   await assertInvariants([job.id]);
 });
 
+test("a one-task claim of a budgeted job: a next task that does not fit is not overtaken", async () => {
+  const service = await asService();
+  const job = await createJob(service, {
+    tasks: [
+      { payload: { n: "a" }, resources: { memory: 60, cpu: 0.5 } },
+      { payload: { n: "b" }, resources: { memory: 60, cpu: 0.5 } },
+      { payload: { n: "c" }, resources: { memory: 10, cpu: 0.5 } },
+    ],
+    max_parallel_tasks: 2,
+    resource_limits: { max_memory: 100, max_cpu: 2 },
+  });
+  const [a] = await claim("w-fit", 1, { job_id: job.id });
+  assert.deepEqual(a.payload, { n: "a" });
+  assert.deepEqual(await claim("w-fit", 1, { job_id: job.id }), [], "b does not fit, c waits");
+  await service.task("completeTask", { worker_id: "w-fit", task_id: a.task_id });
+  const [b] = await claim("w-fit", 1, { job_id: job.id });
+  assert.deepEqual(b.payload, { n: "b" });
+  assert.deepEqual(b.resources, { memory: 60, cpu: 0.5 });
+  await assertInvariants([job.id]);
+});
+
 test("a claim in flight holds only the shards it takes: a second claim gets the next jobs in order", async () => {
   const service = await asService();
   const owner = crypto.randomUUID();
