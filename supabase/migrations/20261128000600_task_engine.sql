@@ -578,7 +578,9 @@ begin
   -- queue scan, started, and counted on their shards, in one statement.
   if cardinality(v_slots) = 1 then
     -- One task (every one-at-a-time claim): the statement below for one run, without the
-    -- numbering and the per-shard sums it needs for several (aggregates cost most to start).
+    -- numbering and the per-shard sums it needs for several (aggregates cost most to start; with
+    -- the one-task report's own path, a one-task cycle costs 17 % less). The two start a run
+    -- alike: change their SET lists together.
     with taken as (
       delete from public.task_ready
       where ctid = coalesce(v_rows[1], (
