@@ -484,10 +484,11 @@ test("faults: an updateBatchJob killed mid-transaction answers 503 and the serve
     await sleep(200);
     const next = await rec.call("reader", owner, "job-operations", "getJob", { job_id: jobId });
     const log = await Deno.readTextFile(server.logPath);
-    // APPLICATION BUG (reported): the killed transaction (sql.begin in update_batch_job.ts) leaves
-    // postgres.js a deferred write on a closed socket: "Uncaught TypeError: Cannot read properties
-    // of null (reading 'write')" at postgres/src/connection.js nextWrite ends the whole server
-    // process, and every later request gets no answer. Expected: 200 from the same process.
+    // Regression check (a bug this test found, fixed in 593bed0): a killed transaction
+    // (sql.begin in update_batch_job.ts) left postgres.js a deferred write on a closed socket:
+    // "Uncaught TypeError: Cannot read properties of null (reading 'write')" at
+    // postgres/src/connection.js nextWrite ended the whole server process, and every later request
+    // got no answer. Expected: 200 from the same process.
     assert.equal(
       next.status,
       200,

@@ -69,9 +69,9 @@ test("back-pressure: once the task whose usage was over the limits ends, claims 
     from job_shards s join job_shard_ends e using (job_id, shard)
     where s.job_id = ${job.id} and s.shard = 1`;
   assert.deepEqual({ running: shard.running, usage: shard.usage }, { running: 0, usage: 0 });
-  // APPLICATION BUG (reported): the shard keeps over_limit = true after the over-limit task ended,
-  // so no heartbeat can ever clear it and the job's other task is never claimed: the job stays
-  // queued for good. Expected: usage 0 is within the limits, the next claim gets the task.
+  // Regression check (a bug this test found, fixed in 593bed0): the shard kept over_limit = true
+  // after the over-limit task ended, so no heartbeat could ever clear it and the job's other task
+  // was never claimed. Expected: usage 0 is within the limits, the next claim gets the task.
   const next = await claim("w-bp-end-2", 1, { job_id: job.id });
   assert.equal(next.length, 1, `no claim after usage fell to 0 (over_limit ${shard.over_limit})`);
 });
