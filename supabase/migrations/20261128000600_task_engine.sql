@@ -509,12 +509,19 @@ begin
   -- that a job-level change holds (FOR UPDATE), or that another claim is starting, is passed over
   -- in this claim. The first claims of a queued job also move it to running, which needs the
   -- stronger lock; every later claim shares the row with all other task work.
+  -- (only what may have changed since the caller read the row: limits never change)
   if v_job.status = 'queued' then
-    select * into v_job from public.jobs where id = v_job_id for no key update skip locked;
+    select status, rate_limited, group_limited, sending_group_id
+    into v_job.status, v_job.rate_limited, v_job.group_limited, v_job.sending_group_id
+    from public.jobs where id = v_job_id for no key update skip locked;
   else
-    select * into v_job from public.jobs where id = v_job_id for key share skip locked;
+    select status, rate_limited, group_limited, sending_group_id
+    into v_job.status, v_job.rate_limited, v_job.group_limited, v_job.sending_group_id
+    from public.jobs where id = v_job_id for key share skip locked;
     if found and v_job.status = 'queued' then
-      select * into v_job from public.jobs where id = v_job_id for no key update skip locked;
+      select status, rate_limited, group_limited, sending_group_id
+      into v_job.status, v_job.rate_limited, v_job.group_limited, v_job.sending_group_id
+      from public.jobs where id = v_job_id for no key update skip locked;
     end if;
   end if;
   if not found or v_job.status not in ('queued', 'running') then
