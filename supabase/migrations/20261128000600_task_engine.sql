@@ -351,15 +351,9 @@ declare
   v_more_shards smallint[];
   v_more_room integer[];
   v_more_ended integer[];
-  v_first_shard smallint;
-  v_first_room integer;
-  v_first_ended integer;
-  -- a job with a resource budget has one claim shard: its budget room and the releases seen
-  v_released_memory numeric;
-  v_released_cpu numeric;
-  v_room_memory numeric;
-  v_room_cpu numeric;
-  v_over_limit boolean;
+  -- the first shard, as the caller handed it over or as read here (a job with a resource budget
+  -- has only this one: its budget room, the releases seen and the back-pressure flag are its)
+  v_first private.claim_shard := p_first;
   v_total_room integer := 0;
   v_rows tid[];
   -- the shard of each run slot this claim may fill
@@ -386,27 +380,15 @@ begin
   -- this connection's favourite shard so that concurrent claimers spread out. A shard's room counts
   -- the ends of its end row as last committed (read, not locked: reports lock end rows, claims
   -- lock claim rows, neither waits for the other). Shards another claim holds are passed over.
-  v_from := coalesce(p_first.shard, 1 + pg_backend_pid() % v_job.shard_count);
+  v_from := coalesce(v_first.shard, 1 + pg_backend_pid() % v_job.shard_count);
   v_wrapped := v_from = 1;
-  if p_first.shard is not null then
-    -- read and locked by the candidate walk of claim_tasks: no statement of our own
-    v_first_shard := p_first.shard;
-    v_first_room := p_first.room;
-    v_first_ended := p_first.ended;
-    v_released_memory := p_first.released_memory;
-    v_released_cpu := p_first.released_cpu;
-    v_room_memory := p_first.room_memory;
-    v_room_cpu := p_first.room_cpu;
-    v_over_limit := p_first.over_limit;
-  end if;
-  -- The first shard as one row, into plain variables: most claims need no other, and a statement
-  -- without aggregates costs less to start.
-  while v_first_shard is null loop
+  -- The first shard as one row (unless the candidate walk of claim_tasks read and locked it): most
+  -- claims need no other, and a statement without aggregates costs less to start.
+  while v_first.shard is null loop
     select s.shard, s.capacity - (s.started - e.ended), e.ended, e.released_memory, e.released_cpu,
            s.memory_capacity - (s.reserved_memory - e.released_memory),
            s.cpu_capacity - (s.reserved_cpu - e.released_cpu), e.over_limit
-    into v_first_shard, v_first_room, v_first_ended, v_released_memory, v_released_cpu,
-         v_room_memory, v_room_cpu, v_over_limit
+    into v_first
     from public.job_shards s
     join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
     where s.job_id = v_job_id and s.shard >= v_from and s.started - e.ended < s.capacity
@@ -417,13 +399,13 @@ begin
     v_wrapped := true;
     v_from := 1;
   end loop;
-  if v_first_shard is null then
+  if v_first.shard is null then
     return;
   end if;
-  v_shards := array[v_first_shard];
-  v_room := array[v_first_room];
-  v_ended := array[v_first_ended];
-  v_total_room := v_first_room;
+  v_shards := array[v_first.shard];
+  v_room := array[v_first.room];
+  v_ended := array[v_first.ended];
+  v_total_room := v_first.room;
   -- Then about as many more as the missing room needs (shards have similar capacity): a claim
   -- locks no shard it does not use. Shards are read in key order from the favourite, then from the
   -- first: an index range, never a sort of all the job's shards.
@@ -457,7 +439,7 @@ begin
   if v_job.max_memory is not null then
     -- Rule 4's back-pressure: no claims while a job's reported usage is over its limits (read
     -- with the first shard: a job with a budget has one, whose end row carries the flag).
-    if v_over_limit then
+    if v_first.over_limit then
       return;
     end if;
     -- Rule 4 (the job has one shard): in order, as many as fit the budget; a task that does not
@@ -467,8 +449,9 @@ begin
       -- one task (room for one, or a claim of one): whether the next due task fits, without the
       -- running sums below
       select case
-               when coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) <= v_room_memory
-                and coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) <= v_room_cpu
+               when coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks)
+                      <= v_first.room_memory
+                and coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) <= v_first.room_cpu
                then array[r.ctid]
              end
       into v_rows
@@ -498,7 +481,7 @@ begin
           join public.tasks t on t.id = r.task_id
         ) c
       ) sums
-      where memory_total <= v_room_memory and cpu_total <= v_room_cpu;
+      where memory_total <= v_first.room_memory and cpu_total <= v_first.room_cpu;
     end if;
     if v_rows is null then
       return;
@@ -626,10 +609,10 @@ begin
           pending = s.pending - 1,
           reserved_memory = s.reserved_memory + coalesce(r.reserved_memory, 0),
           released_memory_seen = case when v_job.max_memory is not null
-            then v_released_memory else s.released_memory_seen end,
+            then v_first.released_memory else s.released_memory_seen end,
           reserved_cpu = s.reserved_cpu + coalesce(r.reserved_cpu, 0),
           released_cpu_seen = case when v_job.max_memory is not null
-            then v_released_cpu else s.released_cpu_seen end
+            then v_first.released_cpu else s.released_cpu_seen end
       from runs r
       where s.job_id = v_job_id and s.shard = r.shard
     )
@@ -684,10 +667,10 @@ begin
           pending = s.pending - p.n,
           reserved_memory = s.reserved_memory + p.memory,
           released_memory_seen = case when v_job.max_memory is not null
-            then v_released_memory else s.released_memory_seen end,
+            then v_first.released_memory else s.released_memory_seen end,
           reserved_cpu = s.reserved_cpu + p.cpu,
           released_cpu_seen = case when v_job.max_memory is not null
-            then v_released_cpu else s.released_cpu_seen end
+            then v_first.released_cpu else s.released_cpu_seen end
       from per_shard p
       where s.job_id = v_job_id and s.shard = p.shard
     )
