@@ -2,6 +2,7 @@
 // SQL transport of the workers.
 import postgres from "postgres";
 import { connect, poolSize, sleep } from "./common.ts";
+import { ConnectionPool } from "../../supabase/functions/_shared/connection_pool.ts";
 import type { ClaimedTask, Outcome, Transport } from "./workers.ts";
 
 const CTX = { role: "service_role", user_id: null, request_id: "bench" };
@@ -94,9 +95,13 @@ export async function checkJobs(jobIds: string[]): Promise<string[]> {
   }
 }
 
-/** Workers calling batch_api.claim_tasks / complete_tasks directly, with a pool of max(10, C+2). */
+/**
+ * Workers calling batch_api.claim_tasks / complete_tasks directly, with a pool of max(10, C+2): the
+ * functions' pool, which hands out connections last-in, first-out, as node-postgres's pool of the
+ * peers does.
+ */
 export function sqlTransport(c: number): Transport & { close(): Promise<void> } {
-  const sql = connect(poolSize(c));
+  const pool = new ConnectionPool(poolSize(c), () => connect(1));
   let retries = 0;
   // What the functions do for these two SQLSTATEs (serialization failure, deadlock): retry.
   const retrying = async <T>(operation: () => Promise<T>): Promise<T> => {
@@ -114,23 +119,29 @@ export function sqlTransport(c: number): Transport & { close(): Promise<void> } 
   return {
     claim: (worker, limit) =>
       retrying(async () => {
-        const [{ r }] = await sql`select batch_api.claim_tasks(${sql.json(CTX)}, ${worker},
-          ${limit}::integer, null::uuid, ${LEASE_MS}::integer) as r`;
+        const [{ r }] = await pool.use((sql) =>
+          sql`select batch_api.claim_tasks(${sql.json(CTX)}, ${worker},
+            ${limit}::integer, null::uuid, ${LEASE_MS}::integer) as r`
+        );
         return r.tasks as ClaimedTask[];
       }),
     complete: (worker, taskIds) =>
       retrying(async () => {
-        const [{ r }] = await sql`select batch_api.complete_tasks(${sql.json(CTX)}, ${worker},
-          ${sql.json(taskIds.map((id) => ({ task_id: id })))}) as r`;
+        const [{ r }] = await pool.use((sql) =>
+          sql`select batch_api.complete_tasks(${sql.json(CTX)}, ${worker},
+            ${sql.json(taskIds.map((id) => ({ task_id: id })))}) as r`
+        );
         return r as Outcome[];
       }),
     async countSucceeded(jobIds) {
-      const [{ n }] = await sql`select count(*)::integer as n from public.tasks
-        where job_id = any (string_to_array(${jobIds.join(",")}, ',')::uuid[])
-          and status = 'succeeded'`;
+      const [{ n }] = await pool.use((sql) =>
+        sql`select count(*)::integer as n from public.tasks
+          where job_id = any (string_to_array(${jobIds.join(",")}, ',')::uuid[])
+            and status = 'succeeded'`
+      );
       return n;
     },
     retries: () => retries,
-    close: () => sql.end(),
+    close: () => pool.end(),
   };
 }

@@ -3,34 +3,17 @@
 import postgres from "postgres";
 import { ApiError, type ErrorCode, serviceUnavailable, validationError } from "./errors.ts";
 import { databaseConfig, env, intEnv } from "./env.ts";
+import { ConnectionPool, isConnectionError } from "./connection_pool.ts";
 
 export type Sql = postgres.Sql;
 
-/**
- * Connections handed out last-in, first-out: each is a postgres.js client of its own with one
- * connection. postgres.js's own pool takes the connection idle longest (first-in, first-out), so a
- * quiet function cycles through every connection a burst opened, and each request meets a
- * backend whose caches went cold meanwhile: createJob one at a time was 14 % slower on 8 open
- * connections than on one (docs/performance.md, finding 23). Last-in, first-out keeps a quiet
- * function on its warmest connection and lets the others close after `idle_timeout`, as
- * PgBouncer's default does. A request that finds every connection busy waits for the first one
- * freed, in arrival order.
- */
-interface Pool {
-  all: Sql[];
-  idle: Sql[];
-  waiting: ((sql: Sql) => void)[];
-  max: number;
-  connect(): Sql;
-}
+let pool: ConnectionPool | undefined;
 
-let pool: Pool | undefined;
-
-function getPool(): Pool {
+function getPool(): ConnectionPool {
   if (!pool) {
     const { url, prepare } = databaseConfig();
     const options = {
-      max: 1,
+      max: 1, // one connection per client: the pool decides which one a request gets
       prepare,
       idle_timeout: 30,
       connect_timeout: intEnv("DB_CONNECT_TIMEOUT_S", 5),
@@ -38,61 +21,15 @@ function getPool(): Pool {
       onnotice: () => {},
       connection: { application_name: env("DB_APPLICATION_NAME") ?? "batch-job-service" },
     };
-    pool = {
-      all: [],
-      idle: [],
-      waiting: [],
-      max: Math.max(1, intEnv("DB_POOL_MAX", 10)),
-      connect: () => postgres(url, options),
-    };
+    pool = new ConnectionPool(intEnv("DB_POOL_MAX", 10), () => postgres(url, options));
   }
   return pool;
-}
-
-function acquire(p: Pool): Sql | Promise<Sql> {
-  const warmest = p.idle.pop();
-  if (warmest) return warmest;
-  if (p.all.length < p.max) {
-    const sql = p.connect();
-    p.all.push(sql);
-    return sql;
-  }
-  return new Promise((resolve) => p.waiting.push(resolve));
-}
-
-/**
- * Gives a connection back. After a lost connection it is closed, with every idle one: postgres.js
- * keeps a killed connection's termination notice and fails the next query on that client with it
- * (last-in, first-out would hand it to the very next request); and connections are mostly lost
- * together (a restart or failover of the database), so that every idle one kept would cost a later
- * request a 503.
- */
-function release(p: Pool, sql: Sql, failure: unknown): void {
-  if (failure !== undefined && isLostConnection(failure)) {
-    for (const lost of [sql, ...p.idle.splice(0)]) {
-      p.all.splice(p.all.indexOf(lost), 1);
-      lost.end({ timeout: 0 }).catch(() => {});
-    }
-    if (p.waiting.length === 0 || p !== pool) return;
-    sql = p.connect();
-    p.all.push(sql);
-  }
-  const next = p.waiting.shift();
-  if (next) next(sql);
-  else if (p === pool) p.idle.push(sql);
-}
-
-function isLostConnection(error: unknown): boolean {
-  const code = sqlState(error);
-  return code !== undefined
-    ? code.startsWith("08") || code.startsWith("57P")
-    : isConnectionError(error);
 }
 
 export async function closeDb(): Promise<void> {
   const current = pool;
   pool = undefined;
-  await Promise.all(current?.all.map((sql) => sql.end({ timeout: 5 })) ?? []);
+  await current?.end();
 }
 
 /** A jsonb parameter (postgres.js serialises it; pass values, never pre-serialised strings). */
@@ -110,22 +47,17 @@ const MAX_ATTEMPTS = 6;
  */
 export async function withDb<T>(operation: (sql: Sql) => Promise<T>): Promise<T> {
   for (let attempt = 1;; attempt++) {
-    const p = getPool();
-    const sql = await acquire(p);
-    let failure: unknown;
     try {
-      return await operation(sql);
+      // the connection goes back before any backoff: a retry waits without holding one
+      return await getPool().use(operation);
     } catch (error) {
-      failure = error;
-    } finally {
-      release(p, sql, failure); // before any backoff: a retry waits without holding a connection
+      const code = sqlState(error);
+      if (code && RETRYABLE.has(code) && attempt < MAX_ATTEMPTS) {
+        await delay((2 ** attempt) * (2 + Math.random() * 3));
+        continue;
+      }
+      throw translateDbError(error);
     }
-    const code = sqlState(failure);
-    if (code && RETRYABLE.has(code) && attempt < MAX_ATTEMPTS) {
-      await delay((2 ** attempt) * (2 + Math.random() * 3));
-      continue;
-    }
-    throw translateDbError(failure);
   }
 }
 
@@ -207,17 +139,4 @@ function isUnavailableState(code: string): boolean {
     code === "57014" || // query canceled (statement timeout)
     code === "55P03" || // lock not available
     code === "40001" || code === "40P01"; // still failing after the retries
-}
-
-function isConnectionError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === "string" && /^(E[A-Z]+|CONNECT_TIMEOUT|CONNECTION_[A-Z_]+)$/.test(code)) {
-    return true;
-  }
-  return error instanceof Deno.errors.ConnectionRefused ||
-    error instanceof Deno.errors.ConnectionReset ||
-    error instanceof Deno.errors.ConnectionAborted ||
-    error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.TimedOut;
 }
