@@ -48,12 +48,20 @@ export interface WorkerResult extends Throughput {
 /** One worker id per process: only the claiming worker may complete, and batched mode merges. */
 const PROCESS_WORKER = "bench-process";
 const STALL_MS = 15_000;
+/**
+ * Batched mode: claims one process has in flight at once. Slots beyond wait for a turn, as
+ * graphile-worker's slots wait for its local queue's one fetch: on 2 CPUs, 32 concurrent claims
+ * spent the CPUs on one another (T1 batched C = 32: 4,500 tasks/s with every slot claiming, 9,200
+ * with 4 in flight, 8,500 with 8; C = 8 unchanged; docs/performance.md, finding 24).
+ */
+const BATCHED_CLAIMS_IN_FLIGHT = 4;
 
 /**
  * Runs C worker slots until `total` tasks succeeded and the count query confirms it. "single": each
- * slot claims one task and completes it. "batched": each slot claims up to 10; the completions of
- * all slots go to one merger that sends whatever has accumulated as one call (at most 1 000 tasks),
- * like graphile-worker's completeJobBatchDelay 0; slots do not wait for it, as graphile's do not.
+ * slot claims one task and completes it. "batched": each slot claims up to 10, at most
+ * BATCHED_CLAIMS_IN_FLIGHT claims at once; the completions of all slots go to one merger that sends
+ * whatever has accumulated as one call (at most 1 000 tasks), like graphile-worker's
+ * completeJobBatchDelay 0; slots do not wait for it, as graphile's do not.
  */
 export async function runWorkers(transport: Transport, options: {
   c: number;
@@ -92,12 +100,28 @@ export async function runWorkers(transport: Transport, options: {
     flushing = undefined;
   };
 
+  // batched mode's claim turns: a slot whose turn comes takes the place of the one that ended
+  let claiming = 0;
+  const turns: (() => void)[] = [];
+  const claim = async (worker: string): Promise<ClaimedTask[]> => {
+    if (mode === "single") return await transport.claim(worker, limit);
+    if (claiming < BATCHED_CLAIMS_IN_FLIGHT) claiming++;
+    else await new Promise<void>((resolve) => turns.push(resolve));
+    try {
+      return await transport.claim(worker, limit);
+    } finally {
+      const next = turns.shift();
+      if (next) next();
+      else claiming--;
+    }
+  };
+
   const slot = async (index: number) => {
     const worker = mode === "batched" ? PROCESS_WORKER : `bench-slot-${index}`;
     let idle = 0; // consecutive empty claims: a worker that finds nothing backs off
     while (succeeded < total && failure === undefined) {
       stats.claims++;
-      const tasks = await transport.claim(worker, limit);
+      const tasks = await claim(worker);
       if (tasks.length === 0) {
         // a task that can never be claimed again (lost by the engine) must not hang the run
         if (performance.now() - lastProgress > STALL_MS) {
