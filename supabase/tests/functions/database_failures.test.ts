@@ -10,6 +10,17 @@ import { DEFAULT_DB_URL } from "../../functions/_shared/env.ts";
 
 const DB_URL = Deno.env.get("SUPABASE_DB_URL") ?? DEFAULT_DB_URL;
 
+/** A server whose connections carry a name of their own, so that a test can find (and kill) them. */
+async function serverOfItsOwn() {
+  const appName = `failure-test-${crypto.randomUUID().slice(0, 8)}`;
+  const server = await spawnServer({
+    SUPABASE_DB_URL: DB_URL,
+    LOG_LEVEL: "silent",
+    DB_APPLICATION_NAME: appName,
+  });
+  return { server, appName };
+}
+
 async function userOf(url: string) {
   const userId = crypto.randomUUID();
   const client = createClient(url, await userToken(userId), {
@@ -23,12 +34,7 @@ async function userOf(url: string) {
 }
 
 test("a connection killed mid-createJob answers 503 + Retry-After, writes nothing, and the next call works", async () => {
-  const appName = `failure-test-${crypto.randomUUID().slice(0, 8)}`;
-  const server = await spawnServer({
-    SUPABASE_DB_URL: DB_URL,
-    LOG_LEVEL: "silent",
-    DB_APPLICATION_NAME: appName,
-  });
+  const { server, appName } = await serverOfItsOwn();
   const db = testDb();
   try {
     const user = await userOf(server.url);
@@ -81,12 +87,7 @@ test("a connection killed mid-createJob answers 503 + Retry-After, writes nothin
 });
 
 test("after every pooled connection is killed, one request at most gets 503 and the service recovers by itself", async () => {
-  const appName = `failure-test-${crypto.randomUUID().slice(0, 8)}`;
-  const server = await spawnServer({
-    SUPABASE_DB_URL: DB_URL,
-    LOG_LEVEL: "silent",
-    DB_APPLICATION_NAME: appName,
-  });
+  const { server, appName } = await serverOfItsOwn();
   try {
     const user = await userOf(server.url);
     await Promise.all(Array.from({ length: 8 }, () => user.call("listJobs", {})));
@@ -105,12 +106,7 @@ test("after every pooled connection is killed, one request at most gets 503 and 
 });
 
 test("a quiet server keeps to its most recently used connection, whatever a burst opened", async () => {
-  const appName = `pool-test-${crypto.randomUUID().slice(0, 8)}`;
-  const server = await spawnServer({
-    SUPABASE_DB_URL: DB_URL,
-    LOG_LEVEL: "silent",
-    DB_APPLICATION_NAME: appName,
-  });
+  const { server, appName } = await serverOfItsOwn();
   const db = testDb();
   const lastUse = async () =>
     new Map(
