@@ -185,6 +185,9 @@ create table public.job_shards (
   released_memory_seen numeric not null default 0,
   reserved_cpu numeric not null default 0,
   released_cpu_seen numeric not null default 0,
+  -- budget only: the end count at which a claim found the shard's next due task too big for the
+  -- budget left while runs of it were running; the claim walk passes the shard by until one ends
+  unfit_at_ended integer,
   -- one constraint, as short as it can be written (PostgreSQL parses every CHECK of a table again
   -- for each statement that updates it, and every claim does): parallelism and budgets hold per
   -- shard. Without a budget the capacities are null, which makes their comparisons null, which a

@@ -484,6 +484,14 @@ begin
       where memory_total <= v_first.room_memory and cpu_total <= v_first.room_cpu;
     end if;
     if v_rows is null then
+      -- Nothing fits until a run of the job ends (ends alone release budget; a claim holds the
+      -- job's one shard, so no other claim changes it meanwhile): the claim walk may pass the job
+      -- by until then, instead of a call like this one per claim. Only while runs are running,
+      -- whose ends will come (a lease expiry ends a lost one).
+      if v_first.room < v_job.max_parallel_tasks then
+        update public.job_shards set unfit_at_ended = v_first.ended
+        where job_id = v_job_id and shard = v_first.shard;
+      end if;
       return;
     end if;
   end if;
@@ -768,7 +776,8 @@ begin
           -- queue is probed only for a shard with room (most of those a claim walks past are
           -- full); from the queue's end, away from the entries that claims leave dead at its head
           and case
-            when s.started - e.ended < s.capacity
+            -- (a budgeted shard whose next task did not fit waits for one of its runs to end)
+            when s.started - e.ended < s.capacity and s.unfit_at_ended is distinct from e.ended
               then (select true from public.task_ready r
                     where r.job_id = s.job_id and r.run_after <= now()
                     order by r.task_id desc limit 1)

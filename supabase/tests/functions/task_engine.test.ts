@@ -770,3 +770,34 @@ test("a claim in flight holds only the shards it takes: a second claim gets the 
   });
   await assertInvariants(ids);
 });
+
+test("a budgeted job whose next task does not fit is passed by until one of its runs ends", async () => {
+  const service = await asService();
+  const budgeted = await createJob(service, {
+    priority: 90,
+    tasks: [
+      { payload: { n: "a" }, resources: { memory: 60, cpu: 0.5 } },
+      { payload: { n: "b" }, resources: { memory: 60, cpu: 0.5 } },
+    ],
+    max_parallel_tasks: 2,
+    resource_limits: { max_memory: 100, max_cpu: 2 },
+  });
+  const other = await createJob(service, { priority: 10, tasks: tasks(3), max_parallel_tasks: 4 });
+  await isolateClaims([budgeted.id, other.id]);
+  const unfitAt = async () => {
+    const [row] = await testDb()`select s.unfit_at_ended, e.ended from job_shards s
+      join job_shard_ends e using (job_id, shard) where s.job_id = ${budgeted.id} and s.shard = 1`;
+    return row;
+  };
+  const [a] = await claim("w-unfit", 1);
+  assert.deepEqual(a.payload, { n: "a" });
+  // b does not fit beside a: the claim records it and takes the lower job's task instead
+  assert.equal((await claim("w-unfit", 1))[0].job_id, other.id);
+  assert.deepEqual(await unfitAt(), { unfit_at_ended: 0, ended: 0 });
+  assert.equal((await claim("w-unfit", 1))[0].job_id, other.id, "passed by, room or not");
+  // a's end releases its budget: the walk looks at the job again and b starts
+  await service.task("completeTask", { worker_id: "w-unfit", task_id: a.task_id });
+  const [b] = await claim("w-unfit", 1);
+  assert.deepEqual(b.payload, { n: "b" });
+  await assertInvariants([budgeted.id, other.id]);
+});
