@@ -18,6 +18,9 @@ set -euo pipefail
 LIMIT=${1:-1}
 # the job's resource_limits (JSON), e.g. '{"max_memory":100000,"max_cpu":1000}' for a budgeted job
 RESOURCE_LIMITS=${RESOURCE_LIMITS:-null}
+# the job's max_parallel_tasks, e.g. 4 for a job of T2 (one claim shard, less room than a claim of 10)
+MAX_PARALLEL=${MAX_PARALLEL:-1000}
+TAKE=$((LIMIT < MAX_PARALLEL ? LIMIT : MAX_PARALLEL)) # tasks a claim gets
 N1=${N1:-50}
 N2=${N2:-450}
 PORT=${PORT:-5433}
@@ -50,7 +53,7 @@ CTX='{"role":"service_role","user_id":null,"request_id":"instructions"}'
 psql "$URL" -qAt >/dev/null <<SQL
 select batch_api.create_job('$CTX',
   '{"user_id":"00000000-0000-4000-8000-00000000be9c","product_id":"bench",
-    "sending_group_id":"bench","priority":50,"max_parallel_tasks":1000,
+    "sending_group_id":"bench","priority":50,"max_parallel_tasks":$MAX_PARALLEL,
     "retry_config":{"max_attempts":3,"retry_interval":1000,"backoff":"fixed",
                     "max_retry_interval":3600000},
     "resource_limits":$RESOURCE_LIMITS,"start":true,"metadata":{}}',
@@ -68,7 +71,7 @@ count() {
   rm -rf "$DATA" && cp -a "$SNAP" "$DATA"
   # Each call's answer is turned into text and each report parsed from text, as when a worker
   # calls over the wire. The reports are written before the loop: the queue hands out tasks in id
-  # order, so cycle i completes tasks (i-1)*LIMIT+1 .. i*LIMIT; the count checked at the end says
+  # order, so cycle i completes tasks (i-1)*TAKE+1 .. i*TAKE; the count checked at the end says
   # that every report found its tasks.
   printf '%s\n' "do \$\$
 declare
@@ -76,7 +79,7 @@ declare
   ctx constant jsonb := '$CTX';
   reports constant text[] := array(
     select '[' || string_agg(format('{\"task_id\": %s}', g), ', ') || ']'
-    from generate_series(1, $cycles * $LIMIT) g group by (g - 1) / $LIMIT order by (g - 1) / $LIMIT);
+    from generate_series(1, $cycles * $TAKE) g group by (g - 1) / $TAKE order by (g - 1) / $TAKE);
 begin
   for i in 1..$cycles loop
     answer := batch_api.claim_tasks(ctx, 'worker', $LIMIT, null, 300000)::text;
@@ -84,7 +87,7 @@ begin
     answer := batch_api.complete_tasks(ctx, 'worker', reports[i]::jsonb)::text;
     commit;
   end loop;
-  if (select count(*) from public.tasks where status = 'succeeded') <> $cycles * $LIMIT then
+  if (select count(*) from public.tasks where status = 'succeeded') <> $cycles * $TAKE then
     raise exception 'the reports did not complete the claimed tasks';
   end if;
 end \$\$;" >"$WORK/cycles.sql"

@@ -408,8 +408,9 @@ begin
   v_total_room := v_first.room;
   -- Then about as many more as the missing room needs (shards have similar capacity): a claim
   -- locks no shard it does not use. Shards are read in key order from the favourite, then from the
-  -- first: an index range, never a sort of all the job's shards.
-  while v_total_room < v_limit loop
+  -- first: an index range, never a sort of all the job's shards. (A job of one shard, as every
+  -- job with a budget or at most 7 parallel tasks, has no other to read.)
+  while v_total_room < v_limit and v_job.shard_count > 1 loop
     v_want := ceil((v_limit - v_total_room)::numeric
                    / greatest(1, v_job.max_parallel_tasks / v_job.shard_count))::integer;
     select array_agg(x.shard), array_agg(x.room), array_agg(x.ended), sum(x.room)
