@@ -51,7 +51,7 @@ URL="postgresql://postgres@127.0.0.1:$PORT/engine"
   "import { resetDatabase } from './scripts/lib/database.ts'; await resetDatabase('$URL');")
 CTX='{"role":"service_role","user_id":null,"request_id":"instructions"}'
 psql "$URL" -qAt >/dev/null <<SQL
-select batch_api.create_job('$CTX',
+select job_service_api.create_job('$CTX',
   '{"user_id":"00000000-0000-4000-8000-00000000be9c","product_id":"bench",
     "sending_group_id":"bench","priority":50,"max_parallel_tasks":$MAX_PARALLEL,
     "retry_config":{"max_attempts":3,"retry_interval":1000,"backoff":"fixed",
@@ -59,7 +59,7 @@ select batch_api.create_job('$CTX',
     "resource_limits":$RESOURCE_LIMITS,"start":true,"metadata":{}}',
   (select jsonb_agg(jsonb_build_object('payload', jsonb_build_object('n', g)))
    from generate_series(1, 5000) g), null, null);
-vacuum analyze public.jobs, public.job_shards, public.job_shard_ends, public.tasks, public.task_ready;
+vacuum analyze job_service.jobs, job_service.job_shards, job_service.job_shard_ends, job_service.tasks, job_service.task_ready;
 checkpoint;
 SQL
 as_postgres "$BIN/pg_ctl" -D "$DATA" -w stop >/dev/null
@@ -82,12 +82,12 @@ declare
     from generate_series(1, $cycles * $TAKE) g group by (g - 1) / $TAKE order by (g - 1) / $TAKE);
 begin
   for i in 1..$cycles loop
-    answer := batch_api.claim_tasks(ctx, 'worker', $LIMIT, null, 300000)::text;
+    answer := job_service_api.claim_tasks(ctx, 'worker', $LIMIT, null, 300000)::text;
     commit;
-    answer := batch_api.complete_tasks(ctx, 'worker', reports[i]::jsonb)::text;
+    answer := job_service_api.complete_tasks(ctx, 'worker', reports[i]::jsonb)::text;
     commit;
   end loop;
-  if (select count(*) from public.tasks where status = 'succeeded') <> $cycles * $TAKE then
+  if (select count(*) from job_service.tasks where status = 'succeeded') <> $cycles * $TAKE then
     raise exception 'the reports did not complete the claimed tasks';
   end if;
 end \$\$;" >"$WORK/cycles.sql"

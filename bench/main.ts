@@ -265,7 +265,7 @@ async function httpRound(round: number, server: ServerProcess): Promise<void> {
 
 async function analyze(): Promise<void> {
   const sql = connect(1);
-  await sql`analyze public.jobs, public.job_shards, public.tasks, public.task_ready`;
+  await sql`analyze job_service.jobs, job_service.job_shards, job_service.tasks, job_service.task_ready`;
   await sql.end();
 }
 

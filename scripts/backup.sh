@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/backup.sh DATABASE_URL FILE — a logical backup (pg_dump, custom format) of everything the
-# service's migrations create: the schemas public, private, batch_api and supabase_migrations
+# service's migrations create: the schemas job_service, job_service_api and supabase_migrations
 # (the migration history), schema and data, with grants, policies and comments. Consistent: one
 # snapshot of the whole database. FILE is written atomically (a partial file never replaces it).
 #
@@ -14,7 +14,7 @@ if [ $# -ne 2 ]; then
 fi
 db_url=$1
 file=$2
-schemas=${BACKUP_SCHEMAS:-"public private batch_api supabase_migrations"}
+schemas=${BACKUP_SCHEMAS:-"job_service job_service_api supabase_migrations"}
 
 for tool in pg_dump pg_restore psql; do
   command -v "$tool" >/dev/null || { echo "backup: $tool is not installed" >&2; exit 2; }

@@ -142,10 +142,10 @@ q -c "analyze" >/dev/null
 scheduled=$(q -c "
   select exists (select from pg_available_extensions where name = 'pg_cron')
      and exists (select from pg_available_extensions where name = 'pg_net')
-     and to_regprocedure('private.invoke_maintenance()') is not null")
+     and to_regprocedure('job_service.invoke_maintenance()') is not null")
 if [ "$scheduled" = "t" ]; then
   q -c "create extension if not exists pg_cron" -c "create extension if not exists pg_net" \
-    -c "select cron.schedule('batch-jobs-maintenance', '* * * * *', 'select private.invoke_maintenance()')" \
+    -c "select cron.schedule('batch-jobs-maintenance', '* * * * *', 'select job_service.invoke_maintenance()')" \
     >/dev/null && echo "restore: runMaintenance scheduled with pg_cron (set the Vault secrets, docs/operations.md)"
 fi
 

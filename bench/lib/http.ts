@@ -168,7 +168,7 @@ export async function httpTransport(call: Caller): Promise<Transport & { close()
       return ok<{ tasks: Outcome[] }>(res, "completeTasks").tasks;
     },
     async countSucceeded(jobIds) {
-      const [{ n }] = await sql`select count(*)::integer as n from public.tasks
+      const [{ n }] = await sql`select count(*)::integer as n from job_service.tasks
         where job_id = any (string_to_array(${jobIds.join(",")}, ',')::uuid[])
           and status = 'succeeded'`;
       return n;

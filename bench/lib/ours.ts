@@ -1,4 +1,4 @@
-// Our engine through its SQL entry points (batch_api.*): job set-up, clean-up between runs, and the
+// Our engine through its SQL entry points (job_service_api.*): job set-up, clean-up between runs, and the
 // SQL transport of the workers.
 import postgres from "postgres";
 import { connect, poolSize, sleep } from "./common.ts";
@@ -45,15 +45,17 @@ export async function createJobs(specs: JobSpec[]): Promise<string[]> {
         metadata: {},
       };
       const chunk = (i: number) => sql.json(spec.tasks.slice(i, i + CHUNK) as postgres.JSONValue);
-      const [{ r }] = await sql`select batch_api.create_job(${sql.json(CTX)}, ${sql.json(job)},
+      const [{ r }] = await sql`select job_service_api.create_job(${sql.json(CTX)}, ${
+        sql.json(job)
+      },
         ${chunk(0)}, null, null) as r`;
       const id = r.job.id as string;
       for (let i = CHUNK; i < spec.tasks.length; i += CHUNK) {
-        await sql`select batch_api.add_tasks(${sql.json(CTX)}, ${id}::uuid, ${chunk(i)})`;
+        await sql`select job_service_api.add_tasks(${sql.json(CTX)}, ${id}::uuid, ${chunk(i)})`;
       }
       ids.push(id);
     }
-    await sql`analyze public.jobs, public.job_shards, public.tasks, public.task_ready`;
+    await sql`analyze job_service.jobs, job_service.job_shards, job_service.tasks, job_service.task_ready`;
     return ids;
   } finally {
     await sql.end();
@@ -67,15 +69,15 @@ export async function createJobs(specs: JobSpec[]): Promise<string[]> {
 export async function cleanUp(): Promise<void> {
   const sql = connect(1);
   try {
-    await sql`delete from public.jobs`;
-    await sql`vacuum analyze public.jobs, public.job_shards, public.tasks, public.task_ready`;
+    await sql`delete from job_service.jobs`;
+    await sql`vacuum analyze job_service.jobs, job_service.job_shards, job_service.tasks, job_service.task_ready`;
   } finally {
     await sql.end();
   }
 }
 
 /**
- * After a run in which every task succeeded: batch_api.invariant_violations() must be empty and
+ * After a run in which every task succeeded: job_service_api.invariant_violations() must be empty and
  * every job completed (engine.md: in the transaction of its last task's end). Returns problems.
  */
 export async function checkJobs(jobIds: string[]): Promise<string[]> {
@@ -83,8 +85,8 @@ export async function checkJobs(jobIds: string[]): Promise<string[]> {
   const ids = jobIds.join(",");
   try {
     const violations = await sql`select job_id, invariant, detail
-      from batch_api.invariant_violations(string_to_array(${ids}, ',')::uuid[])`;
-    const unfinished = await sql`select id, status from public.jobs
+      from job_service_api.invariant_violations(string_to_array(${ids}, ',')::uuid[])`;
+    const unfinished = await sql`select id, status from job_service.jobs
       where id = any (string_to_array(${ids}, ',')::uuid[]) and status <> 'completed'`;
     return [
       ...violations.map((v) => `job ${v.job_id}: ${v.invariant}: ${v.detail}`),
@@ -96,7 +98,7 @@ export async function checkJobs(jobIds: string[]): Promise<string[]> {
 }
 
 /**
- * Workers calling batch_api.claim_tasks / complete_tasks directly, with a pool of max(10, C+2): the
+ * Workers calling job_service_api.claim_tasks / complete_tasks directly, with a pool of max(10, C+2): the
  * functions' pool, which hands out connections last-in, first-out, as node-postgres's pool of the
  * peers does.
  */
@@ -120,7 +122,7 @@ export function sqlTransport(c: number): Transport & { close(): Promise<void> } 
     claim: (worker, limit) =>
       retrying(async () => {
         const [{ r }] = await pool.use((sql) =>
-          sql`select batch_api.claim_tasks(${sql.json(CTX)}, ${worker},
+          sql`select job_service_api.claim_tasks(${sql.json(CTX)}, ${worker},
             ${limit}::integer, null::uuid, ${LEASE_MS}::integer) as r`
         );
         return r.tasks as ClaimedTask[];
@@ -128,14 +130,14 @@ export function sqlTransport(c: number): Transport & { close(): Promise<void> } 
     complete: (worker, taskIds) =>
       retrying(async () => {
         const [{ r }] = await pool.use((sql) =>
-          sql`select batch_api.complete_tasks(${sql.json(CTX)}, ${worker},
+          sql`select job_service_api.complete_tasks(${sql.json(CTX)}, ${worker},
             ${sql.json(taskIds.map((id) => ({ task_id: id })))}) as r`
         );
         return r as Outcome[];
       }),
     async countSucceeded(jobIds) {
       const [{ n }] = await pool.use((sql) =>
-        sql`select count(*)::integer as n from public.tasks
+        sql`select count(*)::integer as n from job_service.tasks
           where job_id = any (string_to_array(${jobIds.join(",")}, ',')::uuid[])
             and status = 'succeeded'`
       );

@@ -14,7 +14,7 @@ export interface Outcome {
   status: string;
 }
 
-/** How workers reach the engine: batch_api over SQL, or task-operations over HTTP. */
+/** How workers reach the engine: job_service_api over SQL, or task-operations over HTTP. */
 export interface Transport {
   claim(worker: string, limit: number): Promise<ClaimedTask[]>;
   complete(worker: string, taskIds: number[]): Promise<Outcome[]>;

@@ -7,56 +7,58 @@
 -- JSON; the database measures PostgreSQL's jsonb text form, which adds a space after every ':' and
 -- ',', so its backstop allows twice the API limit (docs/decisions.md, "JSON size limits").
 
-create type public.job_status as enum (
+-- Everything of the service lives in two schemas of its own, so that it never meets an app's own
+-- `public.jobs`, `private` schema or `public.claim_tasks` (platform.md): `job_service` holds the
+-- tables, types and internal helpers, `job_service_api` the entry points the Edge Functions call.
+-- Neither is exposed over PostgREST unless the project adds it to the API settings.
+create schema job_service;
+create schema job_service_api;
+revoke all on schema job_service from public;
+revoke all on schema job_service_api from public;
+
+comment on schema job_service is 'Tables, types and internal helpers of the batch job service.';
+comment on schema job_service_api is 'Entry points called by the job-operations and task-operations Edge Functions.';
+
+create type job_service.job_status as enum (
   'pending', 'queued', 'running', 'paused', 'retrying', 'cancelling', 'completed', 'failed', 'cancelled'
 );
 
-create type public.task_status as enum ('pending', 'running', 'succeeded', 'failed', 'cancelled');
+create type job_service.task_status as enum ('pending', 'running', 'succeeded', 'failed', 'cancelled');
 
-create type public.error_category as enum (
+create type job_service.error_category as enum (
   'transient', 'resource', 'validation', 'permission', 'internal', 'unknown'
 );
 
--- Private helpers and the functions the Edge Functions call live outside `public`, so PostgREST
--- never exposes them as RPC endpoints.
-create schema private;
-create schema batch_api;
-revoke all on schema private from public;
-revoke all on schema batch_api from public;
-
-comment on schema private is 'Internal helpers of the batch job service (not exposed over PostgREST).';
-comment on schema batch_api is 'Entry points called by the job-operations and task-operations Edge Functions.';
-
-create function private.is_error_code(code text) returns boolean
+create function job_service.is_error_code(code text) returns boolean
 language sql immutable parallel safe
 as $$ select code ~ '^[A-Z][A-Z0-9_]{1,63}$' $$;
-comment on function private.is_error_code(text) is
+comment on function job_service.is_error_code(text) is
   'Guarantees one definition of a valid error code (api.md: ^[A-Z][A-Z0-9_]{1,63}$) for every constraint.';
 
-create function private.are_error_codes(codes text[]) returns boolean
+create function job_service.are_error_codes(codes text[]) returns boolean
 language sql immutable parallel safe
 as $$
   select cardinality(codes) <= 50
      and array_position(codes, null) is null
-     and coalesce(bool_and(private.is_error_code(c)), true)
+     and coalesce(bool_and(job_service.is_error_code(c)), true)
   from unnest(codes) as c
 $$;
-comment on function private.are_error_codes(text[]) is
+comment on function job_service.are_error_codes(text[]) is
   'Guarantees retry_on_errors holds at most 50 valid codes and no null.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Error catalogue
 -- ---------------------------------------------------------------------------------------------
-create table public.error_catalogue (
-  code text primary key check (private.is_error_code(code)),
-  category public.error_category not null,
+create table job_service.error_catalogue (
+  code text primary key check (job_service.is_error_code(code)),
+  category job_service.error_category not null,
   retryable boolean not null,
   description text not null check (char_length(description) <= 512)
 );
-comment on table public.error_catalogue is
+comment on table job_service.error_catalogue is
   'Maps error codes to a category and a default retry flag; codes not listed are category unknown.';
 
-insert into public.error_catalogue (code, category, retryable, description) values
+insert into job_service.error_catalogue (code, category, retryable, description) values
   ('TIMEOUT', 'transient', true, 'The work did not finish in time.'),
   ('NETWORK_ERROR', 'transient', true, 'A network call failed.'),
   ('RATE_LIMITED', 'transient', true, 'A provider refused the call because of its rate limit.'),
@@ -73,19 +75,19 @@ insert into public.error_catalogue (code, category, retryable, description) valu
 -- ---------------------------------------------------------------------------------------------
 -- Jobs
 -- ---------------------------------------------------------------------------------------------
-create table public.jobs (
+create table job_service.jobs (
   id uuid primary key default gen_random_uuid(),
   user_id uuid not null,
   product_id text not null check (char_length(product_id) between 1 and 128),
   sending_group_id text not null check (char_length(sending_group_id) between 1 and 128),
-  status public.job_status not null default 'pending',
+  status job_service.job_status not null default 'pending',
   priority smallint not null default 50 check (priority between 0 and 100),
   max_parallel_tasks integer not null default 10 check (max_parallel_tasks between 1 and 1000),
 
   -- retry_config
   max_attempts integer not null default 3 check (max_attempts between 1 and 100),
   retry_interval_ms integer not null default 60000 check (retry_interval_ms between 0 and 86400000),
-  retry_on_errors text[] not null check (private.are_error_codes(retry_on_errors)),
+  retry_on_errors text[] not null check (job_service.are_error_codes(retry_on_errors)),
   retry_backoff text not null default 'fixed' check (retry_backoff in ('fixed', 'exponential')),
   max_retry_interval_ms integer not null check (
     max_retry_interval_ms between retry_interval_ms and 604800000
@@ -129,13 +131,13 @@ create table public.jobs (
   started_at timestamptz,
   finished_at timestamptz
 );
-comment on table public.jobs is 'One batch of work (a job) with its limits, status and task counters.';
+comment on table job_service.jobs is 'One batch of work (a job) with its limits, status and task counters.';
 
-create index jobs_user_created_idx on public.jobs (user_id, created_at desc, id desc);
-create index jobs_created_idx on public.jobs (created_at desc, id desc);
-create index jobs_sending_group_idx on public.jobs (sending_group_id);
+create index jobs_user_created_idx on job_service.jobs (user_id, created_at desc, id desc);
+create index jobs_created_idx on job_service.jobs (created_at desc, id desc);
+create index jobs_sending_group_idx on job_service.jobs (sending_group_id);
 -- claim order across jobs: highest priority first, then the older job
-create index jobs_claimable_idx on public.jobs (priority desc, created_at, id)
+create index jobs_claimable_idx on job_service.jobs (priority desc, created_at, id)
   where status in ('queued', 'running');
 
 -- ---------------------------------------------------------------------------------------------
@@ -156,18 +158,18 @@ create index jobs_claimable_idx on public.jobs (priority desc, created_at, id)
 --
 -- Single-column rules of these rows are domains (see "Tasks" below for why): claims and reports
 -- update them all the time and never write these columns.
-create domain private.shard_number as smallint check (value between 0 and 64);
-comment on domain private.shard_number is
+create domain job_service.shard_number as smallint check (value between 0 and 64);
+comment on domain job_service.shard_number is
   'A counter shard of a job: 0 its base shard, 1..64 its claim shards.';
-create domain private.claim_shard_number as smallint check (value between 1 and 64);
-comment on domain private.claim_shard_number is 'A claim shard of a job (1..64).';
-create domain private.slot_count as integer check (value >= 0);
-comment on domain private.slot_count is 'How many of a job''s max_parallel_tasks a claim shard holds.';
+create domain job_service.claim_shard_number as smallint check (value between 1 and 64);
+comment on domain job_service.claim_shard_number is 'A claim shard of a job (1..64).';
+create domain job_service.slot_count as integer check (value >= 0);
+comment on domain job_service.slot_count is 'How many of a job''s max_parallel_tasks a claim shard holds.';
 
-create table public.job_shards (
-  job_id uuid not null references public.jobs (id) on delete cascade,
-  shard private.shard_number not null,
-  capacity private.slot_count not null,
+create table job_service.job_shards (
+  job_id uuid not null references job_service.jobs (id) on delete cascade,
+  shard job_service.shard_number not null,
+  capacity job_service.slot_count not null,
   -- claim rows: runs started through this shard, and the ends of them its last claim saw
   started integer not null default 0,
   ended_seen integer not null default 0,
@@ -201,12 +203,12 @@ create table public.job_shards (
   ),
   primary key (job_id, shard)
 ) with (fillfactor = 50);
-comment on table public.job_shards is
+comment on table job_service.job_shards is
   'Claim side of a job''s sharded counters: parallelism and budget capacity, starts, job-level deltas.';
 
-create table public.job_shard_ends (
-  job_id uuid not null references public.jobs (id) on delete cascade,
-  shard private.claim_shard_number not null,
+create table job_service.job_shard_ends (
+  job_id uuid not null references job_service.jobs (id) on delete cascade,
+  shard job_service.claim_shard_number not null,
   ended integer not null default 0,
   succeeded integer not null default 0,
   failed integer not null default 0,
@@ -223,29 +225,29 @@ create table public.job_shard_ends (
   over_limit boolean not null default false,
   primary key (job_id, shard)
 ) with (fillfactor = 50);
-comment on table public.job_shard_ends is
+comment on table job_service.job_shard_ends is
   'End side of a job''s sharded counters: how the runs started through each claim shard ended.';
 
-create type private.task_counts as (
+create type job_service.task_counts as (
   total integer, pending integer, running integer, succeeded integer, failed integer,
   cancelled integer, errors integer
 );
-comment on type private.task_counts is 'A job''s task counters, summed over its shards.';
+comment on type job_service.task_counts is 'A job''s task counters, summed over its shards.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Rate limits (token buckets; see the rate_limits migration)
 -- ---------------------------------------------------------------------------------------------
-create table public.job_rate_limits (
-  job_id uuid primary key references public.jobs (id) on delete cascade,
+create table job_service.job_rate_limits (
+  job_id uuid primary key references job_service.jobs (id) on delete cascade,
   max_per_second numeric not null check (max_per_second between 0.01 and 100000),
   burst integer not null check (burst >= 1),
   tokens numeric not null check (tokens >= 0 and tokens <= burst),
   refilled_at timestamptz not null
 );
-comment on table public.job_rate_limits is
+comment on table job_service.job_rate_limits is
   'A job''s start-rate limit and its token bucket (tokens as of refilled_at).';
 
-create table public.sending_group_limits (
+create table job_service.sending_group_limits (
   sending_group_id text primary key check (char_length(sending_group_id) between 1 and 128),
   max_per_second numeric not null check (max_per_second between 0.01 and 100000),
   burst integer not null check (burst >= 1),
@@ -253,7 +255,7 @@ create table public.sending_group_limits (
   refilled_at timestamptz not null,
   updated_at timestamptz not null default now()
 );
-comment on table public.sending_group_limits is
+comment on table job_service.sending_group_limits is
   'Start-rate limit shared by every job of a sending group, with its token bucket.';
 
 -- ---------------------------------------------------------------------------------------------
@@ -262,109 +264,109 @@ comment on table public.sending_group_limits is
 -- Single-column rules of the hot tables are domains: PostgreSQL checks a domain only when a value
 -- is written to the column, while it re-reads and re-checks every table CHECK constraint on every
 -- update of the row (a claim or a report would pay for all of them).
-create domain private.json_value as jsonb check (octet_length(value::text) <= 2 * 65536);
-comment on domain private.json_value is 'A task payload or result (64 KiB compact JSON at the API).';
-create domain private.memory_mib as numeric check (value between 0 and 1048576);
-comment on domain private.memory_mib is 'Memory in MiB, as resources, reservations and usage.';
-create domain private.cpu_cores as numeric check (value between 0 and 1024);
-comment on domain private.cpu_cores is 'CPU in cores, as resources, reservations and usage.';
-create domain private.worker_id as text check (char_length(value) between 1 and 128);
-comment on domain private.worker_id is 'A worker''s id (1..128 characters).';
-create domain private.lease_ms as integer check (value between 1000 and 3600000);
-comment on domain private.lease_ms is 'A lease duration in ms.';
-create domain private.run_number as integer check (value >= 0);
-comment on domain private.run_number is 'A task''s attempt number (0 before its first run).';
+create domain job_service.json_value as jsonb check (octet_length(value::text) <= 2 * 65536);
+comment on domain job_service.json_value is 'A task payload or result (64 KiB compact JSON at the API).';
+create domain job_service.memory_mib as numeric check (value between 0 and 1048576);
+comment on domain job_service.memory_mib is 'Memory in MiB, as resources, reservations and usage.';
+create domain job_service.cpu_cores as numeric check (value between 0 and 1024);
+comment on domain job_service.cpu_cores is 'CPU in cores, as resources, reservations and usage.';
+create domain job_service.worker_id as text check (char_length(value) between 1 and 128);
+comment on domain job_service.worker_id is 'A worker''s id (1..128 characters).';
+create domain job_service.lease_ms as integer check (value between 1000 and 3600000);
+comment on domain job_service.lease_ms is 'A lease duration in ms.';
+create domain job_service.run_number as integer check (value >= 0);
+comment on domain job_service.run_number is 'A task''s attempt number (0 before its first run).';
 
-create table public.tasks (
+create table job_service.tasks (
   id bigint generated always as identity primary key,
-  job_id uuid not null references public.jobs (id) on delete cascade,
-  status public.task_status not null default 'pending',
-  payload private.json_value not null,
+  job_id uuid not null references job_service.jobs (id) on delete cascade,
+  status job_service.task_status not null default 'pending',
+  payload job_service.json_value not null,
   -- requested reservation; null: the job's fair share when it has resource limits
-  memory private.memory_mib,
-  cpu private.cpu_cores,
+  memory job_service.memory_mib,
+  cpu job_service.cpu_cores,
   -- number of the current (or last) run; 0 before the first claim
-  attempt private.run_number not null default 0,
+  attempt job_service.run_number not null default 0,
   run_after timestamptz not null default now(),
   -- while running: who holds it, until when, through which shard, with what reservation
-  worker_id private.worker_id,
+  worker_id job_service.worker_id,
   lease_expires_at timestamptz,
   shard smallint,
-  reserved_memory private.memory_mib,
-  reserved_cpu private.cpu_cores,
-  lease_ms private.lease_ms,
+  reserved_memory job_service.memory_mib,
+  reserved_cpu job_service.cpu_cores,
+  lease_ms job_service.lease_ms,
   -- its job asked it to stop (cancel, failure, retry): its end uses no attempt
   stop_requested boolean not null default false,
   -- back to pending after a stop: the next run repeats the same attempt number
   repeat_attempt boolean not null default false,
   -- last usage reported by heartbeat while running, and the peak of the task's runs
-  usage_memory private.memory_mib,
-  usage_cpu private.cpu_cores,
+  usage_memory job_service.memory_mib,
+  usage_cpu job_service.cpu_cores,
   constraint tasks_running_has_lease check (
     (status = 'running') = (worker_id is not null and lease_expires_at is not null and shard is not null)
   ),
-  result private.json_value,
+  result job_service.json_value,
   -- who ended the last run, and which run it was: a repeated report by that worker is a replay
   ended_by text,
   ended_attempt integer,
-  peak_memory private.memory_mib,
-  peak_cpu private.cpu_cores,
+  peak_memory job_service.memory_mib,
+  peak_cpu job_service.cpu_cores,
   created_at timestamptz not null default now(),
   started_at timestamptz,
   finished_at timestamptz
 ) with (fillfactor = 90);
-comment on table public.tasks is
+comment on table job_service.tasks is
   'One unit of work of a job; ids grow in creation order (older task first). Only the primary key '
   'and job_id are indexed, so claims and reports update rows in place (HOT).';
 
-create index tasks_job_idx on public.tasks (job_id, id);
+create index tasks_job_idx on job_service.tasks (job_id, id);
 
 -- Pending tasks, the only ones a claim may take. Kept apart from tasks so that a claim scans just
 -- what may run (never the finished rows of a big job) and task updates stay heap-only.
-create table public.task_ready (
-  job_id uuid not null references public.jobs (id) on delete cascade,
+create table job_service.task_ready (
+  job_id uuid not null references job_service.jobs (id) on delete cascade,
   task_id bigint not null,
   run_after timestamptz not null,
   primary key (job_id, task_id)
 );
-comment on table public.task_ready is
+comment on table job_service.task_ready is
   'The claim queue: exactly the pending tasks, in claim order per job (task id).';
 
 -- ---------------------------------------------------------------------------------------------
 -- Errors, events, audit log, idempotency keys
 -- ---------------------------------------------------------------------------------------------
-create table public.job_errors (
+create table job_service.job_errors (
   id bigint generated always as identity primary key,
-  job_id uuid not null references public.jobs (id) on delete cascade,
+  job_id uuid not null references job_service.jobs (id) on delete cascade,
   -- informational: the task row goes away with its job, and so does this row
   task_id bigint,
   attempt integer not null check (attempt >= 1),
-  code text not null check (private.is_error_code(code)),
-  category public.error_category not null,
+  code text not null check (job_service.is_error_code(code)),
+  category job_service.error_category not null,
   message text not null check (octet_length(message) <= 4096),
   stack text check (octet_length(stack) <= 16384),
   request_id text,
   created_at timestamptz not null default now()
 );
-comment on table public.job_errors is 'Every error recorded for a job (caller reports, task failures, lost workers).';
-create index job_errors_job_idx on public.job_errors (job_id, id desc);
+comment on table job_service.job_errors is 'Every error recorded for a job (caller reports, task failures, lost workers).';
+create index job_errors_job_idx on job_service.job_errors (job_id, id desc);
 
-create table public.job_events (
+create table job_service.job_events (
   id bigint generated always as identity primary key,
-  job_id uuid not null references public.jobs (id) on delete cascade,
+  job_id uuid not null references job_service.jobs (id) on delete cascade,
   type text not null check (type ~ '^[a-z][a-z_.]{1,63}$'),
-  from_status public.job_status,
-  to_status public.job_status,
+  from_status job_service.job_status,
+  to_status job_service.job_status,
   actor_role text not null,
   actor_id uuid,
   request_id text,
   details jsonb not null default '{}'::jsonb,
   created_at timestamptz not null default now()
 );
-comment on table public.job_events is 'The log of a job: creation, status changes, progress, resource alerts.';
-create index job_events_job_idx on public.job_events (job_id, id desc);
+comment on table job_service.job_events is 'The log of a job: creation, status changes, progress, resource alerts.';
+create index job_events_job_idx on job_service.job_events (job_id, id desc);
 
-create table public.audit_log (
+create table job_service.audit_log (
   id bigint generated always as identity primary key,
   -- no foreign key: the audit trail outlives the job
   job_id uuid not null,
@@ -377,25 +379,25 @@ create table public.audit_log (
   after jsonb,
   created_at timestamptz not null default now()
 );
-comment on table public.audit_log is 'Append-only record of every job mutation: who, which request, before and after.';
-create index audit_log_job_idx on public.audit_log (job_id, id);
-create index audit_log_owner_idx on public.audit_log (owner_id, id);
+comment on table job_service.audit_log is 'Append-only record of every job mutation: who, which request, before and after.';
+create index audit_log_job_idx on job_service.audit_log (job_id, id);
+create index audit_log_owner_idx on job_service.audit_log (owner_id, id);
 
-create table public.idempotency_keys (
+create table job_service.idempotency_keys (
   user_id uuid not null,
   key text not null check (char_length(key) between 1 and 128),
   request_hash text not null check (request_hash ~ '^[0-9a-f]{64}$'),
   -- deferred: the key is claimed before the job row it points to is written
-  job_id uuid not null references public.jobs (id) on delete cascade deferrable initially deferred,
+  job_id uuid not null references job_service.jobs (id) on delete cascade deferrable initially deferred,
   created_at timestamptz not null default now(),
   primary key (user_id, key)
 );
-comment on table public.idempotency_keys is
+comment on table job_service.idempotency_keys is
   'createJob idempotency keys, scoped to the owner; a key is reusable 24 h after first use.';
-create index idempotency_keys_job_idx on public.idempotency_keys (job_id);
-create index idempotency_keys_created_idx on public.idempotency_keys (created_at);
+create index idempotency_keys_job_idx on job_service.idempotency_keys (job_id);
+create index idempotency_keys_created_idx on job_service.idempotency_keys (created_at);
 
-create table public.notifications (
+create table job_service.notifications (
   id uuid primary key default gen_random_uuid(),
   type text not null check (type in ('job.failed', 'job.resource_limit_exceeded', 'task.worker_lost')),
   -- no foreign key: a notification outlives the job it is about
@@ -409,6 +411,6 @@ create table public.notifications (
   created_at timestamptz not null default now(),
   delivered_at timestamptz
 );
-comment on table public.notifications is
+comment on table job_service.notifications is
   'Outbox of notifications, written in the same transaction as the event they report.';
-create index notifications_due_idx on public.notifications (next_attempt_at) where status = 'pending';
+create index notifications_due_idx on job_service.notifications (next_attempt_at) where status = 'pending';

@@ -3,87 +3,88 @@
 -- PostgREST or any client holding a user's token: `authenticated` reads only its own rows and
 -- writes nothing, `anon` gets nothing, `service_role` bypasses RLS (as on Supabase).
 
-alter table public.jobs enable row level security;
-alter table public.tasks enable row level security;
-alter table public.job_errors enable row level security;
-alter table public.job_events enable row level security;
-alter table public.audit_log enable row level security;
-alter table public.idempotency_keys enable row level security;
-alter table public.error_catalogue enable row level security;
-alter table public.job_shards enable row level security;
-alter table public.job_shard_ends enable row level security;
-alter table public.task_ready enable row level security;
-alter table public.notifications enable row level security;
+alter table job_service.jobs enable row level security;
+alter table job_service.tasks enable row level security;
+alter table job_service.job_errors enable row level security;
+alter table job_service.job_events enable row level security;
+alter table job_service.audit_log enable row level security;
+alter table job_service.idempotency_keys enable row level security;
+alter table job_service.error_catalogue enable row level security;
+alter table job_service.job_shards enable row level security;
+alter table job_service.job_shard_ends enable row level security;
+alter table job_service.task_ready enable row level security;
+alter table job_service.notifications enable row level security;
 
--- Supabase grants everything on public tables to the API roles by default; writes go through the
--- Edge Functions only.
-revoke all on public.jobs, public.tasks, public.job_errors, public.job_events, public.audit_log,
-  public.idempotency_keys, public.error_catalogue, public.job_shards, public.job_shard_ends,
-  public.task_ready, public.notifications from anon, authenticated, service_role;
-grant select on public.jobs, public.tasks, public.job_errors, public.job_events, public.audit_log,
-  public.idempotency_keys, public.error_catalogue, public.job_shards, public.job_shard_ends,
-  public.notifications to authenticated;
-grant all on public.jobs, public.tasks, public.job_errors, public.job_events,
-  public.idempotency_keys, public.error_catalogue, public.job_shards, public.job_shard_ends,
-  public.task_ready, public.notifications to service_role;
-grant select on public.audit_log to service_role;
+-- The API roles may see the schema (a project can expose it to the Data API); what they may read
+-- in it is decided per table below. Writes go through the Edge Functions only.
+grant usage on schema job_service to authenticated, service_role;
+revoke all on job_service.jobs, job_service.tasks, job_service.job_errors, job_service.job_events, job_service.audit_log,
+  job_service.idempotency_keys, job_service.error_catalogue, job_service.job_shards, job_service.job_shard_ends,
+  job_service.task_ready, job_service.notifications from anon, authenticated, service_role;
+grant select on job_service.jobs, job_service.tasks, job_service.job_errors, job_service.job_events, job_service.audit_log,
+  job_service.idempotency_keys, job_service.error_catalogue, job_service.job_shards, job_service.job_shard_ends,
+  job_service.notifications to authenticated;
+grant all on job_service.jobs, job_service.tasks, job_service.job_errors, job_service.job_events,
+  job_service.idempotency_keys, job_service.error_catalogue, job_service.job_shards, job_service.job_shard_ends,
+  job_service.task_ready, job_service.notifications to service_role;
+grant select on job_service.audit_log to service_role;
 
-create policy jobs_owner_read on public.jobs
+create policy jobs_owner_read on job_service.jobs
   for select to authenticated
   using (user_id = (select auth.uid()));
 
-create policy tasks_owner_read on public.tasks
+create policy tasks_owner_read on job_service.tasks
   for select to authenticated
-  using (exists (select 1 from public.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
+  using (exists (select 1 from job_service.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
 
-create policy job_errors_owner_read on public.job_errors
+create policy job_errors_owner_read on job_service.job_errors
   for select to authenticated
-  using (exists (select 1 from public.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
+  using (exists (select 1 from job_service.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
 
-create policy job_events_owner_read on public.job_events
+create policy job_events_owner_read on job_service.job_events
   for select to authenticated
-  using (exists (select 1 from public.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
+  using (exists (select 1 from job_service.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
 
-create policy audit_log_owner_read on public.audit_log
+create policy audit_log_owner_read on job_service.audit_log
   for select to authenticated
   using (owner_id = (select auth.uid()));
 
-create policy idempotency_keys_owner_read on public.idempotency_keys
+create policy idempotency_keys_owner_read on job_service.idempotency_keys
   for select to authenticated
   using (user_id = (select auth.uid()));
 
-create policy job_shards_owner_read on public.job_shards
+create policy job_shards_owner_read on job_service.job_shards
   for select to authenticated
-  using (exists (select 1 from public.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
+  using (exists (select 1 from job_service.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
 
-create policy job_shard_ends_owner_read on public.job_shard_ends
+create policy job_shard_ends_owner_read on job_service.job_shard_ends
   for select to authenticated
-  using (exists (select 1 from public.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
+  using (exists (select 1 from job_service.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
 
-create policy notifications_owner_read on public.notifications
+create policy notifications_owner_read on job_service.notifications
   for select to authenticated
   using (user_id = (select auth.uid()));
 
 -- task_ready is engine-internal: RLS on, no policy, no grant to users.
 
-create policy error_catalogue_read on public.error_catalogue
+create policy error_catalogue_read on job_service.error_catalogue
   for select to authenticated
   using (true);
 
 -- rate limits
-alter table public.job_rate_limits enable row level security;
-alter table public.sending_group_limits enable row level security;
-revoke all on public.job_rate_limits, public.sending_group_limits from anon, authenticated, service_role;
-grant select on public.job_rate_limits, public.sending_group_limits to authenticated;
-grant all on public.job_rate_limits, public.sending_group_limits to service_role;
+alter table job_service.job_rate_limits enable row level security;
+alter table job_service.sending_group_limits enable row level security;
+revoke all on job_service.job_rate_limits, job_service.sending_group_limits from anon, authenticated, service_role;
+grant select on job_service.job_rate_limits, job_service.sending_group_limits to authenticated;
+grant all on job_service.job_rate_limits, job_service.sending_group_limits to service_role;
 
-create policy job_rate_limits_owner_read on public.job_rate_limits
+create policy job_rate_limits_owner_read on job_service.job_rate_limits
   for select to authenticated
-  using (exists (select 1 from public.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
+  using (exists (select 1 from job_service.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
 
 -- a group's limit is visible to the users who have jobs in that group
-create policy sending_group_limits_owner_read on public.sending_group_limits
+create policy sending_group_limits_owner_read on job_service.sending_group_limits
   for select to authenticated
-  using (exists (select 1 from public.jobs j
+  using (exists (select 1 from job_service.jobs j
                  where j.sending_group_id = sending_group_limits.sending_group_id
                    and j.user_id = (select auth.uid())));

@@ -10,13 +10,13 @@
 -- API error code and the detail (optional) a JSON object of details; the function maps them as is.
 
 -- stable (to_char is), so that it is inlined into the queries that use it
-create function private.iso(ts timestamptz) returns text
+create function job_service.iso(ts timestamptz) returns text
 language sql stable parallel safe
 as $$ select to_char(ts at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
-comment on function private.iso(timestamptz) is
+comment on function job_service.iso(timestamptz) is
   'Formats a time as the API does everywhere: ISO 8601 in UTC with milliseconds, whatever the session time zone.';
 
-create function private.job_counts(p_job_id uuid) returns private.task_counts
+create function job_service.job_counts(p_job_id uuid) returns job_service.task_counts
 language plpgsql stable parallel safe
 -- a job's few shard rows are always found through the primary key, whatever statistics say about
 -- job_id (a scan of every job's shards would make each read slower as jobs accumulate)
@@ -24,7 +24,7 @@ set enable_seqscan = off
 set jit = off
 as $$
 declare
-  v private.task_counts;
+  v job_service.task_counts;
   s record;
   e record;
 begin
@@ -32,12 +32,12 @@ begin
          coalesce(sum(failed), 0)::integer as failed, coalesce(sum(cancelled), 0)::integer as cancelled,
          coalesce(sum(errors), 0)::integer as errors
   into s
-  from public.job_shards where job_id = p_job_id;
+  from job_service.job_shards where job_id = p_job_id;
   select coalesce(sum(ended), 0)::integer as ended, coalesce(sum(succeeded), 0)::integer as succeeded,
          coalesce(sum(failed), 0)::integer as failed, coalesce(sum(cancelled), 0)::integer as cancelled,
          coalesce(sum(requeued), 0)::integer as requeued, coalesce(sum(errors), 0)::integer as errors
   into e
-  from public.job_shard_ends where job_id = p_job_id;
+  from job_service.job_shard_ends where job_id = p_job_id;
   v.pending := s.pending + e.requeued;
   v.running := s.started - e.ended;
   v.succeeded := e.succeeded;
@@ -48,11 +48,11 @@ begin
   return v;
 end
 $$;
-comment on function private.job_counts(uuid) is
+comment on function job_service.job_counts(uuid) is
   'A job''s task counters: sums over its claim shards and their end rows, equal to its task and '
   'error rows in every snapshot.';
 
-create function private.job_json(j public.jobs) returns jsonb
+create function job_service.job_json(j job_service.jobs) returns jsonb
 language plpgsql stable parallel safe
 as $$
 begin
@@ -90,54 +90,54 @@ begin
       'cancelled', c.cancelled
     ),
     'attempt', j.attempt,
-    'next_attempt_at', private.iso(j.next_attempt_at),
+    'next_attempt_at', job_service.iso(j.next_attempt_at),
     'last_error', (
       select jsonb_build_object('code', e.code, 'category', e.category, 'message', e.message,
-                                'at', private.iso(e.created_at))
-      from public.job_errors e where e.job_id = j.id order by e.id desc limit 1
+                                'at', job_service.iso(e.created_at))
+      from job_service.job_errors e where e.job_id = j.id order by e.id desc limit 1
     ),
     'rate_limit', (
-      select private.rate_limit_json(r.max_per_second, r.burst, r.tokens, r.refilled_at)
-      from public.job_rate_limits r where r.job_id = j.id
+      select job_service.rate_limit_json(r.max_per_second, r.burst, r.tokens, r.refilled_at)
+      from job_service.job_rate_limits r where r.job_id = j.id
     ),
     'sending_group_rate_limit', (
-      select private.rate_limit_json(g.max_per_second, g.burst, g.tokens, g.refilled_at)
-      from public.sending_group_limits g where g.sending_group_id = j.sending_group_id
+      select job_service.rate_limit_json(g.max_per_second, g.burst, g.tokens, g.refilled_at)
+      from job_service.sending_group_limits g where g.sending_group_id = j.sending_group_id
     ),
     'metadata', j.metadata,
-    'created_at', private.iso(j.created_at),
-    'updated_at', private.iso(j.updated_at),
-    'started_at', private.iso(j.started_at),
-    'finished_at', private.iso(j.finished_at)
+    'created_at', job_service.iso(j.created_at),
+    'updated_at', job_service.iso(j.updated_at),
+    'started_at', job_service.iso(j.started_at),
+    'finished_at', job_service.iso(j.finished_at)
   )
-  from private.job_counts(j.id) c);
+  from job_service.job_counts(j.id) c);
 end
 $$;
-comment on function private.job_json(public.jobs) is
+comment on function job_service.job_json(job_service.jobs) is
   'The one place the API''s BatchJob shape is built from a job row, so every action returns the same '
   'shape; counters come from the shards, last_error from the latest error row.';
 
-create function private.create_job_shards(p_job public.jobs, p_pending integer) returns void
+create function job_service.create_job_shards(p_job job_service.jobs, p_pending integer) returns void
 language sql
 as $$
-  insert into public.job_shards (job_id, shard, capacity, pending)
+  insert into job_service.job_shards (job_id, shard, capacity, pending)
   values (p_job.id, 0, 0, p_pending);
   -- max_parallel_tasks split as evenly as possible over shards 1..shard_count
-  insert into public.job_shards (job_id, shard, capacity, memory_capacity, cpu_capacity)
+  insert into job_service.job_shards (job_id, shard, capacity, memory_capacity, cpu_capacity)
   select p_job.id, s,
          p_job.max_parallel_tasks / p_job.shard_count
            + case when s <= p_job.max_parallel_tasks % p_job.shard_count then 1 else 0 end,
          p_job.max_memory, p_job.max_cpu
   from generate_series(1, p_job.shard_count) as s;
-  insert into public.job_shard_ends (job_id, shard)
+  insert into job_service.job_shard_ends (job_id, shard)
   select p_job.id, s from generate_series(1, p_job.shard_count) as s;
 $$;
-comment on function private.create_job_shards(public.jobs, integer) is
+comment on function job_service.create_job_shards(job_service.jobs, integer) is
   'Gives a new job its counter shards: shard 0 with the initial pending count, and claim shards '
   'whose capacities add up to exactly max_parallel_tasks (and carry the resource budget when one is '
   'set), each with its end row.';
 
-create function private.raise_not_found(p_job_id uuid) returns void
+create function job_service.raise_not_found(p_job_id uuid) returns void
 language plpgsql
 as $$
 begin
@@ -145,19 +145,19 @@ begin
     detail = jsonb_build_object('job_id', p_job_id)::text;
 end
 $$;
-comment on function private.raise_not_found(uuid) is
+comment on function job_service.raise_not_found(uuid) is
   'Reports an absent job and a job owned by someone else identically, so no caller learns another user''s ids.';
 
-create function private.visible_job_owner(p_ctx jsonb) returns uuid
+create function job_service.visible_job_owner(p_ctx jsonb) returns uuid
 language sql immutable
 as $$ select case when p_ctx ->> 'role' = 'service_role' then null else (p_ctx ->> 'user_id')::uuid end $$;
-comment on function private.visible_job_owner(jsonb) is
+comment on function job_service.visible_job_owner(jsonb) is
   'The owner a caller is restricted to: its own id for users, null (all jobs) for the service.';
 
 -- ---------------------------------------------------------------------------------------------
 -- createJob
 -- ---------------------------------------------------------------------------------------------
-create function batch_api.create_job(
+create function job_service_api.create_job(
   p_ctx jsonb,
   p_job jsonb,
   p_tasks jsonb,
@@ -176,16 +176,16 @@ declare
   v_rate constant jsonb := nullif(p_job -> 'rate_limit', 'null'::jsonb);
   v_claimed_key boolean;
   v_key record;
-  v_job public.jobs;
+  v_job job_service.jobs;
 begin
-  perform private.set_request_context(p_ctx);
+  perform job_service.set_request_context(p_ctx);
   -- setGroupRateLimit marks the group's jobs; it cannot miss one created meanwhile
   perform pg_advisory_xact_lock_shared(hashtextextended('sending_group:' || (p_job ->> 'sending_group_id'), 0));
 
   if p_idempotency_key is not null then
     -- Claim the key; a concurrent request with the same key waits here for the first to finish.
     -- A key older than 24 h is taken over by this request.
-    insert into public.idempotency_keys as k (user_id, key, request_hash, job_id)
+    insert into job_service.idempotency_keys as k (user_id, key, request_hash, job_id)
     values (v_owner, p_idempotency_key, p_request_hash, v_job_id)
     on conflict (user_id, key) do update
       set request_hash = excluded.request_hash, job_id = excluded.job_id, created_at = now()
@@ -194,19 +194,19 @@ begin
 
     if v_claimed_key is null then
       select k.request_hash, k.job_id into v_key
-      from public.idempotency_keys k
+      from job_service.idempotency_keys k
       where k.user_id = v_owner and k.key = p_idempotency_key;
 
       if v_key.request_hash <> p_request_hash then
         raise exception using errcode = 'JS409', message = 'IDEMPOTENCY_CONFLICT',
           detail = jsonb_build_object('idempotency_key', p_idempotency_key, 'job_id', v_key.job_id)::text;
       end if;
-      select * into v_job from public.jobs where id = v_key.job_id;
-      return jsonb_build_object('created', false, 'job', private.job_json(v_job));
+      select * into v_job from job_service.jobs where id = v_key.job_id;
+      return jsonb_build_object('created', false, 'job', job_service.job_json(v_job));
     end if;
   end if;
 
-  insert into public.jobs (
+  insert into job_service.jobs (
     id, user_id, product_id, sending_group_id, status, priority, max_parallel_tasks,
     max_attempts, retry_interval_ms, retry_on_errors, retry_backoff, max_retry_interval_ms,
     max_memory, max_cpu, metadata, shard_count, rate_limited, group_limited
@@ -215,7 +215,7 @@ begin
     v_owner,
     p_job ->> 'product_id',
     p_job ->> 'sending_group_id',
-    case when (p_job ->> 'start')::boolean then 'queued' else 'pending' end::public.job_status,
+    case when (p_job ->> 'start')::boolean then 'queued' else 'pending' end::job_service.job_status,
     (p_job ->> 'priority')::smallint,
     (p_job ->> 'max_parallel_tasks')::integer,
     (v_retry ->> 'max_attempts')::integer,
@@ -223,7 +223,7 @@ begin
     coalesce(
       (select array_agg(c) from jsonb_array_elements_text(v_retry -> 'retry_on_errors') as c),
       case when v_retry ? 'retry_on_errors' then '{}'::text[] end,
-      (select array_agg(code order by code) from public.error_catalogue where category = 'transient')
+      (select array_agg(code order by code) from job_service.error_catalogue where category = 'transient')
     ),
     v_retry ->> 'backoff',
     (v_retry ->> 'max_retry_interval')::integer,
@@ -234,39 +234,39 @@ begin
     case when v_limits is null
       then least(64, greatest(1, (p_job ->> 'max_parallel_tasks')::integer / 4)) else 1 end,
     v_rate is not null,
-    exists (select 1 from public.sending_group_limits where sending_group_id = p_job ->> 'sending_group_id')
+    exists (select 1 from job_service.sending_group_limits where sending_group_id = p_job ->> 'sending_group_id')
   )
   returning * into v_job;
 
   if v_rate is not null then
-    insert into public.job_rate_limits (job_id, max_per_second, burst, tokens, refilled_at)
+    insert into job_service.job_rate_limits (job_id, max_per_second, burst, tokens, refilled_at)
     select v_job_id, r.rate, r.burst, r.burst, clock_timestamp()
     from (select (v_rate ->> 'max_per_second')::numeric as rate,
                  coalesce((v_rate ->> 'burst')::integer,
-                          private.default_burst((v_rate ->> 'max_per_second')::numeric)) as burst) r;
+                          job_service.default_burst((v_rate ->> 'max_per_second')::numeric)) as burst) r;
   end if;
 
-  perform private.create_job_shards(v_job, v_task_count);
+  perform job_service.create_job_shards(v_job, v_task_count);
 
   if v_task_count > 0 then
     -- One statement for all tasks and their queue entries; ORDER BY keeps ids in the order the
     -- caller listed the tasks.
     with inserted as (
-      insert into public.tasks (job_id, payload, memory, cpu)
+      insert into job_service.tasks (job_id, payload, memory, cpu)
       select v_job_id, t.value -> 'payload', (t.value #>> '{resources,memory}')::numeric,
              (t.value #>> '{resources,cpu}')::numeric
       from jsonb_array_elements(p_tasks) with ordinality as t (value, ord)
       order by t.ord
       returning id, run_after
     )
-    insert into public.task_ready (job_id, task_id, run_after)
+    insert into job_service.task_ready (job_id, task_id, run_after)
     select v_job_id, id, run_after from inserted;
   end if;
 
-  return jsonb_build_object('created', true, 'job', private.job_json(v_job));
+  return jsonb_build_object('created', true, 'job', job_service.job_json(v_job));
 end
 $$;
-comment on function batch_api.create_job(jsonb, jsonb, jsonb, text, text) is
+comment on function job_service_api.create_job(jsonb, jsonb, jsonb, text, text) is
   'createJob: writes the job and all its tasks in one transaction (all or nothing) with counters equal '
   'to the task rows; an idempotency key scoped to the owner returns the first job for the same request '
   'within 24 h and raises IDEMPOTENCY_CONFLICT for a different one.';
@@ -274,7 +274,7 @@ comment on function batch_api.create_job(jsonb, jsonb, jsonb, text, text) is
 -- ---------------------------------------------------------------------------------------------
 -- getJob
 -- ---------------------------------------------------------------------------------------------
-create function batch_api.get_job(
+create function job_service_api.get_job(
   p_ctx jsonb,
   p_job_id uuid,
   p_with_errors boolean,
@@ -284,17 +284,17 @@ language plpgsql stable
 set plan_cache_mode = force_generic_plan
 as $$
 declare
-  v_owner constant uuid := private.visible_job_owner(p_ctx);
-  v_job public.jobs;
+  v_owner constant uuid := job_service.visible_job_owner(p_ctx);
+  v_job job_service.jobs;
   v_result jsonb;
 begin
-  select * into v_job from public.jobs
+  select * into v_job from job_service.jobs
   where id = p_job_id and (v_owner is null or user_id = v_owner);
   if not found then
-    perform private.raise_not_found(p_job_id);
+    perform job_service.raise_not_found(p_job_id);
   end if;
 
-  v_result := private.job_json(v_job);
+  v_result := job_service.job_json(v_job);
 
   if p_with_errors then
     v_result := v_result || jsonb_build_object('errors', (
@@ -307,9 +307,9 @@ begin
         'message', e.message,
         'stack', e.stack,
         'request_id', e.request_id,
-        'created_at', private.iso(e.created_at)
+        'created_at', job_service.iso(e.created_at)
       ) order by e.id desc), '[]'::jsonb)
-      from (select * from public.job_errors where job_id = p_job_id order by id desc limit 50) e
+      from (select * from job_service.job_errors where job_id = p_job_id order by id desc limit 50) e
     ));
   end if;
 
@@ -323,33 +323,33 @@ begin
         'actor', jsonb_build_object('role', ev.actor_role, 'user_id', ev.actor_id),
         'request_id', ev.request_id,
         'details', ev.details,
-        'created_at', private.iso(ev.created_at)
+        'created_at', job_service.iso(ev.created_at)
       ) order by ev.id desc), '[]'::jsonb)
-      from (select * from public.job_events where job_id = p_job_id order by id desc limit 100) ev
+      from (select * from job_service.job_events where job_id = p_job_id order by id desc limit 100) ev
     ));
   end if;
 
   return v_result;
 end
 $$;
-comment on function batch_api.get_job(jsonb, uuid, boolean, boolean) is
+comment on function job_service_api.get_job(jsonb, uuid, boolean, boolean) is
   'getJob: a user sees only its own job (another user''s is JOB_NOT_FOUND); optionally the last 50 '
   'errors and 100 events, newest first.';
 
 -- ---------------------------------------------------------------------------------------------
 -- listJobs
 -- ---------------------------------------------------------------------------------------------
-create function batch_api.list_jobs(p_ctx jsonb, p_filter jsonb) returns jsonb
+create function job_service_api.list_jobs(p_ctx jsonb, p_filter jsonb) returns jsonb
 language plpgsql stable
 as $$
 declare
-  v_owner uuid := private.visible_job_owner(p_ctx);
+  v_owner uuid := job_service.visible_job_owner(p_ctx);
   v_limit constant integer := (p_filter ->> 'limit')::integer;
-  v_statuses public.job_status[];
+  v_statuses job_service.job_status[];
   v_after_ts timestamptz;
   v_after_id uuid;
   v_sql text;
-  v_row public.jobs;
+  v_row job_service.jobs;
   v_count integer := 0;
   v_jobs jsonb := '[]'::jsonb;
   v_next jsonb;
@@ -358,7 +358,7 @@ begin
     v_owner := (p_filter ->> 'user_id')::uuid;
   end if;
   if p_filter ? 'status' then
-    select array_agg(s::public.job_status) into v_statuses
+    select array_agg(s::job_service.job_status) into v_statuses
     from jsonb_array_elements_text(p_filter -> 'status') as s;
   end if;
   if p_filter ? 'after' then
@@ -367,7 +367,7 @@ begin
   end if;
 
   -- Built per call so that each filter combination gets a plan using the matching index.
-  v_sql := 'select * from public.jobs j where true'
+  v_sql := 'select * from job_service.jobs j where true'
     || case when v_owner is not null then ' and j.user_id = $1' else '' end
     || case when v_statuses is not null then ' and j.status = any ($2)' else '' end
     || case when p_filter ? 'product_id' then ' and j.product_id = $3' else '' end
@@ -388,7 +388,7 @@ begin
       );
       exit;
     end if;
-    v_jobs := v_jobs || jsonb_build_array(private.job_json(v_row));
+    v_jobs := v_jobs || jsonb_build_array(job_service.job_json(v_row));
     v_after_ts := v_row.created_at;
     v_after_id := v_row.id;
   end loop;
@@ -396,6 +396,6 @@ begin
   return jsonb_build_object('jobs', v_jobs, 'next', v_next);
 end
 $$;
-comment on function batch_api.list_jobs(jsonb, jsonb) is
+comment on function job_service_api.list_jobs(jsonb, jsonb) is
   'listJobs: keyset pagination on (created_at desc, id desc), stable under concurrent inserts; a user '
   'sees only its own jobs, the service all jobs or one user''s.';

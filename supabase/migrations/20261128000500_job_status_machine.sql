@@ -2,20 +2,21 @@
 -- regenerate; a test fails when this file and the machine differ.
 --
 -- The job status machine as data: every edge (from, to, event, guard) and every guard's condition.
--- The trigger on public.jobs (job_status_enforcement migration) refuses any status change that no
+-- The trigger on job_service.jobs (job_status_enforcement migration) refuses any status change that no
 -- edge allows with its guard holding, whoever makes it.
 
-create table private.job_status_transitions (
-  from_status public.job_status not null,
-  to_status public.job_status not null,
+create table job_service.job_status_transitions (
+  from_status job_service.job_status not null,
+  to_status job_service.job_status not null,
   event text not null,
   guard text,
   primary key (from_status, to_status, event)
 );
-comment on table private.job_status_transitions is
+comment on table job_service.job_status_transitions is
   'Every move of the job status machine (generated from supabase/functions/_shared/job_machine.ts).';
+alter table job_service.job_status_transitions enable row level security;
 
-insert into private.job_status_transitions (from_status, to_status, event, guard) values
+insert into job_service.job_status_transitions (from_status, to_status, event, guard) values
   ('pending', 'queued', 'to.queued', null),
   ('pending', 'cancelled', 'to.cancelled', 'noRunningTasks'),
   ('queued', 'running', 'to.running', null),
@@ -44,11 +45,11 @@ insert into private.job_status_transitions (from_status, to_status, event, guard
   ('failed', 'cancelling', 'to.cancelled', 'hasRunningTasks'),
   ('failed', 'cancelled', 'to.cancelled', 'noRunningTasks');
 
-create function private.job_guard_holds(
+create function job_service.job_guard_holds(
   p_guard text,
-  c private.task_counts,
-  o public.jobs,
-  n public.jobs,
+  c job_service.task_counts,
+  o job_service.jobs,
+  n job_service.jobs,
   e text
 ) returns boolean
 language sql stable
@@ -65,5 +66,5 @@ as $$
     else false
   end
 $$;
-comment on function private.job_guard_holds(text, private.task_counts, public.jobs, public.jobs, text) is
+comment on function job_service.job_guard_holds(text, job_service.task_counts, job_service.jobs, job_service.jobs, text) is
   'Evaluates a guard of the status machine (generated from supabase/functions/_shared/job_machine.ts); an unknown guard never holds.';

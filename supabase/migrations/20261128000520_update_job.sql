@@ -5,21 +5,21 @@
 -- the move with its guard, so a decision made on counters that changed meanwhile is refused too
 -- and decided again. Two racing updates from one status can never both pass.
 
-create function batch_api.job_facts(p_ctx jsonb, p_job_id uuid) returns jsonb
+create function job_service_api.job_facts(p_ctx jsonb, p_job_id uuid) returns jsonb
 language plpgsql
 set plan_cache_mode = force_generic_plan
 as $$
 declare
-  v_owner constant uuid := private.visible_job_owner(p_ctx);
-  v_job public.jobs;
-  v_counts private.task_counts;
+  v_owner constant uuid := job_service.visible_job_owner(p_ctx);
+  v_job job_service.jobs;
+  v_counts job_service.task_counts;
 begin
-  select * into v_job from public.jobs
+  select * into v_job from job_service.jobs
   where id = p_job_id and (v_owner is null or user_id = v_owner);
   if not found then
-    perform private.raise_not_found(p_job_id);
+    perform job_service.raise_not_found(p_job_id);
   end if;
-  v_counts := private.job_counts(p_job_id);
+  v_counts := job_service.job_counts(p_job_id);
   return jsonb_build_object(
     'status', v_job.status,
     'tasks', jsonb_build_object('total', v_counts.total, 'pending', v_counts.pending,
@@ -31,36 +31,36 @@ begin
   );
 end
 $$;
-comment on function batch_api.job_facts(jsonb, uuid) is
+comment on function job_service_api.job_facts(jsonb, uuid) is
   'First half of updateBatchJob: the facts the status machine decides on, for the caller''s job (404 '
   'otherwise, another user''s included).';
 
-create function batch_api.apply_job_update(
+create function job_service_api.apply_job_update(
   p_ctx jsonb,
   p_job_id uuid,
-  p_decided_from public.job_status,
-  p_target public.job_status,
+  p_decided_from job_service.job_status,
+  p_target job_service.job_status,
   p_update jsonb,
-  p_expected_status public.job_status
+  p_expected_status job_service.job_status
 ) returns jsonb
 language plpgsql
 set plan_cache_mode = force_generic_plan
 as $$
 declare
-  v_job public.jobs;
-  v_counts private.task_counts;
+  v_job job_service.jobs;
+  v_counts job_service.task_counts;
   v_error constant jsonb := p_update -> 'error_details';
   v_phase constant text := p_update #>> '{detailed_status,current_phase}';
   v_progress numeric := (p_update #>> '{detailed_status,progress_percentage}')::numeric;
 begin
-  perform private.set_request_context(p_ctx);
+  perform job_service.set_request_context(p_ctx);
 
   -- FOR UPDATE also waits for task work in flight: the counters are exact from here on
-  select * into v_job from public.jobs
-  where id = p_job_id and (private.visible_job_owner(p_ctx) is null or user_id = private.visible_job_owner(p_ctx))
+  select * into v_job from job_service.jobs
+  where id = p_job_id and (job_service.visible_job_owner(p_ctx) is null or user_id = job_service.visible_job_owner(p_ctx))
   for update;
   if not found then
-    perform private.raise_not_found(p_job_id);
+    perform job_service.raise_not_found(p_job_id);
   end if;
   if p_expected_status is not null and v_job.status <> p_expected_status then
     raise exception using errcode = 'JS409', message = 'PRECONDITION_FAILED',
@@ -71,49 +71,49 @@ begin
     raise exception using errcode = 'JS409', message = 'STALE_DECISION',
       detail = jsonb_build_object('decided_from', p_decided_from, 'actual', v_job.status)::text;
   end if;
-  v_counts := private.job_counts(p_job_id);
+  v_counts := job_service.job_counts(p_job_id);
   -- a job with tasks reports the share of ended tasks; the caller's figure is ignored
   if v_counts.total > 0 then
     v_progress := null;
   end if;
 
   if v_error is not null then
-    insert into public.job_errors (job_id, attempt, code, category, message, stack, request_id)
+    insert into job_service.job_errors (job_id, attempt, code, category, message, stack, request_id)
     values (
       p_job_id, v_job.attempt, v_error ->> 'code',
-      coalesce((select category from public.error_catalogue where code = v_error ->> 'code'), 'unknown'),
-      v_error ->> 'message', v_error ->> 'stack', private.request_id()
+      coalesce((select category from job_service.error_catalogue where code = v_error ->> 'code'), 'unknown'),
+      v_error ->> 'message', v_error ->> 'stack', job_service.request_id()
     );
-    update public.job_shards set errors = errors + 1 where job_id = p_job_id and shard = 0;
+    update job_service.job_shards set errors = errors + 1 where job_id = p_job_id and shard = 0;
     if p_target is null and v_phase is null and v_progress is null then
       -- no job row changes: the audit trigger does not fire, so the error is audited here
-      insert into public.audit_log (job_id, owner_id, action, actor_role, actor_id, request_id, after)
-      values (p_job_id, v_job.user_id, 'job.error_recorded', private.actor_role(), private.actor_id(),
-              private.request_id(), v_error - 'stack');
+      insert into job_service.audit_log (job_id, owner_id, action, actor_role, actor_id, request_id, after)
+      values (p_job_id, v_job.user_id, 'job.error_recorded', job_service.actor_role(), job_service.actor_id(),
+              job_service.request_id(), v_error - 'stack');
     end if;
   end if;
 
   if p_target in ('cancelled', 'cancelling') then
-    perform private.cancel_pending_tasks(p_job_id);
-    perform private.stop_running_tasks(p_job_id);
+    perform job_service.cancel_pending_tasks(p_job_id);
+    perform job_service.stop_running_tasks(p_job_id);
   elsif p_target in ('failed', 'retrying') then
-    perform private.stop_running_tasks(p_job_id);
+    perform job_service.stop_running_tasks(p_job_id);
   end if;
 
   if p_target = 'queued' and v_job.status in ('failed', 'retrying') then
-    perform private.start_next_attempt(p_job_id);
+    perform job_service.start_next_attempt(p_job_id);
     if v_phase is not null or v_progress is not null then
-      update public.jobs
+      update job_service.jobs
       set current_phase = coalesce(v_phase, current_phase),
           progress_percentage = coalesce(v_progress, progress_percentage)
       where id = p_job_id;
     end if;
   else
     -- one statement for the caller's whole change: one audit row, one check by the trigger
-    update public.jobs
+    update job_service.jobs
     set status = coalesce(p_target, status),
         next_attempt_at = case
-          when p_target = 'retrying' then now() + private.retry_delay_ms(
+          when p_target = 'retrying' then now() + job_service.retry_delay_ms(
             retry_backoff, retry_interval_ms, max_retry_interval_ms, attempt) * interval '1 millisecond'
           when p_target is null then next_attempt_at
         end,
@@ -121,21 +121,21 @@ begin
         progress_percentage = coalesce(v_progress, progress_percentage)
     where id = p_job_id;
     if p_target in ('queued', 'running') then
-      perform private.check_job_completion(p_job_id);
+      perform job_service.check_job_completion(p_job_id);
     end if;
   end if;
 
-  select * into v_job from public.jobs where id = p_job_id;
-  return private.job_json(v_job);
+  select * into v_job from job_service.jobs where id = p_job_id;
+  return job_service.job_json(v_job);
 end
 $$;
-comment on function batch_api.apply_job_update(jsonb, uuid, public.job_status, public.job_status, jsonb, public.job_status) is
+comment on function job_service_api.apply_job_update(jsonb, uuid, job_service.job_status, job_service.job_status, jsonb, job_service.job_status) is
   'Second half of updateBatchJob, under the job''s row lock: records the error (catalogue category, '
   'counter, latest error), applies the move the machine chose with its effect on the tasks (cancel '
   'pending, stop running, new attempt), the phase and progress, then the completion check. All or '
   'nothing: a refused move or progress rolls back the error row too.';
 
-create function batch_api.start_due_retries(p_ctx jsonb, p_limit integer) returns integer
+create function job_service_api.start_due_retries(p_ctx jsonb, p_limit integer) returns integer
 language plpgsql
 set plan_cache_mode = force_generic_plan
 as $$
@@ -143,22 +143,22 @@ declare
   v_job_id uuid;
   v_started integer := 0;
 begin
-  perform private.set_request_context(p_ctx);
+  perform job_service.set_request_context(p_ctx);
   for v_job_id in
-    select id from public.jobs
+    select id from job_service.jobs
     where status = 'retrying' and next_attempt_at <= now()
     order by next_attempt_at
     limit p_limit
     for update skip locked
   loop
-    perform private.start_next_attempt(v_job_id);
+    perform job_service.start_next_attempt(v_job_id);
     v_started := v_started + 1;
   end loop;
   return v_started;
 end
 $$;
-comment on function batch_api.start_due_retries(jsonb, integer) is
+comment on function job_service_api.start_due_retries(jsonb, integer) is
   'Maintenance timer: moves retrying jobs whose next_attempt_at has come to queued (attempt + 1); '
   'skips jobs another run holds, so concurrent runs never start one attempt twice.';
 
-create index jobs_retry_due_idx on public.jobs (next_attempt_at) where status = 'retrying';
+create index jobs_retry_due_idx on job_service.jobs (next_attempt_at) where status = 'retrying';

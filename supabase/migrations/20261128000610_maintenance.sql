@@ -3,39 +3,40 @@
 -- only one run works at a time, across connections and function instances, and expires by itself
 -- if a run dies.
 
-create table private.maintenance_lease (
+create table job_service.maintenance_lease (
   id boolean primary key default true check (id),
   holder uuid,
   expires_at timestamptz not null
 );
-comment on table private.maintenance_lease is 'Who is running maintenance now (one row).';
-insert into private.maintenance_lease (holder, expires_at) values (null, '-infinity');
+comment on table job_service.maintenance_lease is 'Who is running maintenance now (one row).';
+alter table job_service.maintenance_lease enable row level security;
+insert into job_service.maintenance_lease (holder, expires_at) values (null, '-infinity');
 
-create function batch_api.begin_maintenance(p_run uuid, p_ttl_ms integer) returns boolean
+create function job_service_api.begin_maintenance(p_run uuid, p_ttl_ms integer) returns boolean
 language sql
 as $$
-  update private.maintenance_lease
+  update job_service.maintenance_lease
   set holder = p_run, expires_at = clock_timestamp() + p_ttl_ms * interval '1 millisecond'
   where expires_at < clock_timestamp() or holder = p_run
   returning true
 $$;
-comment on function batch_api.begin_maintenance(uuid, integer) is
+comment on function job_service_api.begin_maintenance(uuid, integer) is
   'Takes the maintenance lease if nobody holds it (or the holder''s lease ran out), or renews it for '
   'its holder: single flight, and a run that dies blocks the next one only until its lease ends.';
 
-create function batch_api.end_maintenance(p_run uuid) returns void
+create function job_service_api.end_maintenance(p_run uuid) returns void
 language sql
 -- a lease row held by someone else is not worth waiting for: the lease runs out anyway
 set lock_timeout = '2s'
 as $$
-  update private.maintenance_lease set holder = null, expires_at = '-infinity' where holder = p_run
+  update job_service.maintenance_lease set holder = null, expires_at = '-infinity' where holder = p_run
 $$;
-comment on function batch_api.end_maintenance(uuid) is 'Gives the maintenance lease back (only its holder can).';
+comment on function job_service_api.end_maintenance(uuid) is 'Gives the maintenance lease back (only its holder can).';
 
-create index jobs_finished_idx on public.jobs (finished_at)
+create index jobs_finished_idx on job_service.jobs (finished_at)
   where status in ('completed', 'cancelled', 'failed');
 
-create function batch_api.purge_finished_jobs(p_ctx jsonb, p_retention_days integer, p_limit integer)
+create function job_service_api.purge_finished_jobs(p_ctx jsonb, p_retention_days integer, p_limit integer)
 returns integer
 language plpgsql
 set plan_cache_mode = force_generic_plan
@@ -43,10 +44,10 @@ as $$
 declare
   v_purged integer;
 begin
-  perform private.set_request_context(p_ctx);
-  delete from public.jobs
+  perform job_service.set_request_context(p_ctx);
+  delete from job_service.jobs
   where id in (
-    select id from public.jobs
+    select id from job_service.jobs
     where status in ('completed', 'cancelled', 'failed')
       and finished_at < now() - p_retention_days * interval '1 day'
     order by finished_at
@@ -57,6 +58,6 @@ begin
   return v_purged;
 end
 $$;
-comment on function batch_api.purge_finished_jobs(jsonb, integer, integer) is
+comment on function job_service_api.purge_finished_jobs(jsonb, integer, integer) is
   'Retention: deletes up to p_limit finished jobs (completed, cancelled, failed) older than the '
   'retention period with everything they own; their audit rows stay.';

@@ -6,7 +6,7 @@
 --   select vault.create_secret('https://<ref>.supabase.co', 'batch_jobs_project_url');
 --   select vault.create_secret('<service role or sb_secret key>', 'batch_jobs_service_key');
 
-create function private.invoke_maintenance() returns bigint
+create function job_service.invoke_maintenance() returns bigint
 language plpgsql
 as $$
 declare
@@ -28,7 +28,7 @@ begin
   );
 end
 $$;
-comment on function private.invoke_maintenance() is
+comment on function job_service.invoke_maintenance() is
   'What pg_cron runs every minute: an asynchronous POST of runMaintenance to the job-operations '
   'function (pg_net), with the project URL and service key from Vault.';
 
@@ -38,7 +38,7 @@ begin
      and exists (select 1 from pg_available_extensions where name = 'pg_net') then
     create extension if not exists pg_cron;
     create extension if not exists pg_net;
-    perform cron.schedule('batch-jobs-maintenance', '* * * * *', 'select private.invoke_maintenance()');
+    perform cron.schedule('batch-jobs-maintenance', '* * * * *', 'select job_service.invoke_maintenance()');
   else
     raise notice 'pg_cron or pg_net is not available: runMaintenance is not scheduled here';
   end if;

@@ -7,11 +7,11 @@
 -- job_errors is append-only and its rows arrive in time order: a BRIN index on created_at costs
 -- next to nothing on insert (unlike a b-tree, and unlike any index on tasks, which would stop the
 -- engine's updates from being heap-only) and lets getStats read only the recent rows.
-create index job_errors_created_brin on public.job_errors using brin (created_at);
+create index job_errors_created_brin on job_service.job_errors using brin (created_at);
 
 -- Not a hot path, and the best plans depend on the values (how far back the window reaches, how
 -- many jobs are active): custom plans, unlike the engine's entry points.
-create function batch_api.get_stats(p_window_minutes integer) returns jsonb
+create function job_service_api.get_stats(p_window_minutes integer) returns jsonb
 language plpgsql stable
 set plan_cache_mode = force_custom_plan
 as $$
@@ -32,13 +32,13 @@ begin
   select jsonb_object_agg(s.status, coalesce(c.n, 0) order by s.ord),
          coalesce(sum(c.n) filter (where s.status not in ('completed', 'failed', 'cancelled')), 0)
   into v_jobs, v_active
-  from unnest(enum_range(null::public.job_status)) with ordinality as s (status, ord)
-  left join (select status, count(*)::integer as n from public.jobs group by status) c
+  from unnest(enum_range(null::job_service.job_status)) with ordinality as s (status, ord)
+  left join (select status, count(*)::integer as n from job_service.jobs group by status) c
     on c.status = s.status;
   v_jobs := jsonb_build_object('by_status', v_jobs, 'active', v_active);
 
   select count(*)::integer into v_overdue_retries
-  from public.jobs where status = 'retrying' and next_attempt_at < v_now - interval '2 minutes';
+  from job_service.jobs where status = 'retrying' and next_attempt_at < v_now - interval '2 minutes';
 
   -- Queue depth: pending tasks (due now or waiting for their retry time) and running tasks, with
   -- the parallelism the jobs that may run offer.
@@ -47,7 +47,7 @@ begin
     'due', count(*) filter (where run_after <= v_now)::integer,
     'delayed', count(*) filter (where run_after > v_now)::integer)
   into v_queue
-  from public.task_ready;
+  from job_service.task_ready;
 
   select jsonb_build_object(
     'running', coalesce(sum(s.started - e.ended), 0)::integer,
@@ -55,9 +55,9 @@ begin
     'usage', jsonb_build_object('memory', coalesce(sum(e.usage_memory), 0),
                                 'cpu', coalesce(sum(e.usage_cpu), 0)))
   into v_parallel
-  from public.jobs j
-  join public.job_shards s on s.job_id = j.id and s.shard >= 1
-  join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+  from job_service.jobs j
+  join job_service.job_shards s on s.job_id = j.id and s.shard >= 1
+  join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
   -- a failed job can still have runs that were told to stop; completed and cancelled ones cannot
   where j.status not in ('pending', 'completed', 'cancelled');
   v_queue := v_queue || v_parallel;
@@ -82,8 +82,8 @@ begin
            count(*) filter (where t.status = 'succeeded')::integer as s15,
            count(*) filter (where t.status = 'failed')::integer as f15,
            count(*) filter (where t.status = 'cancelled')::integer as c15
-    from public.jobs j
-    join public.tasks t on t.job_id = j.id
+    from job_service.jobs j
+    join job_service.tasks t on t.job_id = j.id
     where (j.status not in ('pending', 'completed', 'failed', 'cancelled')
            or j.finished_at >= v_now - interval '15 minutes')
       and t.finished_at >= v_now - interval '15 minutes'
@@ -91,7 +91,7 @@ begin
 
   -- Errors by class over the window: every category, and the most frequent codes.
   with recent as (
-    select code, category from public.job_errors
+    select code, category from job_service.job_errors
     where created_at >= v_now - p_window_minutes * interval '1 minute'
   )
   select jsonb_build_object(
@@ -99,7 +99,7 @@ begin
     'total', (select count(*)::integer from recent),
     'by_category', (
       select jsonb_object_agg(c.category, coalesce(n.n, 0) order by c.ord)
-      from unnest(enum_range(null::public.error_category)) with ordinality as c (category, ord)
+      from unnest(enum_range(null::job_service.error_category)) with ordinality as c (category, ord)
       left join (select category, count(*)::integer as n from recent group by category) n
         on n.category = c.category),
     'top_codes', coalesce((
@@ -117,9 +117,9 @@ begin
            sum(s.reserved_cpu - e.released_cpu) as reserved_cpu,
            sum(e.usage_memory) as usage_memory, sum(e.usage_cpu) as usage_cpu,
            bool_or(e.over_limit) as over_limit
-    from public.jobs j
-    join public.job_shards s on s.job_id = j.id and s.shard >= 1
-    join public.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+    from job_service.jobs j
+    join job_service.job_shards s on s.job_id = j.id and s.shard >= 1
+    join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
     where j.max_memory is not null and j.status not in ('pending', 'completed', 'cancelled')
     group by j.id
   )
@@ -150,25 +150,25 @@ begin
   select jsonb_build_object(
     'pending', count(*)::integer,
     'retrying', count(*) filter (where attempts > 0)::integer,
-    'oldest_pending_at', private.iso(min(created_at)),
+    'oldest_pending_at', job_service.iso(min(created_at)),
     'overdue', count(*) filter (where next_attempt_at < v_now - interval '2 minutes')::integer)
   into v_notifications
-  from public.notifications where status = 'pending';
+  from job_service.notifications where status = 'pending';
   v_notifications := v_notifications || jsonb_build_object(
-    'failed', (select count(*)::integer from public.notifications where status = 'failed'),
-    'delivered_in_window', (select count(*)::integer from public.notifications
+    'failed', (select count(*)::integer from job_service.notifications where status = 'failed'),
+    'delivered_in_window', (select count(*)::integer from job_service.notifications
                             where status = 'delivered'
                               and delivered_at >= v_now - p_window_minutes * interval '1 minute'));
 
   select jsonb_build_object(
     'running', l.holder is not null and l.expires_at > v_now,
-    'lease_expires_at', case when l.holder is not null and l.expires_at > v_now then private.iso(l.expires_at) end,
+    'lease_expires_at', case when l.holder is not null and l.expires_at > v_now then job_service.iso(l.expires_at) end,
     'overdue_retries', v_overdue_retries)
   into v_maintenance
-  from private.maintenance_lease l;
+  from job_service.maintenance_lease l;
 
   return jsonb_build_object(
-    'generated_at', private.iso(v_now),
+    'generated_at', job_service.iso(v_now),
     'jobs', v_jobs,
     'tasks', v_queue,
     'throughput', v_throughput,
@@ -178,7 +178,7 @@ begin
     'maintenance', v_maintenance);
 end
 $$;
-comment on function batch_api.get_stats(integer) is
+comment on function job_service_api.get_stats(integer) is
   'getStats: jobs by status; queue depth (pending due/delayed, running, parallel capacity, reported '
   'usage); tasks ended per minute over the last 1, 5 and 15 minutes; errors by category and top codes '
   'over the last p_window_minutes; reservations and usage against resource limits; the notification '

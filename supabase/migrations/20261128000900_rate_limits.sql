@@ -10,13 +10,13 @@
 -- The tables (job_rate_limits, sending_group_limits) are in the core schema, because the claim
 -- code declares variables of their row types.
 
-create function private.default_burst(p_max_per_second numeric) returns integer
+create function job_service.default_burst(p_max_per_second numeric) returns integer
 language sql immutable parallel safe
 as $$ select greatest(1, ceil(p_max_per_second))::integer $$;
-comment on function private.default_burst(numeric) is
+comment on function job_service.default_burst(numeric) is
   'The burst of a limit given without one: max(1, ceil(max_per_second)).';
 
-create function private.bucket_tokens(
+create function job_service.bucket_tokens(
   p_tokens numeric,
   p_refilled_at timestamptz,
   p_max_per_second numeric,
@@ -28,10 +28,10 @@ as $$
   select least(p_burst::numeric,
                p_tokens + p_max_per_second * greatest(extract(epoch from p_at - p_refilled_at), 0))
 $$;
-comment on function private.bucket_tokens(numeric, timestamptz, numeric, integer, timestamptz) is
+comment on function job_service.bucket_tokens(numeric, timestamptz, numeric, integer, timestamptz) is
   'Tokens in a bucket at p_at: what it held, refilled at its rate since, never above burst.';
 
-create function private.rate_limit_json(
+create function job_service.rate_limit_json(
   p_max_per_second numeric,
   p_burst integer,
   p_tokens numeric,
@@ -42,14 +42,14 @@ as $$
   select jsonb_build_object(
     'max_per_second', p_max_per_second,
     'burst', p_burst,
-    'available', floor(private.bucket_tokens(p_tokens, p_refilled_at, p_max_per_second, p_burst,
+    'available', floor(job_service.bucket_tokens(p_tokens, p_refilled_at, p_max_per_second, p_burst,
                                              clock_timestamp()))
   )
 $$;
-comment on function private.rate_limit_json(numeric, integer, numeric, timestamptz) is
+comment on function job_service.rate_limit_json(numeric, integer, numeric, timestamptz) is
   'A limit as the API shows it: the configuration and the starts allowed right now.';
 
-create function batch_api.set_group_rate_limit(
+create function job_service_api.set_group_rate_limit(
   p_ctx jsonb,
   p_sending_group_id text,
   p_max_per_second numeric,
@@ -59,26 +59,26 @@ language plpgsql
 set plan_cache_mode = force_generic_plan
 as $$
 declare
-  v_limit public.sending_group_limits;
-  v_burst constant integer := coalesce(p_burst, private.default_burst(p_max_per_second));
+  v_limit job_service.sending_group_limits;
+  v_burst constant integer := coalesce(p_burst, job_service.default_burst(p_max_per_second));
 begin
-  perform private.set_request_context(p_ctx);
+  perform job_service.set_request_context(p_ctx);
   -- excludes createJob in this group while the group's jobs are marked (create_job takes it shared)
   perform pg_advisory_xact_lock(hashtextextended('sending_group:' || p_sending_group_id, 0));
-  update public.jobs set group_limited = (p_max_per_second is not null)
+  update job_service.jobs set group_limited = (p_max_per_second is not null)
   where sending_group_id = p_sending_group_id
     and group_limited is distinct from (p_max_per_second is not null);
   if p_max_per_second is null then
-    delete from public.sending_group_limits where sending_group_id = p_sending_group_id;
+    delete from job_service.sending_group_limits where sending_group_id = p_sending_group_id;
     return jsonb_build_object('sending_group_id', p_sending_group_id, 'max_per_second', null,
                               'burst', null);
   end if;
   -- a changed limit keeps the tokens already earned, cut to the new burst
-  insert into public.sending_group_limits as g
+  insert into job_service.sending_group_limits as g
     (sending_group_id, max_per_second, burst, tokens, refilled_at)
   values (p_sending_group_id, p_max_per_second, v_burst, v_burst, clock_timestamp())
   on conflict (sending_group_id) do update
-    set tokens = least(excluded.burst, private.bucket_tokens(g.tokens, g.refilled_at, g.max_per_second,
+    set tokens = least(excluded.burst, job_service.bucket_tokens(g.tokens, g.refilled_at, g.max_per_second,
                                                              g.burst, clock_timestamp())),
         refilled_at = clock_timestamp(),
         max_per_second = excluded.max_per_second,
@@ -89,5 +89,5 @@ begin
                             'max_per_second', v_limit.max_per_second, 'burst', v_limit.burst);
 end
 $$;
-comment on function batch_api.set_group_rate_limit(jsonb, text, numeric, integer) is
+comment on function job_service_api.set_group_rate_limit(jsonb, text, numeric, integer) is
   'setGroupRateLimit: sets (or, with a null rate, removes) the start-rate limit of a sending group.';

@@ -62,7 +62,7 @@ export async function withDb<T>(operation: (sql: Sql) => Promise<T>): Promise<T>
 }
 
 /**
- * Runs a statement that returns exactly one row (every `select batch_api.…(…) as x`) and gives that
+ * Runs a statement that returns exactly one row (every `select job_service_api.…(…) as x`) and gives that
  * row. A connection that dies in the middle can leave postgres.js with an empty result: that is a
  * lost connection (503), never a reason to crash on a missing row.
  */

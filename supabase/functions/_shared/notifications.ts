@@ -1,4 +1,4 @@
-// Delivery of the notification outbox (public.notifications) to the webhook configured with
+// Delivery of the notification outbox (job_service.notifications) to the webhook configured with
 // NOTIFY_WEBHOOK_URL, run by runMaintenance. Each try is claimed in the database before the HTTP
 // call (SKIP LOCKED, with a lease longer than the call can take) and its outcome recorded after it,
 // so two runners never send the same notification at once. A body is
@@ -211,7 +211,7 @@ export async function deliverNotifications(
   while (Date.now() + config.timeoutMs <= options.deadline) {
     const { items } = await queryOne(
       (sql) =>
-        sql`select batch_api.claim_notifications(${run}::uuid, ${config.concurrency}::integer,
+        sql`select job_service_api.claim_notifications(${run}::uuid, ${config.concurrency}::integer,
                  ${leaseMs}::integer, ${config.maxAttempts}::integer) as items`,
       "items",
     );
@@ -220,7 +220,7 @@ export async function deliverNotifications(
     const outcomes = await Promise.all(claimed.map((n) => sendNotification(config, n)));
     const { result } = await queryOne(
       (sql) =>
-        sql`select batch_api.finish_notifications(${run}::uuid, ${jsonb(sql, outcomes)},
+        sql`select job_service_api.finish_notifications(${run}::uuid, ${jsonb(sql, outcomes)},
                                                 ${jsonb(sql, policy)}) as result`,
       "result",
     );
@@ -268,7 +268,7 @@ export async function runNotificationStep(
   for (;;) {
     const { n } = await queryOne(
       (sql) =>
-        sql`select batch_api.purge_notifications(${options.retentionDays}::integer, 500) as n`,
+        sql`select job_service_api.purge_notifications(${options.retentionDays}::integer, 500) as n`,
       "n",
     );
     purged += Number(n);

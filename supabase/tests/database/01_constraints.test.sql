@@ -2,6 +2,8 @@
 -- still cannot store what the API refuses.
 begin;
 create extension if not exists pgtap with schema extensions;
+-- the service's own schema first: the tests name its tables and types unqualified
+set local search_path = job_service, extensions, public;
 select plan(61);
 
 -- a valid job to start from
@@ -17,7 +19,7 @@ declare
     'current_phase', 'created', 'progress_percentage', 0, 'metadata', '{}'::jsonb
   ) || overrides;
 begin
-  insert into public.jobs (user_id, product_id, sending_group_id, status, priority, max_parallel_tasks,
+  insert into job_service.jobs (user_id, product_id, sending_group_id, status, priority, max_parallel_tasks,
     max_attempts, retry_interval_ms, retry_on_errors, retry_backoff, max_retry_interval_ms,
     max_memory, max_cpu, current_phase, progress_percentage, metadata, shard_count, next_attempt_at)
   values (gen_random_uuid(), v ->> 'product_id', v ->> 'sending_group_id', (v ->> 'status')::job_status,
@@ -75,15 +77,15 @@ select throws_ok(format($$ select pg_temp.job('{"metadata": {"a": "%s"}}') $$, r
 
 -- tasks
 select pg_temp.job('{"product_id": "task-parent"}');
-select throws_ok($$ insert into public.tasks (job_id, payload) values (gen_random_uuid(), '1') $$,
+select throws_ok($$ insert into job_service.tasks (job_id, payload) values (gen_random_uuid(), '1') $$,
   '23503', null, 'a task needs an existing job');
-select throws_ok(format($$ insert into public.tasks (job_id, payload) select id, to_jsonb(repeat('x', 131073)) from jobs where product_id = 'task-parent' $$),
+select throws_ok(format($$ insert into job_service.tasks (job_id, payload) select id, to_jsonb(repeat('x', 131073)) from jobs where product_id = 'task-parent' $$),
   '23514', null, 'payload too big');
-select throws_ok($$ insert into public.tasks (job_id, payload, memory) select id, '1', -1 from jobs where product_id = 'task-parent' $$,
+select throws_ok($$ insert into job_service.tasks (job_id, payload, memory) select id, '1', -1 from jobs where product_id = 'task-parent' $$,
   '23514', null, 'negative memory');
-select throws_ok($$ insert into public.tasks (job_id, payload, cpu) select id, '1', 1025 from jobs where product_id = 'task-parent' $$,
+select throws_ok($$ insert into job_service.tasks (job_id, payload, cpu) select id, '1', 1025 from jobs where product_id = 'task-parent' $$,
   '23514', null, 'cpu above 1024');
-select throws_ok($$ insert into public.tasks (job_id, payload, status) select id, '1', 'running' from jobs where product_id = 'task-parent' $$,
+select throws_ok($$ insert into job_service.tasks (job_id, payload, status) select id, '1', 'running' from jobs where product_id = 'task-parent' $$,
   '23514', null, 'a running task needs a worker and a lease');
 
 -- shards: parallelism and resource budgets are constraints on the rows that count them
@@ -109,27 +111,27 @@ select throws_ok($$ insert into job_shard_ends (job_id, shard) select id, 0 from
   '23514', null, 'end rows belong to claim shards (1..64)');
 
 -- errors, events, idempotency keys
-select throws_ok($$ insert into public.job_errors (job_id, attempt, code, category, message) select id, 1, 'bad code', 'unknown', 'm' from jobs where product_id = 'task-parent' $$,
+select throws_ok($$ insert into job_service.job_errors (job_id, attempt, code, category, message) select id, 1, 'bad code', 'unknown', 'm' from jobs where product_id = 'task-parent' $$,
   '23514', null, 'error code pattern');
-select throws_ok(format($$ insert into public.job_errors (job_id, attempt, code, category, message) select id, 1, 'TIMEOUT', 'transient', '%s' from jobs where product_id = 'task-parent' $$, repeat('m', 4097)),
+select throws_ok(format($$ insert into job_service.job_errors (job_id, attempt, code, category, message) select id, 1, 'TIMEOUT', 'transient', '%s' from jobs where product_id = 'task-parent' $$, repeat('m', 4097)),
   '23514', null, 'error message over 4 KiB');
-select throws_ok(format($$ insert into public.job_errors (job_id, attempt, code, category, message, stack) select id, 1, 'TIMEOUT', 'transient', 'm', '%s' from jobs where product_id = 'task-parent' $$, repeat('s', 16385)),
+select throws_ok(format($$ insert into job_service.job_errors (job_id, attempt, code, category, message, stack) select id, 1, 'TIMEOUT', 'transient', 'm', '%s' from jobs where product_id = 'task-parent' $$, repeat('s', 16385)),
   '23514', null, 'stack over 16 KiB');
-select throws_ok($$ insert into public.job_errors (job_id, attempt, code, category, message) select id, 1, 'TIMEOUT', 'sometimes', 'm' from jobs where product_id = 'task-parent' $$,
+select throws_ok($$ insert into job_service.job_errors (job_id, attempt, code, category, message) select id, 1, 'TIMEOUT', 'sometimes', 'm' from jobs where product_id = 'task-parent' $$,
   '22P02', null, 'unknown error category');
-select throws_ok(format($$ insert into public.idempotency_keys (user_id, key, request_hash, job_id) select user_id, '%s', repeat('0', 64), id from jobs where product_id = 'task-parent' $$, repeat('k', 129)),
+select throws_ok(format($$ insert into job_service.idempotency_keys (user_id, key, request_hash, job_id) select user_id, '%s', repeat('0', 64), id from jobs where product_id = 'task-parent' $$, repeat('k', 129)),
   '23514', null, 'idempotency key over 128 chars');
-select throws_ok($$ insert into public.error_catalogue (code, category, retryable, description) values ('lower', 'transient', true, 'x') $$,
+select throws_ok($$ insert into job_service.error_catalogue (code, category, retryable, description) values ('lower', 'transient', true, 'x') $$,
   '23514', null, 'catalogue codes follow the pattern');
 
 -- limits are fixed at creation: the shards were split from them and claims read them unlocked
-select throws_ok($$ update public.jobs set max_parallel_tasks = max_parallel_tasks + 1 where product_id = 'task-parent' $$,
+select throws_ok($$ update job_service.jobs set max_parallel_tasks = max_parallel_tasks + 1 where product_id = 'task-parent' $$,
   '23514', 'JOB_LIMITS_FIXED', 'max_parallel_tasks cannot change');
-select throws_ok($$ update public.jobs set max_memory = 512, max_cpu = 1 where product_id = 'task-parent' $$,
+select throws_ok($$ update job_service.jobs set max_memory = 512, max_cpu = 1 where product_id = 'task-parent' $$,
   '23514', 'JOB_LIMITS_FIXED', 'resource limits cannot change');
-select throws_ok($$ update public.jobs set shard_count = shard_count + 1 where product_id = 'task-parent' $$,
+select throws_ok($$ update job_service.jobs set shard_count = shard_count + 1 where product_id = 'task-parent' $$,
   '23514', 'JOB_LIMITS_FIXED', 'the shard count cannot change');
-select lives_ok($$ update public.jobs set priority = 60, max_parallel_tasks = max_parallel_tasks where product_id = 'task-parent' $$,
+select lives_ok($$ update job_service.jobs set priority = 60, max_parallel_tasks = max_parallel_tasks where product_id = 'task-parent' $$,
   'other fields change, and a limit set to its own value is no change');
 
 select * from finish();

@@ -2,23 +2,25 @@
 -- nothing; service_role sees everything.
 begin;
 create extension if not exists pgtap with schema extensions;
+-- the service's own schema first: the tests name its tables and types unqualified
+set local search_path = job_service, extensions, public;
 select plan(33);
 
 -- every table of the service has RLS on
 select is(
   (select count(*)::int from pg_class c join pg_namespace n on n.oid = c.relnamespace
-   where n.nspname = 'public' and c.relkind = 'r' and not c.relrowsecurity),
-  0, 'every table in public has row-level security enabled');
+   where n.nspname = 'job_service' and c.relkind = 'r' and not c.relrowsecurity),
+  0, 'every table in job_service has row-level security enabled');
 
 -- two users, one job each, with a task, an error and an event
 select set_config('test.alice', gen_random_uuid()::text, true), set_config('test.bob', gen_random_uuid()::text, true);
-select batch_api.create_job(
+select job_service_api.create_job(
   jsonb_build_object('role', 'authenticated', 'user_id', current_setting('test.alice'), 'request_id', 'rls-a'),
   jsonb_build_object('user_id', current_setting('test.alice'), 'product_id', 'p', 'sending_group_id', 'g',
     'priority', 50, 'max_parallel_tasks', 10, 'start', true, 'metadata', '{}'::jsonb,
     'retry_config', jsonb_build_object('max_attempts', 3, 'retry_interval', 1000, 'backoff', 'fixed', 'max_retry_interval', 3600000)),
   '[{"payload": {"for": "alice"}}]', 'alice-key', repeat('a', 64));
-select batch_api.create_job(
+select job_service_api.create_job(
   jsonb_build_object('role', 'authenticated', 'user_id', current_setting('test.bob'), 'request_id', 'rls-b'),
   jsonb_build_object('user_id', current_setting('test.bob'), 'product_id', 'p', 'sending_group_id', 'g',
     'priority', 50, 'max_parallel_tasks', 10, 'start', true, 'metadata', '{}'::jsonb,
@@ -52,9 +54,9 @@ select throws_ok($$ insert into job_errors (job_id, attempt, code, category, mes
 select throws_ok($$ insert into audit_log (job_id, owner_id, action, actor_role) values (gen_random_uuid(), auth.uid(), 'job.forged', 'x') $$,
   '42501', null, 'alice cannot forge audit rows');
 select throws_ok($$ delete from idempotency_keys $$, '42501', null, 'alice cannot delete idempotency keys');
-select throws_ok($$ select batch_api.get_job('{}', gen_random_uuid(), false, false) $$, '42501', null,
+select throws_ok($$ select job_service_api.get_job('{}', gen_random_uuid(), false, false) $$, '42501', null,
   'alice cannot call the API functions directly');
-select throws_ok($$ select private.actor_role() $$, '42501', null, 'alice cannot use private helpers');
+select throws_ok($$ select job_service.actor_role() $$, '42501', null, 'alice cannot use private helpers');
 
 -- as bob
 reset role;
@@ -67,15 +69,15 @@ select results_eq($$ select payload ->> 'for' from tasks $$, $$ values ('bob') $
 reset role;
 select set_config('request.jwt.claims', '{"role": "anon"}', true);
 set local role anon;
-select throws_ok($$ select * from jobs $$, '42501', null, 'anon cannot read jobs');
-select throws_ok($$ select * from tasks $$, '42501', null, 'anon cannot read tasks');
-select throws_ok($$ select * from job_errors $$, '42501', null, 'anon cannot read errors');
-select throws_ok($$ select * from job_events $$, '42501', null, 'anon cannot read events');
-select throws_ok($$ select * from audit_log $$, '42501', null, 'anon cannot read the audit log');
-select throws_ok($$ select * from idempotency_keys $$, '42501', null, 'anon cannot read idempotency keys');
-select throws_ok($$ select * from error_catalogue $$, '42501', null, 'anon cannot read the catalogue');
-select throws_ok($$ select * from job_shards $$, '42501', null, 'anon cannot read counters');
-select throws_ok($$ select * from notifications $$, '42501', null, 'anon cannot read notifications');
+select throws_ok($$ select * from job_service.jobs $$, '42501', null, 'anon cannot read jobs');
+select throws_ok($$ select * from job_service.tasks $$, '42501', null, 'anon cannot read tasks');
+select throws_ok($$ select * from job_service.job_errors $$, '42501', null, 'anon cannot read errors');
+select throws_ok($$ select * from job_service.job_events $$, '42501', null, 'anon cannot read events');
+select throws_ok($$ select * from job_service.audit_log $$, '42501', null, 'anon cannot read the audit log');
+select throws_ok($$ select * from job_service.idempotency_keys $$, '42501', null, 'anon cannot read idempotency keys');
+select throws_ok($$ select * from job_service.error_catalogue $$, '42501', null, 'anon cannot read the catalogue');
+select throws_ok($$ select * from job_service.job_shards $$, '42501', null, 'anon cannot read counters');
+select throws_ok($$ select * from job_service.notifications $$, '42501', null, 'anon cannot read notifications');
 
 -- as service_role
 reset role;

@@ -2,10 +2,12 @@
 -- (the owner included), surviving the job's deletion.
 begin;
 create extension if not exists pgtap with schema extensions;
+-- the service's own schema first: the tests name its tables and types unqualified
+set local search_path = job_service, extensions, public;
 select plan(10);
 
 select set_config('test.owner', gen_random_uuid()::text, true);
-select set_config('test.job', (batch_api.create_job(
+select set_config('test.job', (job_service_api.create_job(
   jsonb_build_object('role', 'service_role', 'request_id', 'audit-1'),
   jsonb_build_object('user_id', current_setting('test.owner'), 'product_id', 'p', 'sending_group_id', 'g',
     'priority', 50, 'max_parallel_tasks', 10, 'start', false, 'metadata', '{}'::jsonb,
@@ -18,7 +20,7 @@ select results_eq(
   'creation is audited with actor and request id');
 
 -- a direct SQL writer, without request context, is still audited
-select private.set_request_context('{}');
+select job_service.set_request_context('{}');
 update jobs set priority = 77 where id = current_setting('test.job')::uuid;
 select results_eq(
   $$ select action, actor_role, (before ->> 'priority')::int, (after ->> 'priority')::int

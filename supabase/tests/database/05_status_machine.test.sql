@@ -2,17 +2,19 @@
 -- machine does not allow, nor one whose guard does not hold.
 begin;
 create extension if not exists pgtap with schema extensions;
+-- the service's own schema first: the tests name its tables and types unqualified
+set local search_path = job_service, extensions, public;
 select plan(14);
 
-select is((select count(*)::int from private.job_status_transitions), 27, 'the generated table has every edge');
+select is((select count(*)::int from job_service.job_status_transitions), 27, 'the generated table has every edge');
 select is(
-  (select count(*)::int from private.job_status_transitions where from_status in ('completed', 'cancelled')),
+  (select count(*)::int from job_service.job_status_transitions where from_status in ('completed', 'cancelled')),
   0, 'completed and cancelled are terminal');
 
 create function pg_temp.new_job(p_status job_status, p_tasks int default 0) returns uuid language plpgsql as $$
 declare v jsonb;
 begin
-  v := batch_api.create_job('{"role":"service_role","request_id":"pgtap"}',
+  v := job_service_api.create_job('{"role":"service_role","request_id":"pgtap"}',
     jsonb_build_object('user_id', gen_random_uuid(), 'product_id', 'p', 'sending_group_id', 'g',
       'priority', 50, 'max_parallel_tasks', 2, 'start', p_status <> 'pending', 'metadata', '{}'::jsonb,
       'retry_config', jsonb_build_object('max_attempts', 3, 'retry_interval', 1000, 'backoff', 'fixed',
@@ -43,7 +45,7 @@ select is((select count(*)::int from job_events where job_id = current_setting('
 
 -- claim a task, then try to finish the cancellation while it runs
 update jobs set status = 'queued' where id = current_setting('test.queued')::uuid;
-select is(json_array_length(batch_api.claim_tasks('{"role":"service_role"}', 'w1', 1, current_setting('test.queued')::uuid, 60000) -> 'tasks'),
+select is(json_array_length(job_service_api.claim_tasks('{"role":"service_role"}', 'w1', 1, current_setting('test.queued')::uuid, 60000) -> 'tasks'),
   1, 'a task is claimed');
 select is((select status::text from jobs where id = current_setting('test.queued')::uuid), 'running', 'the first claim moved the job to running');
 select throws_ok($$ update jobs set status = 'cancelled' where id = current_setting('test.queued')::uuid $$,

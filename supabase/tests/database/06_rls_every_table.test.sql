@@ -1,12 +1,12 @@
 -- Row-level security for every table and every API role, found from the catalog (so a table added
 -- later is covered without editing this file):
--- - every table in public has RLS on; anon has no privilege on any of them and reading is refused;
+-- - every table in job_service has RLS on; anon has no privilege on any of them and reading is refused;
 -- - authenticated can neither insert, update, delete nor truncate anything, and every attempt fails;
 -- - where authenticated may read, a user sees exactly her own rows (owner from user_id, owner_id,
 --   job_id or sending_group_id) and none of another user's; a table without an owner column may be
 --   readable only if it is reference data (error_catalogue);
 -- - service_role (BYPASSRLS on Supabase) sees every user's rows where it may read;
--- - the private and batch_api schemas are closed to anon and authenticated.
+-- - the job_service_api schema is closed to anon and authenticated.
 begin;
 create extension if not exists pgtap with schema extensions;
 select * from no_plan();
@@ -21,7 +21,7 @@ language plpgsql as $$
 declare
   v_job jsonb;
 begin
-  v_job := batch_api.create_job(
+  v_job := job_service_api.create_job(
     jsonb_build_object('role', 'authenticated', 'user_id', p_user, 'request_id', 'rls06-' || p_group),
     jsonb_build_object('user_id', p_user, 'product_id', 'rls06', 'sending_group_id', p_group,
       'priority', 50, 'max_parallel_tasks', 10, 'start', true, 'metadata', '{}'::jsonb,
@@ -37,22 +37,22 @@ select set_config('test.alice_job', pg_temp.make_job(current_setting('test.alice
 select set_config('test.alice_group', 'rls06-alice-' || current_setting('test.alice'), true),
        set_config('test.bob_group', 'rls06-bob-' || current_setting('test.bob'), true);
 
-insert into job_errors (job_id, attempt, code, category, message)
+insert into job_service.job_errors (job_id, attempt, code, category, message)
 values (current_setting('test.alice_job')::uuid, 1, 'TIMEOUT', 'transient', 'alice error'),
        (current_setting('test.bob_job')::uuid, 1, 'TIMEOUT', 'transient', 'bob error');
-insert into notifications (type, job_id, user_id)
+insert into job_service.notifications (type, job_id, user_id)
 values ('job.failed', current_setting('test.alice_job')::uuid, current_setting('test.alice')::uuid),
        ('job.failed', current_setting('test.bob_job')::uuid, current_setting('test.bob')::uuid);
 
 do $$
 begin
-  if to_regclass('public.job_rate_limits') is not null then
-    execute $q$insert into public.job_rate_limits (job_id, max_per_second, burst, tokens, refilled_at)
+  if to_regclass('job_service.job_rate_limits') is not null then
+    execute $q$insert into job_service.job_rate_limits (job_id, max_per_second, burst, tokens, refilled_at)
                values ($1, 1, 1, 1, now()), ($2, 1, 1, 1, now())$q$
       using current_setting('test.alice_job')::uuid, current_setting('test.bob_job')::uuid;
   end if;
-  if to_regclass('public.sending_group_limits') is not null then
-    execute $q$insert into public.sending_group_limits (sending_group_id, max_per_second, burst, tokens, refilled_at)
+  if to_regclass('job_service.sending_group_limits') is not null then
+    execute $q$insert into job_service.sending_group_limits (sending_group_id, max_per_second, burst, tokens, refilled_at)
                values ($1, 1, 1, 1, now()), ($2, 1, 1, 1, now())$q$
       using current_setting('test.alice_group'), current_setting('test.bob_group');
   end if;
@@ -130,7 +130,7 @@ begin
   for t in
     select c.oid::regclass as tbl, c.relname, c.relrowsecurity
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
-    where n.nspname = 'public' and c.relkind in ('r', 'p')
+    where n.nspname = 'job_service' and c.relkind in ('r', 'p')
     order by c.relname
   loop
     return next ok(t.relrowsecurity, format('%s: row-level security is enabled', t.tbl));
@@ -194,7 +194,7 @@ begin
   end loop;
 
   -- the schemas of the engine are closed to the API roles
-  for t in select unnest(array['private', 'batch_api']) as relname loop
+  for t in select unnest(array['job_service_api']) as relname loop
     return next ok(not has_schema_privilege('anon', t.relname, 'usage'), format('%s: no usage for anon', t.relname));
     return next ok(not has_schema_privilege('authenticated', t.relname, 'usage'),
                    format('%s: no usage for authenticated', t.relname));
@@ -202,19 +202,19 @@ begin
   -- and so are their tables
   for t in
     select c.oid::regclass as tbl from pg_class c join pg_namespace n on n.oid = c.relnamespace
-    where n.nspname in ('private', 'batch_api') and c.relkind in ('r', 'p') order by 1
+    where n.nspname = 'job_service_api' and c.relkind in ('r', 'p') order by 1
   loop
     return next ok(pg_temp.refused('authenticated', format('select 1 from %s limit 1', t.tbl))
                    and pg_temp.refused('anon', format('select 1 from %s limit 1', t.tbl)),
                    format('%s: not readable by authenticated or anon', t.tbl));
   end loop;
-  -- no SECURITY DEFINER function in public that the API roles may call (it would run as the owner)
+  -- no SECURITY DEFINER function in job_service that the API roles may call (it would run as the owner)
   return next is(
     (select count(*)::int from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-     where n.nspname = 'public' and p.prosecdef
+     where n.nspname = 'job_service' and p.prosecdef
        and (has_function_privilege('anon', p.oid, 'execute')
             or has_function_privilege('authenticated', p.oid, 'execute'))),
-    0, 'no SECURITY DEFINER function in public is callable by anon or authenticated');
+    0, 'no SECURITY DEFINER function in job_service is callable by anon or authenticated');
 end
 $$;
 
@@ -224,9 +224,9 @@ select * from pg_temp.rls_every_table();
 -- auth.uid() comes from the verified token only, and reading as "bob" shows only bob's rows
 select set_config('request.jwt.claims', json_build_object('sub', current_setting('test.bob'), 'role', 'authenticated')::text, true);
 set local role authenticated;
-select is((select count(*)::int from jobs where user_id = current_setting('test.alice')::uuid), 0,
+select is((select count(*)::int from job_service.jobs where user_id = current_setting('test.alice')::uuid), 0,
   'as bob: none of alice''s jobs');
-select is((select count(*)::int from tasks where job_id = current_setting('test.alice_job')::uuid), 0,
+select is((select count(*)::int from job_service.tasks where job_id = current_setting('test.alice_job')::uuid), 0,
   'as bob: none of alice''s tasks');
 reset role;
 

@@ -1,10 +1,12 @@
--- batch_api.invariant_violations, the database half of the stress test's checker, catches each
+-- job_service_api.invariant_violations, the database half of the stress test's checker, catches each
 -- kind of drift it is meant to: counters that no longer equal the rows, a shard that lost count of
 -- its running tasks, a pending task off the claim queue, a queue row for a task that is not pending,
 -- and statuses that contradict the tasks. Each case corrupts a fresh job behind the engine's back
 -- (triggers off where they would refuse) and looks for the one violation it must cause.
 begin;
 create extension if not exists pgtap with schema extensions;
+-- the service's own schema first: the tests name its tables and types unqualified
+set local search_path = job_service, extensions, public;
 select plan(9);
 
 create function pg_temp.new_job(p_tasks integer) returns uuid
@@ -12,7 +14,7 @@ language plpgsql as $$
 declare
   v_user uuid := gen_random_uuid();
 begin
-  return (batch_api.create_job(
+  return (job_service_api.create_job(
     jsonb_build_object('role', 'service_role', 'user_id', null, 'request_id', 'inv07'),
     jsonb_build_object('user_id', v_user, 'product_id', 'inv07', 'sending_group_id', 'g',
       'priority', 50, 'max_parallel_tasks', 4, 'start', true, 'metadata', '{}'::jsonb,
@@ -26,7 +28,7 @@ $$;
 create function pg_temp.violations(p_job uuid) returns text[]
 language sql as $$
   select coalesce(array_agg(distinct invariant order by invariant), '{}')
-  from batch_api.invariant_violations(array[p_job])
+  from job_service_api.invariant_violations(array[p_job])
 $$;
 
 select set_config('test.job', pg_temp.new_job(3)::text, true);

@@ -202,7 +202,12 @@ test("backup and restore: a populated database round-trips row for row", async (
     const tables = await tablesOf(src);
     assert.deepEqual(await tablesOf(dst), tables, "the same tables");
     for (
-      const t of ["public.jobs", "public.tasks", "public.audit_log", "public.notifications"]
+      const t of [
+        "job_service.jobs",
+        "job_service.tasks",
+        "job_service.audit_log",
+        "job_service.notifications",
+      ]
     ) {
       assert.ok(tables.includes(t));
     }
@@ -213,23 +218,23 @@ test("backup and restore: a populated database round-trips row for row", async (
       rows += expected.length;
     }
     assert.ok(rows > 100, `a populated database (${rows} rows)`);
-    for (const t of ["public.jobs", "public.job_errors", "public.notifications"]) {
+    for (const t of ["job_service.jobs", "job_service.job_errors", "job_service.notifications"]) {
       assert.ok((await rowsOf(src, t)).length > 0, `${t} has rows`);
     }
     assert.deepEqual(await sequencesOf(dst), await sequencesOf(src), "identity sequences");
     assert.equal(await schemaOf(target), await schemaOf(source), "schema, policies, grants");
 
     // the restored database works: invariants hold, triggers and guards are back
-    const violations = await dst`select * from batch_api.invariant_violations()`;
+    const violations = await dst`select * from job_service_api.invariant_violations()`;
     assert.deepEqual([...violations], []);
     await assert.rejects(
-      dst`update public.audit_log set action = 'forged'`,
+      dst`update job_service.audit_log set action = 'forged'`,
       /AUDIT_LOG_APPEND_ONLY/,
     );
     const [{ id }] = await dst`
-      insert into public.job_errors (job_id, attempt, code, category, message)
-      select id, 1, 'TIMEOUT', 'transient', 'after restore' from public.jobs limit 1 returning id`;
-    const [{ max }] = await src`select max(id) as max from public.job_errors`;
+      insert into job_service.job_errors (job_id, attempt, code, category, message)
+      select id, 1, 'TIMEOUT', 'transient', 'after restore' from job_service.jobs limit 1 returning id`;
+    const [{ max }] = await src`select max(id) as max from job_service.job_errors`;
     assert.ok(Number(id) > Number(max), "identities continue after the restored rows");
 
     // a second restore into the now populated database is refused and changes nothing
@@ -251,7 +256,7 @@ test("backup and restore: a populated database round-trips row for row", async (
     const check = postgres(empty, { max: 1, onnotice: () => {} });
     try {
       const [{ n }] = await check`
-        select count(*)::int as n from pg_namespace where nspname in ('private', 'batch_api')`;
+        select count(*)::int as n from pg_namespace where nspname in ('job_service', 'job_service_api')`;
       assert.equal(n, 0, `nothing restored: ${broken.stderr}`);
     } finally {
       await check.end({ timeout: 5 });

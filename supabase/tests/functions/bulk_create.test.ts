@@ -54,7 +54,7 @@ test("a database failure at task 5 000 of 10 000 rolls back the job and every ta
   const db = testDb();
   // A real failure inside the real transaction, raised by the database at one row.
   await db.unsafe(`
-    create or replace function public.test_refuse_marked_task() returns trigger language plpgsql as $$
+    create or replace function job_service.test_refuse_marked_task() returns trigger language plpgsql as $$
     begin
       if new.payload ? 'refuse_me' then
         raise exception using errcode = '23514', message = 'refused by test trigger',
@@ -62,8 +62,8 @@ test("a database failure at task 5 000 of 10 000 rolls back the job and every ta
       end if;
       return new;
     end $$;
-    create trigger test_refuse_marked_task before insert on public.tasks
-      for each row execute function public.test_refuse_marked_task();`);
+    create trigger test_refuse_marked_task before insert on job_service.tasks
+      for each row execute function job_service.test_refuse_marked_task();`);
   try {
     const user = await asUser();
     const list: unknown[] = tasks(10_000);
@@ -77,7 +77,7 @@ test("a database failure at task 5 000 of 10 000 rolls back the job and every ta
       await db`select count(*)::int as audit from audit_log where owner_id = ${user.userId}`;
     assert.deepEqual({ jobs, audit }, { jobs: 0, audit: 0 });
   } finally {
-    await db.unsafe(`drop trigger test_refuse_marked_task on public.tasks;
-                     drop function public.test_refuse_marked_task();`);
+    await db.unsafe(`drop trigger test_refuse_marked_task on job_service.tasks;
+                     drop function job_service.test_refuse_marked_task();`);
   }
 });

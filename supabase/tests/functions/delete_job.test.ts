@@ -20,10 +20,10 @@ import type { BatchJob } from "../../functions/_shared/job_schemas.ts";
 async function assertGone(jobId: string): Promise<void> {
   const counts = await rowsMentioningJob(jobId);
   const left = Object.entries(counts).filter(([table, n]) =>
-    n > 0 && table !== "public.audit_log" && table !== "public.notifications"
+    n > 0 && table !== "job_service.audit_log" && table !== "job_service.notifications"
   );
   assert.deepEqual(left, [], `rows left: ${JSON.stringify(counts)}`);
-  assert.ok(counts["public.audit_log"] >= 2, "the audit trail survives");
+  assert.ok(counts["job_service.audit_log"] >= 2, "the audit trail survives");
 }
 
 async function deletionSnapshot(jobId: string): Promise<BatchJob> {
@@ -272,7 +272,7 @@ test("retention: maintenance purges finished jobs older than the period, in batc
   const db = testDb();
   // 620 finished jobs (more than one purge batch), made directly in SQL for speed
   await db`
-    select batch_api.create_job(
+    select job_service_api.create_job(
       jsonb_build_object('role', 'service_role', 'request_id', 'retention-test'),
       jsonb_build_object('user_id', ${owner}::uuid, 'product_id', 'old', 'sending_group_id', 'g',
         'priority', 50, 'max_parallel_tasks', 1, 'start', true, 'metadata', '{}'::jsonb,

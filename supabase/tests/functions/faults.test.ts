@@ -68,7 +68,10 @@ function assertUnavailable(c: Call) {
   assert.equal(c.status, 503, `${c.action}: ${c.status} ${JSON.stringify(c.error)}`);
   assert.equal(c.error?.code, "SERVICE_UNAVAILABLE");
   assert.equal(c.retryAfter, "1");
-  assert.doesNotMatch(JSON.stringify(c.error), /terminat|SQL|postgres|select|batch_api|\.ts:/i);
+  assert.doesNotMatch(
+    JSON.stringify(c.error),
+    /terminat|SQL|postgres|select|job_service_api|\.ts:/i,
+  );
 }
 
 async function taskRows(jobId: string) {
@@ -80,7 +83,7 @@ async function taskRows(jobId: string) {
 async function shardTotals(jobId: string) {
   const [row] = await testDb()`
     select (c).running, (c).pending, (c).succeeded, (c).errors
-    from (select private.job_counts(${jobId}::uuid) as c) x`;
+    from (select job_service.job_counts(${jobId}::uuid) as c) x`;
   return { ...row };
 }
 
@@ -522,7 +525,9 @@ test("faults: a runMaintenance killed while giving its lease back does not block
     try {
       const pending = rec.call("cron", "service", "job-operations", "runMaintenance", {});
       await waitForBackend(server.appName, { waitingOnLock: true });
-      leaseLock = await holdLocks((tx) => tx`select * from private.maintenance_lease for update`);
+      leaseLock = await holdLocks((tx) =>
+        tx`select * from job_service.maintenance_lease for update`
+      );
       await jobLock.release();
       await terminate(
         await waitForBackend(server.appName, {
@@ -543,7 +548,7 @@ test("faults: a runMaintenance killed while giving its lease back does not block
     const [lease] = await testDb()`
       select holder is not null as held,
              case when holder is null then 0 else round(extract(epoch from expires_at - now()))::int end as seconds
-      from private.maintenance_lease`;
+      from job_service.maintenance_lease`;
     // the next run of the same instance gives the dead run's lease back first (another instance
     // would wait at most LEASE_MS, 30 s)
     assert.equal(

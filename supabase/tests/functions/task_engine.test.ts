@@ -756,7 +756,9 @@ test("a claim in flight holds only the shards it takes: a second claim gets the 
   const ctx = { role: "service_role", user_id: null, request_id: "test-shards-held" };
   await testDb().begin(async (tx) => {
     // claim A, not yet committed: four tasks of the first job
-    const [{ r }] = await tx`select batch_api.claim_tasks(${tx.json(ctx)}, 'w-held-a', 4, null,
+    const [{ r }] = await tx`select job_service_api.claim_tasks(${
+      tx.json(ctx)
+    }, 'w-held-a', 4, null,
       60000) as r`;
     const a = r.tasks as { job_id: string }[];
     assert.deepEqual(a.map((t) => t.job_id), Array(4).fill(jobs[0].id));

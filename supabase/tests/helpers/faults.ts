@@ -152,5 +152,5 @@ export async function restartPostgres(): Promise<number> {
  * later tests need maintenance.
  */
 export async function releaseMaintenanceLease(): Promise<void> {
-  await testDb()`update private.maintenance_lease set holder = null, expires_at = '-infinity'`;
+  await testDb()`update job_service.maintenance_lease set holder = null, expires_at = '-infinity'`;
 }

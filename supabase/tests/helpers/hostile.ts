@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 export const LEAK_PATTERNS: RegExp[] = [
   /\b(select|insert|update|delete)\b[\s\S]{0,80}\b(from|into|set|where)\b/i,
   /syntax error|relation "|column "|PL\/pgSQL|SQLSTATE|PostgresError|duplicate key|violates/i,
-  /postgres(ql)?:\/\/|\bpg_[a-z_]+\b|\bbatch_api\.|\bprivate\.[a-z_]+/i,
+  /postgres(ql)?:\/\/|\bpg_[a-z_]+\b|\bjob_service(_api)?\.[a-z_]+|\bprivate\.[a-z_]+/i,
   /\n\s+at |\bat [\w.<>]+ \(|\.(ts|js|mjs):\d+|file:\/\/|node_modules|\/root\/|\/work\//,
   /TypeError|ReferenceError|RangeError|Cannot read propert/,
 ];

@@ -50,7 +50,7 @@ export async function getJob(caller: Caller, jobId: string): Promise<BatchJob> {
 export async function assertInvariants(jobIds?: string[]): Promise<void> {
   const rows = await testDb()`
     select job_id, invariant, detail
-    from batch_api.invariant_violations(${jobIds ? `{${jobIds.join(",")}}` : null}::uuid[])`;
+    from job_service_api.invariant_violations(${jobIds ? `{${jobIds.join(",")}}` : null}::uuid[])`;
   assert.deepEqual(rows.map((r) => `${r.job_id}: ${r.invariant} (${r.detail})`), []);
 }
 
@@ -85,7 +85,7 @@ export async function rowsMentioningJob(jobId: string): Promise<Record<string, n
     select c.table_schema || '.' || c.table_name as name
     from information_schema.columns c
     join information_schema.tables t on t.table_schema = c.table_schema and t.table_name = c.table_name
-    where c.column_name = 'job_id' and c.table_schema in ('public', 'private')
+    where c.column_name = 'job_id' and c.table_schema = 'job_service'
       and t.table_type = 'BASE TABLE'
     order by 1`;
   const counts: Record<string, number> = {};
@@ -97,6 +97,6 @@ export async function rowsMentioningJob(jobId: string): Promise<Record<string, n
     counts[name] = n;
   }
   const [{ n }] = await testDb()`select count(*)::int as n from jobs where id = ${jobId}`;
-  counts["public.jobs"] = n;
+  counts["job_service.jobs"] = n;
   return counts;
 }

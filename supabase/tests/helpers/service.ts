@@ -119,12 +119,19 @@ export async function rawFetch(
 
 let sqlClient: postgres.Sql | undefined;
 
+/**
+ * Startup settings of the tests' own connections: the service's schema first, so that checks can
+ * name its tables as the engine does without repeating the schema in every query.
+ */
+export const TEST_CONNECTION = { search_path: "job_service, public" };
+
 /** Direct connection to the database the server uses, for checking state. */
 export function testDb(): postgres.Sql {
   sqlClient ??= postgres(Deno.env.get("SUPABASE_DB_URL") ?? DEFAULT_DB_URL, {
     max: 4,
     onnotice: () => {},
     fetch_types: false,
+    connection: TEST_CONNECTION,
   });
   return sqlClient;
 }

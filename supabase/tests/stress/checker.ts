@@ -66,7 +66,7 @@ export const INVARIANTS = {
   "success-durable": "a task whose completion was acknowledged stays succeeded",
   "nothing-stuck":
     "once quiet (leases expired, maintenance ran), no task is running and no deletion is pending",
-  "db-invariants": "batch_api.invariant_violations finds nothing for the run's jobs",
+  "db-invariants": "job_service_api.invariant_violations finds nothing for the run's jobs",
 } as const;
 export type InvariantName = keyof typeof INVARIANTS;
 

@@ -37,7 +37,7 @@ export interface FinalState {
   errors: { job_id: string; task_id: number | null; code: string; attempt: number }[];
   /** status events in id order */
   events: { job_id: string; type: string; from_status: string | null; to_status: string | null }[];
-  /** rows of batch_api.invariant_violations for the run's jobs */
+  /** rows of job_service_api.invariant_violations for the run's jobs */
   dbViolations: { job_id: string; invariant: string; detail: string }[];
 }
 

@@ -205,7 +205,12 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
   const runId = `stress-${crypto.randomUUID().slice(0, 8)}`;
   const log = options.log ?? (() => {});
   const rec = new Recorder({ url: options.url, timeoutMs: 30_000 });
-  const sql = postgres(options.dbUrl, { max: 2, onnotice: () => {}, fetch_types: false });
+  const sql = postgres(options.dbUrl, {
+    max: 2,
+    onnotice: () => {},
+    fetch_types: false,
+    connection: { search_path: "job_service, public" }, // its checks name the tables unqualified
+  });
   const users = Array.from({ length: sizes.users }, () => crypto.randomUUID());
   const jobs: KnownJob[] = [];
   const byId = new Map<string, KnownJob>();
@@ -583,7 +588,7 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
   while (wallNow() < drainDeadline) {
     const rows = await sql`
       select j.id, j.user_id, j.status, c.total, c.running
-      from jobs j cross join lateral private.job_counts(j.id) c
+      from jobs j cross join lateral job_service.job_counts(j.id) c
       where j.product_id = ${runId}`;
     const open = rows.filter((r) => !(FINISHED.has(r.status) && r.running === 0));
     unfinished = open.map((r) => `${r.id} ${r.status} (${r.total} tasks, ${r.running} running)`);
@@ -674,7 +679,7 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
 /** The run's jobs as they are now, their tasks, errors and status events, and the SQL check. */
 export async function readFinalState(sql: postgres.Sql, runId: string): Promise<FinalState> {
   const jobs = await sql`
-    select private.job_json(j) as job, j.deletion_requested_at is not null as deletion_requested
+    select job_service.job_json(j) as job, j.deletion_requested_at is not null as deletion_requested
     from jobs j where j.product_id = ${runId}`;
   const ids = `{${jobs.map((r) => r.job.id).join(",")}}`;
   const tasks = await sql`
@@ -686,7 +691,7 @@ export async function readFinalState(sql: postgres.Sql, runId: string): Promise<
     select job_id, type, from_status, to_status from job_events
     where job_id = any(${ids}::uuid[]) and type in ('created', 'status_changed') order by id`;
   const violations = jobs.length
-    ? await sql`select job_id, invariant, detail from batch_api.invariant_violations(${ids}::uuid[])`
+    ? await sql`select job_id, invariant, detail from job_service_api.invariant_violations(${ids}::uuid[])`
     : [];
   return {
     quiescent: true,

@@ -99,12 +99,12 @@ Deno.test({
               next_attempt_at: nextAttempt === null ? null : new Date(nextAttempt).toISOString(),
             };
             const [{ holds }] = await sql`
-              select private.job_guard_holds(
+              select job_service.job_guard_holds(
                 ${guard},
                 row(${f.tasks.total}, ${f.tasks.pending}, ${f.tasks.running}, ${f.tasks.succeeded},
-                    ${f.tasks.failed}, 0, 0)::private.task_counts,
-                jsonb_populate_record(null::public.jobs, ${sql.json(row)}),
-                jsonb_populate_record(null::public.jobs, ${sql.json(row)}),
+                    ${f.tasks.failed}, 0, 0)::job_service.task_counts,
+                jsonb_populate_record(null::job_service.jobs, ${sql.json(row)}),
+                jsonb_populate_record(null::job_service.jobs, ${sql.json(row)}),
                 ${errorCode ?? null}::text
               ) as holds`;
             // next_attempt_at within a few ms of now can flip between the two clocks

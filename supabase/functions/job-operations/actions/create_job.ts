@@ -77,7 +77,7 @@ export const createJob: Action<typeof CreateJobData> = {
     ));
 
     const row = await queryOne((sql) =>
-      sql`select batch_api.create_job(
+      sql`select job_service_api.create_job(
         ${jsonb(sql, sqlContext(ctx))},
         ${jsonb(sql, job)},
         ${jsonb(sql, data.tasks ?? [])},

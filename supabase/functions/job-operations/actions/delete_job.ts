@@ -11,7 +11,7 @@ export const deleteJob: Action<typeof DeleteJobData> = {
   async handle(data, ctx) {
     const { result } = await queryOne(
       (sql) =>
-        sql`select batch_api.delete_job(${jsonb(sql, sqlContext(ctx))}, ${data.job_id}::uuid,
+        sql`select job_service_api.delete_job(${jsonb(sql, sqlContext(ctx))}, ${data.job_id}::uuid,
                                       ${data.force}) as result`,
       "result",
     );

@@ -11,7 +11,7 @@ export const getJob: Action<typeof GetJobData> = {
   async handle(data, ctx) {
     const include = data.include ?? [];
     const row = await queryOne((sql) =>
-      sql`select batch_api.get_job(
+      sql`select job_service_api.get_job(
         ${jsonb(sql, sqlContext(ctx))},
         ${data.job_id}::uuid,
         ${include.includes("errors")},

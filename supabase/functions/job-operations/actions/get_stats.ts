@@ -10,7 +10,7 @@ export const getStats: Action<typeof GetStatsData> = {
 
   async handle(data) {
     const { stats } = await queryOne(
-      (sql) => sql`select batch_api.get_stats(${data.window_minutes}::integer) as stats`,
+      (sql) => sql`select job_service_api.get_stats(${data.window_minutes}::integer) as stats`,
       "stats",
     );
     return { status: 200, body: { data: stats as Stats } };

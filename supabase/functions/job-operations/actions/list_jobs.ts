@@ -27,7 +27,7 @@ export const listJobs: Action<typeof ListJobsData> = {
     };
     const row = await queryOne(
       (sql) =>
-        sql`select batch_api.list_jobs(${jsonb(sql, sqlContext(ctx))}, ${
+        sql`select job_service_api.list_jobs(${jsonb(sql, sqlContext(ctx))}, ${
           jsonb(sql, filter)
         }) as page`,
       "page",

@@ -17,7 +17,7 @@ let unreleased: string | null = null;
 
 async function release(run: string): Promise<boolean> {
   try {
-    await withDb((sql) => sql`select batch_api.end_maintenance(${run}::uuid)`);
+    await withDb((sql) => sql`select job_service_api.end_maintenance(${run}::uuid)`);
     return true;
   } catch {
     return false;
@@ -55,7 +55,7 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
     const lease = async () => {
       const row = await queryOne(
         (sql) =>
-          sql`select coalesce(batch_api.begin_maintenance(${run}::uuid, ${LEASE_MS}::integer), false) as ok`,
+          sql`select coalesce(job_service_api.begin_maintenance(${run}::uuid, ${LEASE_MS}::integer), false) as ok`,
         "ok",
       );
       return row?.ok === true;
@@ -78,14 +78,16 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
     try {
       counts.leases_expired = await drain(
         (n) =>
-          count((sql) => sql`select batch_api.expire_leases(${jsonb(sql, c)}, ${n}::integer) as n`),
+          count((sql) =>
+            sql`select job_service_api.expire_leases(${jsonb(sql, c)}, ${n}::integer) as n`
+          ),
         deadline,
       );
       if (!await lease()) return { status: 200, body: { data: counts } };
       counts.retries_started = await drain(
         (n) =>
           count((sql) =>
-            sql`select batch_api.start_due_retries(${jsonb(sql, c)}, ${n}::integer) as n`
+            sql`select job_service_api.start_due_retries(${jsonb(sql, c)}, ${n}::integer) as n`
           ),
         deadline,
       );
@@ -93,7 +95,7 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
       counts.jobs_cancelled = await drain(
         (n) =>
           count((sql) =>
-            sql`select batch_api.finish_cancelled_jobs(${jsonb(sql, c)}, ${n}::integer) as n`
+            sql`select job_service_api.finish_cancelled_jobs(${jsonb(sql, c)}, ${n}::integer) as n`
           ),
         deadline,
       );
@@ -111,7 +113,7 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
       counts.jobs_purged = await drain(
         (n) =>
           count((sql) =>
-            sql`select batch_api.purge_finished_jobs(${
+            sql`select job_service_api.purge_finished_jobs(${
               jsonb(sql, c)
             }, ${options.retention_days}::integer,
                                                    ${n}::integer) as n`

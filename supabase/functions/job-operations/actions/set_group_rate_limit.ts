@@ -11,7 +11,7 @@ export const setGroupRateLimit: Action<typeof SetGroupRateLimitData> = {
   async handle(data, ctx) {
     const { result } = await queryOne(
       (sql) =>
-        sql`select batch_api.set_group_rate_limit(${
+        sql`select job_service_api.set_group_rate_limit(${
           jsonb(sql, sqlContext(ctx))
         }, ${data.sending_group_id},
                ${data.max_per_second}::numeric, ${data.burst ?? null}::integer) as result`,

@@ -35,7 +35,9 @@ export const updateBatchJob: Action<typeof UpdateBatchJobData> = {
     for (let round = 1;; round++) {
       const { facts } = await queryOne(
         (sql) =>
-          sql`select batch_api.job_facts(${jsonb(sql, context)}, ${data.job_id}::uuid) as facts`,
+          sql`select job_service_api.job_facts(${
+            jsonb(sql, context)
+          }, ${data.job_id}::uuid) as facts`,
         "facts",
       );
       const current = facts as JobFacts;
@@ -62,10 +64,10 @@ export const updateBatchJob: Action<typeof UpdateBatchJobData> = {
       }
       try {
         const { job } = await queryOne((sql) =>
-          sql`select batch_api.apply_job_update(
-            ${jsonb(sql, context)}, ${data.job_id}::uuid, ${current.status}::public.job_status,
-            ${target}::public.job_status, ${jsonb(sql, update)},
-            ${data.expected_status ?? null}::public.job_status
+          sql`select job_service_api.apply_job_update(
+            ${jsonb(sql, context)}, ${data.job_id}::uuid, ${current.status}::job_service.job_status,
+            ${target}::job_service.job_status, ${jsonb(sql, update)},
+            ${data.expected_status ?? null}::job_service.job_status
           ) as job`, "job");
         return { status: 200, body: { data: job as BatchJob } };
       } catch (failure) {

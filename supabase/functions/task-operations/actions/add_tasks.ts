@@ -13,7 +13,7 @@ export const addTasks: Action<typeof AddTasksData> = {
   async handle(data, ctx) {
     const { result } = await queryOne(
       (sql) =>
-        sql`select batch_api.add_tasks(${jsonb(sql, sqlContext(ctx))}, ${data.job_id}::uuid,
+        sql`select job_service_api.add_tasks(${jsonb(sql, sqlContext(ctx))}, ${data.job_id}::uuid,
                                      ${jsonb(sql, data.tasks)}) as result`,
       "result",
     );

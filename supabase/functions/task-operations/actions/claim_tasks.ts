@@ -11,7 +11,7 @@ export const claimTasks: Action<typeof ClaimTasksData> = {
   async handle(data, ctx) {
     const { result } = await queryOne(
       (sql) =>
-        sql`select batch_api.claim_tasks(${jsonb(sql, sqlContext(ctx))}, ${data.worker_id},
+        sql`select job_service_api.claim_tasks(${jsonb(sql, sqlContext(ctx))}, ${data.worker_id},
                ${data.limit}::integer, ${
           data.job_id ?? null
         }::uuid, ${data.lease_ms}::integer) as result`,

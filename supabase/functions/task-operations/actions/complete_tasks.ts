@@ -14,7 +14,7 @@ async function complete(
 ): Promise<Outcome[]> {
   const { outcomes } = await queryOne(
     (sql) =>
-      sql`select batch_api.complete_tasks(${jsonb(sql, sqlContext(ctx))}, ${workerId},
+      sql`select job_service_api.complete_tasks(${jsonb(sql, sqlContext(ctx))}, ${workerId},
                                         ${jsonb(sql, tasks)}) as outcomes`,
     "outcomes",
   );

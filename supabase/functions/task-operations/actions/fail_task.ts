@@ -19,7 +19,7 @@ export const failTask: Action<typeof FailTaskData> = {
     };
     const { result } = await queryOne(
       (sql) =>
-        sql`select batch_api.fail_task(${jsonb(sql, sqlContext(ctx))}, ${data.worker_id},
+        sql`select job_service_api.fail_task(${jsonb(sql, sqlContext(ctx))}, ${data.worker_id},
                                      ${data.task_id}::bigint, ${jsonb(sql, error)}) as result`,
       "result",
     );

@@ -11,7 +11,7 @@ export const heartbeat: Action<typeof HeartbeatData> = {
   async handle(data, ctx) {
     const { tasks } = await queryOne(
       (sql) =>
-        sql`select batch_api.heartbeat(${jsonb(sql, sqlContext(ctx))}, ${data.worker_id},
+        sql`select job_service_api.heartbeat(${jsonb(sql, sqlContext(ctx))}, ${data.worker_id},
                                      ${jsonb(sql, data.tasks)}) as tasks`,
       "tasks",
     );
