@@ -1,0 +1,540 @@
+-- claimTasks (engine.md, "What may be claimed"), and the trigger that keeps a job's limits fixed,
+-- which claims rely on when they decide a budget before locking the job.
+
+create function job_service.refuse_limit_change() returns trigger
+language plpgsql
+as $$
+begin
+  raise exception using errcode = '23514', message = 'JOB_LIMITS_FIXED',
+    detail = jsonb_build_object('job_id', old.id)::text,
+    hint = 'max_parallel_tasks, resource_limits and the claim shards are fixed when a job is created.';
+end
+$$;
+comment on function job_service.refuse_limit_change() is
+  'Guarantees that a job''s parallelism, resource limits and shard count never change after '
+  'creation: its shards'' capacities were split from them, and claims read them without the job''s '
+  'lock (claim_from_job decides a budget before locking the job).';
+
+create trigger jobs_limits_fixed
+  before update of max_parallel_tasks, max_memory, max_cpu, shard_count on job_service.jobs
+  for each row
+  when ((old.max_parallel_tasks, old.max_memory, old.max_cpu, old.shard_count)
+        is distinct from (new.max_parallel_tasks, new.max_memory, new.max_cpu, new.shard_count))
+  execute function job_service.refuse_limit_change();
+comment on trigger jobs_limits_fixed on job_service.jobs is
+  'No writer, through the API or not, changes the limits a job''s shards were made from.';
+
+create type job_service.claim_shard as (
+  shard smallint,
+  room integer,
+  ended integer,
+  released_memory numeric,
+  released_cpu numeric,
+  room_memory numeric,
+  room_cpu numeric,
+  over_limit boolean
+);
+comment on type job_service.claim_shard is
+  'A claim shard with room as a claim read it (locked), with its end row''s counts and back-pressure '
+  'flag (not locked).';
+
+create function job_service.claim_from_job(
+  -- the job as the caller read it, without a lock: its limits (fixed at creation) and a first look
+  -- at its status, re-read under the lock before anything is claimed
+  p_job job_service.jobs,
+  p_limit integer,
+  p_worker text,
+  p_lease_ms integer,
+  -- the claim shard to take first, as the caller read and locked it, or null: this function
+  -- finds one, from this connection's own
+  p_first job_service.claim_shard,
+  p_now timestamptz,
+  p_ctx jsonb,
+  -- the job's sending group when its bucket could not give a token (busy or empty): lower jobs
+  -- of the group must not take one in this claim either
+  out starved_group text,
+  -- the claimed tasks, in task order
+  out claimed json[]
+)
+language plpgsql
+-- see claim_tasks (which turns sorts off for its own candidate query only); and nested loops over
+-- keys only: a claim joins at most its limit of rows (100), for which a hash or merge join costs
+-- more to set up, on every call, than it can save
+set enable_seqscan = off
+set jit = off
+set enable_sort = on
+set enable_hashjoin = off
+set enable_mergejoin = off
+as $$
+declare
+  v_job_id constant uuid := p_job.id;
+  v_job job_service.jobs := p_job;
+  v_shards smallint[] := '{}';
+  v_room integer[] := '{}';
+  v_ended integer[] := '{}';
+  v_want integer;
+  v_more_shards smallint[];
+  v_more_room integer[];
+  v_more_ended integer[];
+  -- the first shard, as the caller handed it over or as read here (a job with a resource budget
+  -- has only this one: its budget room, the releases seen and the back-pressure flag are its)
+  v_first job_service.claim_shard := p_first;
+  v_total_room integer := 0;
+  v_rows tid[];
+  -- the shard of each run slot this claim may fill
+  v_slots smallint[] := '{}';
+  v_taken integer;
+  v_from smallint;
+  v_wrapped boolean;
+  v_more_total integer;
+  v_limit integer := p_limit;
+  v_now timestamptz;
+  v_job_bucket job_service.job_rate_limits;
+  v_group_bucket job_service.sending_group_limits;
+  v_job_tokens numeric;
+  v_group_tokens numeric;
+  i integer;
+begin
+  -- Rule 1, first without a lock: most jobs a claim walks past have no free shard for it.
+  claimed := '{}';
+  if v_job.status not in ('queued', 'running') then
+    return;
+  end if;
+
+  -- Rules 3 and 4: claim shards with room, until there is room for the whole claim, starting from
+  -- this connection's favourite shard so that concurrent claimers spread out. A shard's room counts
+  -- the ends of its end row as last committed (read, not locked: reports lock end rows, claims
+  -- lock claim rows, neither waits for the other). Shards another claim holds are passed over.
+  v_from := coalesce(v_first.shard, 1 + pg_backend_pid() % v_job.shard_count);
+  v_wrapped := v_from = 1;
+  -- The first shard as one row (unless the candidate walk of claim_tasks read and locked it): most
+  -- claims need no other, and a statement without aggregates costs less to start.
+  while v_first.shard is null loop
+    select s.shard, s.capacity - (s.started - e.ended), e.ended, e.released_memory, e.released_cpu,
+           s.memory_capacity - (s.reserved_memory - e.released_memory),
+           s.cpu_capacity - (s.reserved_cpu - e.released_cpu), e.over_limit
+    into v_first
+    from job_service.job_shards s
+    join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+    where s.job_id = v_job_id and s.shard >= v_from and s.started - e.ended < s.capacity
+    order by s.shard
+    limit 1
+    for update of s skip locked;
+    exit when found or v_wrapped;
+    v_wrapped := true;
+    v_from := 1;
+  end loop;
+  if v_first.shard is null then
+    return;
+  end if;
+  v_shards := array[v_first.shard];
+  v_room := array[v_first.room];
+  v_ended := array[v_first.ended];
+  v_total_room := v_first.room;
+  -- Then about as many more as the missing room needs (shards have similar capacity): a claim
+  -- locks no shard it does not use. Shards are read in key order from the favourite, then from the
+  -- first: an index range, never a sort of all the job's shards. (A job of one shard, as every
+  -- job with a budget or at most 7 parallel tasks, has no other to read.)
+  while v_total_room < v_limit and v_job.shard_count > 1 loop
+    v_want := ceil((v_limit - v_total_room)::numeric
+                   / greatest(1, v_job.max_parallel_tasks / v_job.shard_count))::integer;
+    select array_agg(x.shard), array_agg(x.room), array_agg(x.ended), sum(x.room)
+    into v_more_shards, v_more_room, v_more_ended, v_more_total
+    from (
+      select s.shard, s.capacity - (s.started - e.ended) as room, e.ended
+      from job_service.job_shards s
+      join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+      where s.job_id = v_job_id and s.shard >= v_from and s.started - e.ended < s.capacity
+        and s.shard <> all (v_shards)
+      order by s.shard
+      limit v_want
+      for update of s skip locked
+    ) x;
+    if v_more_shards is null then
+      exit when v_wrapped;
+      v_wrapped := true;
+      v_from := 1;
+      continue;
+    end if;
+    v_shards := v_shards || v_more_shards;
+    v_room := v_room || v_more_room;
+    v_ended := v_ended || v_more_ended;
+    v_total_room := v_total_room + v_more_total;
+  end loop;
+
+  if v_job.max_memory is not null then
+    -- Rule 4's back-pressure: no claims while a job's reported usage is over its limits (read
+    -- with the first shard: a job with a budget has one, whose end row carries the flag).
+    if v_first.over_limit then
+      return;
+    end if;
+    -- Rule 4 (the job has one shard): in order, as many as fit the budget; a task that does not
+    -- fit stops the claim, so big tasks are not overtaken forever. Decided before the job lock
+    -- (limits never change): most claims that find a budgeted job full stop here.
+    if least(v_limit, v_total_room) = 1 then
+      -- one task (room for one, or a claim of one): whether the next due task fits, without the
+      -- running sums below
+      select case
+               when coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks)
+                      <= v_first.room_memory
+                and coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) <= v_first.room_cpu
+               then array[r.ctid]
+             end
+      into v_rows
+      from (
+        select task_id, ctid from job_service.task_ready
+        where job_id = v_job_id and run_after <= now()
+        order by task_id limit 1
+        for update skip locked
+      ) r
+      join job_service.tasks t on t.id = r.task_id;
+    else
+      select array_agg(row_address order by task_id) into v_rows
+      from (
+        select c.task_id, c.row_address,
+               sum(c.memory) over (order by c.task_id) as memory_total,
+               sum(c.cpu) over (order by c.task_id) as cpu_total
+        from (
+          select r.task_id, r.ctid as row_address,
+                 coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) as memory,
+                 coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) as cpu
+          from (
+            select task_id, ctid from job_service.task_ready
+            where job_id = v_job_id and run_after <= now()
+            order by task_id limit least(v_limit, v_total_room)
+            for update skip locked
+          ) r
+          join job_service.tasks t on t.id = r.task_id
+        ) c
+      ) sums
+      where memory_total <= v_first.room_memory and cpu_total <= v_first.room_cpu;
+    end if;
+    if v_rows is null then
+      -- Nothing fits until a run of the job ends (ends alone release budget; a claim holds the
+      -- job's one shard, so no other claim changes it meanwhile): the claim walk may pass the job
+      -- by until then, instead of a call like this one per claim. Only while runs are running,
+      -- whose ends will come (a lease expiry ends a lost one).
+      if v_first.room < v_job.max_parallel_tasks then
+        update job_service.job_shards set unfit_at_ended = v_first.ended
+        where job_id = v_job_id and shard = v_first.shard;
+      end if;
+      return;
+    end if;
+  end if;
+
+  -- Rule 1 under lock, taken only now that the claim holds shards, and never waited for: a job
+  -- that a job-level change holds (FOR UPDATE), or that another claim is starting, is passed over
+  -- in this claim. The first claims of a queued job also move it to running, which needs the
+  -- stronger lock; every later claim shares the row with all other task work.
+  -- (only what may have changed since the caller read the row: limits never change)
+  if v_job.status = 'queued' then
+    select status, rate_limited, group_limited, sending_group_id
+    into v_job.status, v_job.rate_limited, v_job.group_limited, v_job.sending_group_id
+    from job_service.jobs where id = v_job_id for no key update skip locked;
+  else
+    select status, rate_limited, group_limited, sending_group_id
+    into v_job.status, v_job.rate_limited, v_job.group_limited, v_job.sending_group_id
+    from job_service.jobs where id = v_job_id for key share skip locked;
+    if found and v_job.status = 'queued' then
+      select status, rate_limited, group_limited, sending_group_id
+      into v_job.status, v_job.rate_limited, v_job.group_limited, v_job.sending_group_id
+      from job_service.jobs where id = v_job_id for no key update skip locked;
+    end if;
+  end if;
+  if not found or v_job.status not in ('queued', 'running') then
+    return;
+  end if;
+
+  -- Rate limits (rate_limits migration): a limited job or sending group starts only as many tasks
+  -- as its token buckets hold. Bucket rows are taken with SKIP LOCKED: while another claim spends
+  -- them, this one gets nothing from the job. Unlimited jobs cost nothing here (flags on the job).
+  -- one instant for the whole claim call: a lower-priority job considered after a higher one that
+  -- found too few tokens must not see tokens that refilled in between
+  v_now := p_now;
+  if v_job.rate_limited then
+    select * into v_job_bucket from job_service.job_rate_limits where job_id = v_job_id
+    for update skip locked;
+    if not found then
+      return;
+    end if;
+    v_now := greatest(v_now, v_job_bucket.refilled_at);
+  end if;
+  if v_job.group_limited then
+    select * into v_group_bucket from job_service.sending_group_limits
+    where sending_group_id = v_job.sending_group_id
+    for update skip locked;
+    if not found then
+      starved_group := v_job.sending_group_id;
+      return;
+    end if;
+    v_now := greatest(v_now, v_group_bucket.refilled_at);
+  end if;
+  if v_job_bucket.job_id is not null then
+    v_job_tokens := job_service.bucket_tokens(v_job_bucket.tokens, v_job_bucket.refilled_at,
+      v_job_bucket.max_per_second, v_job_bucket.burst, v_now);
+    v_limit := least(v_limit, floor(v_job_tokens)::integer);
+  end if;
+  if v_group_bucket.sending_group_id is not null then
+    v_group_tokens := job_service.bucket_tokens(v_group_bucket.tokens, v_group_bucket.refilled_at,
+      v_group_bucket.max_per_second, v_group_bucket.burst, v_now);
+    if v_group_tokens < 1 then
+      starved_group := v_job.sending_group_id;
+    end if;
+    v_limit := least(v_limit, floor(v_group_tokens)::integer);
+  end if;
+  if v_limit <= 0 then
+    return;
+  end if;
+
+  -- The run slots the claim may fill, in order: the first tasks go through the first shard, and
+  -- so on.
+  for i in 1 .. cardinality(v_shards) loop
+    exit when cardinality(v_slots) >= v_limit;
+    v_slots := v_slots || array_fill(v_shards[i], array[least(v_room[i], v_limit - cardinality(v_slots))]);
+  end loop;
+  if v_rows is not null then
+    -- fewer tokens than the budget chose: the first ones
+    v_rows := v_rows[1:cardinality(v_slots)];
+  end if;
+
+  -- Rule 2 and rule 5 within the job: due pending tasks, older first (those chosen above for a
+  -- budgeted job), taken off the queue by their row address (ctid), which no plan can turn into a
+  -- queue scan, started, and counted on their shards, in one statement.
+  if cardinality(v_slots) = 1 then
+    -- One task (every one-at-a-time claim): the statement below for one run, without the
+    -- numbering and the per-shard sums it needs for several (aggregates cost most to start; with
+    -- the one-task report's own path, a one-task cycle costs 17 % less). The two start a run
+    -- alike: change their SET lists together.
+    with taken as (
+      delete from job_service.task_ready
+      where ctid = coalesce(v_rows[1], (
+          select ctid from job_service.task_ready
+          where job_id = v_job_id and run_after <= now()
+          order by task_id limit 1
+          for update skip locked
+        ))
+      returning task_id
+    ), runs as (
+      update job_service.tasks t
+      set status = 'running',
+          worker_id = p_worker,
+          lease_ms = p_lease_ms,
+          lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+          shard = v_slots[1],
+          attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
+          repeat_attempt = false,
+          stop_requested = false,
+          reserved_memory = case when v_job.max_memory is not null
+            then coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) end,
+          reserved_cpu = case when v_job.max_memory is not null
+            then coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) end,
+          usage_memory = null,
+          usage_cpu = null,
+          ended_by = null,
+          ended_attempt = null,
+          started_at = v_now
+      from taken n
+      where t.id = n.task_id
+      returning t.*
+    ), counted as (
+      update job_service.job_shards s
+      set started = s.started + 1,
+          ended_seen = v_ended[array_position(v_shards, s.shard)],
+          pending = s.pending - 1,
+          reserved_memory = s.reserved_memory + coalesce(r.reserved_memory, 0),
+          released_memory_seen = case when v_job.max_memory is not null
+            then v_first.released_memory else s.released_memory_seen end,
+          reserved_cpu = s.reserved_cpu + coalesce(r.reserved_cpu, 0),
+          released_cpu_seen = case when v_job.max_memory is not null
+            then v_first.released_cpu else s.released_cpu_seen end
+      from runs r
+      where s.job_id = v_job_id and s.shard = r.shard
+    )
+    select array[job_service.task_json(c)] into claimed from runs c;
+    if not found then
+      claimed := '{}';
+      return;
+    end if;
+    v_taken := 1;
+  else
+    with taken as (
+      delete from job_service.task_ready
+      where ctid = any (case when v_rows is not null then v_rows else array(
+          select ctid from job_service.task_ready
+          where job_id = v_job_id and run_after <= now()
+          order by task_id limit cardinality(v_slots)
+          for update skip locked
+        ) end)
+      returning task_id
+    ), numbered as (
+      select task_id, row_number() over (order by task_id) as slot from taken
+    ), runs as (
+      update job_service.tasks t
+      set status = 'running',
+          worker_id = p_worker,
+          lease_ms = p_lease_ms,
+          lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+          shard = v_slots[n.slot],
+          attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
+          repeat_attempt = false,
+          stop_requested = false,
+          reserved_memory = case when v_job.max_memory is not null
+            then coalesce(t.memory, v_job.max_memory / v_job.max_parallel_tasks) end,
+          reserved_cpu = case when v_job.max_memory is not null
+            then coalesce(t.cpu, v_job.max_cpu / v_job.max_parallel_tasks) end,
+          usage_memory = null,
+          usage_cpu = null,
+          ended_by = null,
+          ended_attempt = null,
+          started_at = v_now
+      from numbered n
+      where t.id = n.task_id
+      returning t.*
+    ), per_shard as (
+      select shard, count(*)::integer as n, coalesce(sum(reserved_memory), 0) as memory,
+             coalesce(sum(reserved_cpu), 0) as cpu
+      from runs group by shard
+    ), counted as (
+      update job_service.job_shards s
+      set started = s.started + p.n,
+          ended_seen = v_ended[array_position(v_shards, s.shard)],
+          pending = s.pending - p.n,
+          reserved_memory = s.reserved_memory + p.memory,
+          released_memory_seen = case when v_job.max_memory is not null
+            then v_first.released_memory else s.released_memory_seen end,
+          reserved_cpu = s.reserved_cpu + p.cpu,
+          released_cpu_seen = case when v_job.max_memory is not null
+            then v_first.released_cpu else s.released_cpu_seen end
+      from per_shard p
+      where s.job_id = v_job_id and s.shard = p.shard
+    )
+    select coalesce(array_agg(job_service.task_json(c) order by c.id), '{}'), count(*)
+    into claimed, v_taken
+    from runs c;
+    if v_taken = 0 then
+      return;
+    end if;
+  end if;
+
+  if v_job_bucket.job_id is not null then
+    update job_service.job_rate_limits set tokens = v_job_tokens - v_taken, refilled_at = v_now
+    where job_id = v_job_id;
+  end if;
+  if v_group_bucket.sending_group_id is not null then
+    update job_service.sending_group_limits set tokens = v_group_tokens - v_taken, refilled_at = v_now
+    where sending_group_id = v_job.sending_group_id;
+  end if;
+
+  if v_job.status = 'queued' then
+    -- the request context only matters where a job row changes (audit, events): set it here
+    perform job_service.set_request_context(p_ctx);
+    update job_service.jobs set status = 'running' where id = v_job_id;
+  end if;
+end
+$$;
+comment on function job_service.claim_from_job(job_service.jobs, integer, text, integer, job_service.claim_shard, timestamptz, jsonb) is
+  'Claims up to p_limit tasks of one job under the five rules of engine.md: the job is queued or '
+  'running, the task pending and due, the shard (hence the job) stays within max_parallel_tasks, '
+  'reservations within resource_limits and no claims while reported usage is over them; older '
+  'tasks first; no more starts than the job''s and its sending group''s token buckets allow. Never '
+  'waits on another claim (SKIP LOCKED).';
+
+create function job_service_api.claim_tasks(
+  p_ctx jsonb,
+  p_worker text,
+  p_limit integer,
+  p_job_id uuid,
+  p_lease_ms integer
+) returns json
+language plpgsql
+set plan_cache_mode = force_generic_plan
+-- Index paths only: the hot tables are small or all one job's rows in a benchmark and skewed in
+-- production, and a sequential scan of the queue or the shards walks every dead row that claims
+-- and reports leave at its head. Keys, not statistics, decide these plans. No JIT: a path that
+-- cannot be avoided keeps its "disabled" cost, which would make every call compile its plan.
+set enable_seqscan = off
+set jit = off
+set enable_sort = off
+as $$
+declare
+  v_result json[] := '{}';
+  v_remaining integer := p_limit;
+  v_job record;
+  v_claim record;
+  v_starved_groups text[] := '{}';
+  v_now constant timestamptz := clock_timestamp();
+  v_one job_service.jobs;
+  v_candidates refcursor;
+begin
+  if p_job_id is not null then
+    select * into v_one from job_service.jobs where id = p_job_id;
+    if not found then
+      perform job_service.raise_not_found(p_job_id);
+    end if;
+    v_claim := job_service.claim_from_job(v_one, p_limit, p_worker, p_lease_ms, null, v_now, p_ctx);
+    return json_build_object('tasks', array_to_json(v_claim.claimed));
+  end if;
+
+  -- Rule 5 across jobs: highest priority, then older job; a job that cannot give a task now (no
+  -- due task, no free shard) is passed over. The candidates come in the order of
+  -- jobs_claimable_idx (enable_sort is off: a sort would lock a shard in every candidate first),
+  -- one row per fetch, each with a claim shard already locked (SKIP LOCKED): walking past the
+  -- jobs that other claims are busy with costs one index probe each, not a call.
+  open v_candidates for
+    select j as job, j.sending_group_id, x.first from job_service.jobs j
+    cross join lateral (
+      -- from this connection's favourite shard on, then from the first, so that concurrent
+      -- claimers spread out: two index ranges, in this order, the second read only when the first
+      -- has none
+      select shard.first
+      from (values (1 + pg_backend_pid() % j.shard_count, 64),
+                   (1, pg_backend_pid() % j.shard_count)) as range (low, high)
+      cross join lateral (
+        -- what claim_from_job needs of the shard, so that it does not read it again
+        select row(s.shard, s.capacity - (s.started - e.ended), e.ended, e.released_memory,
+                   e.released_cpu, s.memory_capacity - (s.reserved_memory - e.released_memory),
+                   s.cpu_capacity - (s.reserved_cpu - e.released_cpu),
+                   e.over_limit)::job_service.claim_shard as first
+        from job_service.job_shards s
+        join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+        where s.job_id = j.id and s.shard between range.low and range.high
+          -- room (ends as last committed), then a due task: CASE keeps that order, so that the
+          -- queue is probed only for a shard with room (most of those a claim walks past are
+          -- full); from the queue's end, away from the entries that claims leave dead at its head
+          and case
+            -- (a budgeted shard whose next task did not fit waits for one of its runs to end)
+            when s.started - e.ended < s.capacity and s.unfit_at_ended is distinct from e.ended
+              then (select true from job_service.task_ready r
+                    where r.job_id = s.job_id and r.run_after <= now()
+                    order by r.task_id desc limit 1)
+            else false
+          end
+        order by s.shard limit 1
+        for update of s skip locked
+      ) shard
+      limit 1
+    ) x
+    where j.status in ('queued', 'running')
+    order by j.priority desc, j.created_at, j.id;
+  loop
+    fetch v_candidates into v_job;
+    exit when not found;
+    -- a group whose tokens a higher job could not get gives none to lower jobs in this claim
+    continue when v_job.sending_group_id = any (v_starved_groups);
+    -- an expression, not a query: no executor start-up per job
+    v_claim := job_service.claim_from_job(v_job.job, v_remaining, p_worker, p_lease_ms, v_job.first,
+                                      v_now, p_ctx);
+    if v_claim.starved_group is not null then
+      v_starved_groups := v_starved_groups || v_claim.starved_group;
+    end if;
+    v_result := v_result || v_claim.claimed;
+    v_remaining := v_remaining - cardinality(v_claim.claimed);
+    exit when v_remaining <= 0;
+  end loop;
+  close v_candidates;
+  return json_build_object('tasks', array_to_json(v_result));
+end
+$$;
+comment on function job_service_api.claim_tasks(jsonb, text, integer, uuid, integer) is
+  'claimTasks: up to p_limit tasks for a worker, from one job or across jobs in priority order, each '
+  'with a lease; an empty list at once when nothing may run.';
