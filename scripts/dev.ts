@@ -2,6 +2,7 @@
 // only; `deno task db:reset` starts over), then serve both functions and print how to call them.
 import { createIfMissing, localDbUrl, migrate } from "./lib/database.ts";
 import { signToken } from "./lib/tokens.ts";
+import { signingSecret } from "./lib/local_auth.ts";
 import { serve } from "./serve.ts";
 import { guardProcess } from "../supabase/functions/_shared/process_guard.ts";
 
@@ -17,8 +18,24 @@ console.log(
 );
 
 guardProcess();
-const userToken = await signToken({ role: "authenticated", sub: DEV_USER, expiresIn: 24 * 3600 });
+// With SUPABASE_URL (or SUPABASE_JWKS) set and no JWT_SECRET, the functions verify as deployed:
+// there is no local token then.
+const userToken = signingSecret() === null
+  ? null
+  : await signToken({ role: "authenticated", sub: DEV_USER, expiresIn: 24 * 3600 });
 serve((base) => {
+  if (userToken === null) {
+    console.log(`
+No local token: SUPABASE_URL (or SUPABASE_JWKS) is set and JWT_SECRET is not, so calls need a
+token from that project's Supabase Auth, or one of its secret keys in the apikey header. Try:
+
+curl -s ${base}/functions/v1/job-operations \\
+  -H "Authorization: Bearer $ACCESS_TOKEN" \\
+  -H 'Content-Type: application/json' \\
+  -d '{"action":"listJobs","data":{}}'
+`);
+    return;
+  }
   console.log(`
 Local user ${DEV_USER}; token valid 24 h (more: deno task token --role authenticated --sub <uuid>).
 Try:

@@ -6,6 +6,7 @@
 // name), PG_PROVE (default "pg_prove"). Arguments are passed on to `deno test` (e.g. a filter).
 import { localDbUrl, resetDatabase } from "./lib/database.ts";
 import { spawnServer } from "./lib/server_process.ts";
+import { signingSecret } from "./lib/local_auth.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 /** A project secret key the test server accepts, as Supabase passes them (name → key). */
@@ -111,6 +112,15 @@ async function runDenoTests(serverUrl: string, dbUrl: string): Promise<Counts> {
   }
 }
 
+// The tests sign their tokens with the secret the test server checks them with.
+if (signingSecret() === null) {
+  console.log(
+    "deno task test signs its tokens: set JWT_SECRET, or unset SUPABASE_URL and SUPABASE_JWKS " +
+      "(the test server then uses the Supabase CLI's local secret)",
+  );
+  console.log("0 passed, 1 failed");
+  Deno.exit(1);
+}
 const dbUrl = testDbUrl();
 await Deno.mkdir(RESULTS_DIR, { recursive: true });
 console.log(`test database: ${new URL(dbUrl).pathname.slice(1)}`);

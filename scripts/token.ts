@@ -24,4 +24,9 @@ if (!Number.isInteger(expiresIn)) {
   console.error("--expires-in must be a whole number of seconds");
   Deno.exit(2);
 }
-console.log(await signToken({ role, sub, expiresIn, aud: values.aud }));
+try {
+  console.log(await signToken({ role, sub, expiresIn, aud: values.aud }));
+} catch (error) {
+  console.error((error as Error).message);
+  Deno.exit(1);
+}

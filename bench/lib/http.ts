@@ -3,6 +3,7 @@
 import { type ServerProcess, spawnServer } from "../../scripts/lib/server_process.ts";
 export { type ServerProcess, spawnServer };
 import { signToken } from "../../scripts/lib/tokens.ts";
+import { localAuthEnv } from "../../scripts/lib/local_auth.ts";
 import { BENCH_DB_URL, connect, median, percentile } from "./common.ts";
 import { OWNER } from "./ours.ts";
 import type { ClaimedTask, Outcome, Transport } from "./workers.ts";
@@ -19,10 +20,10 @@ export type Caller = (fn: Fn, token: string, action: string, data: unknown) => P
  * What the server and the in-process handlers run with: the bench database, the shipped pool size
  * (DB_POOL_MAX default 10, as a deployed function has) and LOG_LEVEL error, because in-process
  * handlers would otherwise print a line per request into the table; the server gets the same so
- * that H1 compares like with like.
+ * that H1 compares like with like; and the local secret where the local commands use it.
  */
 export function functionEnv(): Record<string, string> {
-  return { SUPABASE_DB_URL: BENCH_DB_URL, LOG_LEVEL: "error" };
+  return { SUPABASE_DB_URL: BENCH_DB_URL, LOG_LEVEL: "error", ...localAuthEnv() };
 }
 
 export function request(

@@ -184,11 +184,12 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   INTERNAL_ERROR: 500,
   SERVICE_UNAVAILABLE: 503,
+  AUTH_NOT_CONFIGURED: 503,
 };
 
 export const ERROR_MEANING: Record<number, string> = {
   400: "Body not JSON, action missing or unknown, or data invalid (details: every failing field).",
-  401: "No, bad or expired token.",
+  401: "No, bad or expired token or API key.",
   403: "Role not allowed for this function, action or field.",
   404: "Job or task absent, or another user's (never revealed); NOT_FOUND: no such function path.",
   405: "Any method but POST and OPTIONS.",
@@ -196,7 +197,8 @@ export const ERROR_MEANING: Record<number, string> = {
   413: "Body over 8 MiB, or over 1 MiB for any action but createJob and addTasks.",
   415: "Content type not application/json.",
   500: "Anything else (no SQL or stack trace in the body; detail in the log).",
-  503: "Database unreachable or overloaded; retry after Retry-After seconds.",
+  503:
+    "SERVICE_UNAVAILABLE: the database or Supabase Auth unreachable or overloaded; retry after Retry-After seconds. AUTH_NOT_CONFIGURED: the server has no means to verify the credential (its log names what is missing).",
 };
 
 const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];

@@ -1,7 +1,7 @@
-// Local tokens signed with the HS256 secret the functions verify (SUPABASE_JWT_SECRET, or the
-// Supabase CLI's local default), shaped like Supabase Auth's.
+// Local tokens signed with the HS256 secret the functions verify (JWT_SECRET, or the Supabase
+// CLI's local secret where the local commands use it), shaped like Supabase Auth's.
 import { SignJWT } from "jose";
-import { jwtSecret } from "../../supabase/functions/_shared/env.ts";
+import { signingSecret } from "./local_auth.ts";
 
 export interface TokenOptions {
   role: string;
@@ -24,5 +24,13 @@ export async function signToken(options: TokenOptions): Promise<string> {
     .setIssuedAt(now)
     .setExpirationTime(now + (options.expiresIn ?? 3600));
   if (options.sub) jwt.setSubject(options.sub);
-  return await jwt.sign(new TextEncoder().encode(options.secret ?? jwtSecret()));
+  const secret = options.secret ?? signingSecret();
+  if (secret === null) {
+    throw new Error(
+      "No secret to sign a local token with: the functions verify as deployed (SUPABASE_URL or " +
+        "SUPABASE_JWKS is set) and JWT_SECRET is not. Use a token from Supabase Auth, or set " +
+        "JWT_SECRET to the project's legacy JWT secret.",
+    );
+  }
+  return await jwt.sign(new TextEncoder().encode(secret));
 }

@@ -1,7 +1,7 @@
 // Opaque, signed listJobs cursors: the client cannot forge or alter one (that is a 400), and the
 // position it carries is exact to the microsecond.
 import { ApiError } from "./errors.ts";
-import { env, jwtSecret } from "./env.ts";
+import { env } from "./env.ts";
 
 export interface CursorPosition {
   /** created_at in microseconds since the epoch, as a decimal string */
@@ -15,7 +15,7 @@ let key: Promise<CryptoKey> | undefined;
 function signingKey(): Promise<CryptoKey> {
   key ??= crypto.subtle.importKey(
     "raw",
-    new TextEncoder().encode(`list-cursor:${env("CURSOR_SECRET") ?? jwtSecret()}`),
+    new TextEncoder().encode(`list-cursor:${env("CURSOR_SECRET") ?? env("JWT_SECRET")}`),
     { name: "HMAC", hash: "SHA-256" },
     false,
     ["sign", "verify"],

@@ -20,6 +20,7 @@ export type ErrorCode =
   | "IDEMPOTENCY_CONFLICT"
   | "JOB_CLOSED"
   | "SERVICE_UNAVAILABLE"
+  | "AUTH_NOT_CONFIGURED"
   | "INTERNAL_ERROR";
 
 export interface FieldIssue {

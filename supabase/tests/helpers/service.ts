@@ -5,6 +5,7 @@ import { createClient, FunctionsHttpError, type SupabaseClient } from "@supabase
 import postgres from "postgres";
 import { signToken, type TokenOptions } from "../../../scripts/lib/tokens.ts";
 import { startLocalServer } from "../../../scripts/lib/local_server.ts";
+import { useLocalAuth } from "../../../scripts/lib/local_auth.ts";
 import { DEFAULT_DB_URL } from "../../functions/_shared/env.ts";
 
 let baseUrl: Promise<string> | undefined;
@@ -14,6 +15,7 @@ export function serviceUrl(): Promise<string> {
   baseUrl ??= (() => {
     const given = Deno.env.get("JOB_SERVICE_URL");
     if (given) return Promise.resolve(given);
+    useLocalAuth();
     return new Promise<string>((resolve) => {
       const server = startLocalServer({ port: 0, onListen: resolve });
       addEventListener("unload", () => server.shutdown());
