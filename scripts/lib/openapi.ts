@@ -198,7 +198,7 @@ export const ERROR_MEANING: Record<number, string> = {
   415: "Content type not application/json.",
   500: "Anything else (no SQL or stack trace in the body; detail in the log).",
   503:
-    "SERVICE_UNAVAILABLE: the database or Supabase Auth unreachable or overloaded; retry after Retry-After seconds. AUTH_NOT_CONFIGURED: the server has no means to verify the credential (its log names what is missing).",
+    "Database or Supabase Auth unreachable or overloaded: retry after Retry-After seconds; AUTH_NOT_CONFIGURED: nothing configured can verify the credential (the log names what is missing).",
 };
 
 const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
