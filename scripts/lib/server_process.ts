@@ -10,7 +10,7 @@ export interface ServerProcess {
 
 export async function spawnServer(
   env: Record<string, string>,
-  options: { logPath?: string } = {},
+  options: { logPath?: string; /** arguments of scripts/serve.ts */ args?: string[] } = {},
 ): Promise<ServerProcess> {
   const log = options.logPath
     ? await Deno.open(options.logPath, { write: true, create: true, truncate: true })
@@ -30,6 +30,7 @@ export async function spawnServer(
       "--allow-read",
       "--allow-sys",
       "scripts/serve.ts",
+      ...(options.args ?? []),
     ],
     cwd: ROOT,
     env: { PORT: "0", ...env },

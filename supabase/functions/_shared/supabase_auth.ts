@@ -52,6 +52,8 @@ export function createUserLookup(options: UserLookupOptions): UserLookup {
   const cache = new LRUCache<string, AuthAnswer, number>({
     max: options.max ?? USER_ANSWER_MAX,
     ttl: USER_ANSWER_TTL_MS,
+    // no timer per look-up (lru-cache otherwise caches its clock for ttlResolution ms)
+    ttlResolution: 0,
     perf: options.perf,
     fetchMethod: async (token, _stale, { options: entry, context: expiresAt }) => {
       const answer = await ask(auth, token);
