@@ -68,15 +68,20 @@ async function byApiKey(key: string, config: AuthConfig): Promise<Caller> {
 }
 
 async function byJwt(token: string, config: AuthConfig): Promise<Caller> {
-  const legacyKeyRole = await matchKey(token, config.legacyKeys);
-  if (legacyKeyRole) return { role: legacyKeyRole, userId: null };
   let alg: string | undefined;
+  let claims: JWTPayload;
   try {
     alg = decodeProtectedHeader(token).alg;
+    claims = decodeJwt(token);
   } catch {
     throw unauthorized("The bearer token is not a valid JWT.");
   }
-  if (alg === "HS256") return callerOf(await verifyLegacy(token, config));
+  // The legacy keys carry no `sub`: a token with one is a user's and never needs the comparison.
+  if (claims.sub === undefined) {
+    const legacyKeyRole = await matchKey(token, config.legacyKeys);
+    if (legacyKeyRole) return { role: legacyKeyRole, userId: null };
+  }
+  if (alg === "HS256") return callerOf(await verifyLegacy(token, claims, config));
   if (alg !== undefined && ASYMMETRIC_ALGS.has(alg)) {
     return callerOf(await verifyWithJwks(token, config));
   }
@@ -103,8 +108,15 @@ async function matchKey(value: string, keys: KeySets): Promise<Role | null> {
   return null;
 }
 
-/** A legacy HS256 token: with the operator's secret, else as Supabase Auth judges it. */
-async function verifyLegacy(token: string, config: AuthConfig): Promise<JWTPayload> {
+/**
+ * A legacy HS256 token: with the operator's secret, else as Supabase Auth judges it (`claims`:
+ * the token's, unverified, to decide whether and how long to ask).
+ */
+async function verifyLegacy(
+  token: string,
+  claims: JWTPayload,
+  config: AuthConfig,
+): Promise<JWTPayload> {
   if (config.jwtSecret) {
     try {
       const { payload } = await jwtVerify(token, config.jwtSecret, {
@@ -122,12 +134,6 @@ async function verifyLegacy(token: string, config: AuthConfig): Promise<JWTPaylo
       "a legacy HS256 token arrived, but neither JWT_SECRET (or SUPABASE_JWT_SECRET) nor " +
         "SUPABASE_URL (to ask Supabase Auth) is set",
     );
-  }
-  let claims: JWTPayload;
-  try {
-    claims = decodeJwt(token);
-  } catch {
-    throw unauthorized("The bearer token is not a valid JWT.");
   }
   if (typeof claims.exp !== "number") throw unauthorized("The bearer token has no expiry.");
   if ((claims.exp + CLOCK_TOLERANCE_S) * 1000 <= Date.now()) {
