@@ -116,6 +116,10 @@ Deno.test({
           const refused = await call(bearer(foreign), "listJobs", {});
           assert.equal(refused.status, 401);
           assert.equal(refused.body.error?.code, "UNAUTHORIZED");
+          const pathKid = await otherProject.asymmetricToken({ sub: user }, {
+            kid: "../../etc/passwd",
+          });
+          assert.equal((await call(bearer(pathKid), "listJobs", {})).status, 401);
         } finally {
           await otherProject.close();
         }
@@ -224,6 +228,8 @@ test("self-hosted: the JWKS inline in SUPABASE_JWKS, legacy tokens with JWT_SECR
       secret: jwtSecret,
     });
     assert.equal((await call(bearer(service), "getStats", {})).status, 200);
+    // a service_role JWT in apikey alone is verified as a JWT too
+    assert.equal((await call({ apikey: service }, "getStats", {})).status, 200);
     // the operator's secret is set: the public local secret is worth nothing
     const forged = await standIn.legacyToken({ role: "service_role" }, {
       secret: LOCAL_JWT_SECRET,

@@ -38,7 +38,10 @@ export interface AuthStandIn {
     options?: { secret?: string; expiresIn?: number },
   ): Promise<string>;
   /** a user access token as a project with signing keys issues it (ES256, with kid) */
-  asymmetricToken(claims: JWTPayload, options?: { expiresIn?: number }): Promise<string>;
+  asymmetricToken(
+    claims: JWTPayload,
+    options?: { expiresIn?: number; kid?: string },
+  ): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -82,7 +85,7 @@ export async function startAuthStandIn(): Promise<AuthStandIn> {
       sign(claims, { alg: "HS256" }, options.expiresIn)
         .sign(new TextEncoder().encode(options.secret ?? legacySecret)),
     asymmetricToken: (claims, options = {}) =>
-      sign(claims, { alg: "ES256", kid }, options.expiresIn).sign(privateKey),
+      sign(claims, { alg: "ES256", kid: options.kid ?? kid }, options.expiresIn).sign(privateKey),
     close: () => server.shutdown(),
   };
 
