@@ -1,7 +1,10 @@
 // Opaque, signed listJobs cursors: the client cannot forge or alter one (that is a 400), and the
-// position it carries is exact to the microsecond.
+// position it carries is exact to the microsecond. The key is the function secret CURSOR_SECRET
+// where an operator set one, else the database's own (job_service.signing_keys, made by a
+// migration): never a public default. Read once per instance.
 import { ApiError } from "./errors.ts";
 import { env } from "./env.ts";
+import { queryOne } from "./db.ts";
 
 export interface CursorPosition {
   /** created_at in microseconds since the epoch, as a decimal string */
@@ -13,14 +16,42 @@ export interface CursorPosition {
 let key: Promise<CryptoKey> | undefined;
 
 function signingKey(): Promise<CryptoKey> {
-  key ??= crypto.subtle.importKey(
+  // a failed read (the database unreachable) is tried again by the next request
+  key ??= loadKey().catch((error) => {
+    key = undefined;
+    throw error;
+  });
+  return key;
+}
+
+async function loadKey(): Promise<CryptoKey> {
+  const configured = env("CURSOR_SECRET");
+  const raw = configured !== undefined
+    ? new TextEncoder().encode(`list-cursor:${configured}`)
+    : (await queryOne(
+      (sql) =>
+        sql<{ key: Uint8Array | null }[]>`
+        select job_service_api.signing_key('list_cursor') as key`,
+      "key",
+    )).key;
+  if (raw === null) {
+    const cause = new Error("no list_cursor key in job_service.signing_keys (a migration missing)");
+    throw new ApiError(
+      500,
+      "INTERNAL_ERROR",
+      "An unexpected error occurred.",
+      undefined,
+      {},
+      cause,
+    );
+  }
+  return await crypto.subtle.importKey(
     "raw",
-    new TextEncoder().encode(`list-cursor:${env("CURSOR_SECRET") ?? env("JWT_SECRET")}`),
+    raw as Uint8Array<ArrayBuffer>,
     { name: "HMAC", hash: "SHA-256" },
     false,
     ["sign", "verify"],
   );
-  return key;
 }
 
 function toBase64Url(bytes: Uint8Array): string {

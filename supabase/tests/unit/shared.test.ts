@@ -1,5 +1,10 @@
-// Unit tests of the pure helpers: canonical JSON, UTF-8 sizes, cursors, zod issue paths.
+// Unit tests of the shared helpers: canonical JSON, UTF-8 sizes, cursors (their key is the
+// database's), zod issue paths.
 import assert from "node:assert/strict";
+import { base64url } from "jose";
+import postgres from "postgres";
+import { closeDb } from "../../functions/_shared/db.ts";
+import { DEFAULT_DB_URL } from "../../functions/_shared/env.ts";
 import { canonicalJson, sha256Hex } from "../../functions/_shared/canonical_json.ts";
 import { utf8Length } from "../../functions/_shared/validation.ts";
 import { decodeCursor, encodeCursor } from "../../functions/_shared/cursor.ts";
@@ -28,16 +33,39 @@ Deno.test("utf8Length equals TextEncoder's count", () => {
   }
 });
 
-Deno.test("cursors round-trip and reject tampering", async () => {
+Deno.test("cursors round-trip, reject tampering, and are signed with the database's own key", async () => {
   const position = { t: "1795897494797630", i: "d881cdd3-4843-42f5-b3be-d3faa1b759de" };
-  const cursor = await encodeCursor(position);
-  assert.deepEqual(await decodeCursor(cursor), position);
-  const [body, mac] = cursor.split(".");
-  await assert.rejects(decodeCursor(`${body}x.${mac}`), ApiError);
-  await assert.rejects(
-    decodeCursor(`${body}.${mac.replace(/^./, (c) => (c === "A" ? "B" : "A"))}`),
-    ApiError,
-  );
+  try {
+    const cursor = await encodeCursor(position);
+    assert.deepEqual(await decodeCursor(cursor), position);
+    const [body, mac] = cursor.split(".");
+    await assert.rejects(decodeCursor(`${body}x.${mac}`), ApiError);
+    await assert.rejects(
+      decodeCursor(`${body}.${mac.replace(/^./, (c) => (c === "A" ? "B" : "A"))}`),
+      ApiError,
+    );
+    // no CURSOR_SECRET here: the key is the one the migration generated in this database
+    const db = postgres(Deno.env.get("SUPABASE_DB_URL") ?? DEFAULT_DB_URL, { max: 1 });
+    try {
+      const [{ key }] = await db<{ key: Uint8Array }[]>`
+        select key from job_service.signing_keys where name = 'list_cursor'`;
+      const hmac = await crypto.subtle.importKey(
+        "raw",
+        key as Uint8Array<ArrayBuffer>,
+        { name: "HMAC", hash: "SHA-256" },
+        false,
+        ["sign"],
+      );
+      const expected = new Uint8Array(
+        await crypto.subtle.sign("HMAC", hmac, base64url.decode(body) as Uint8Array<ArrayBuffer>),
+      );
+      assert.equal(base64url.encode(expected), mac);
+    } finally {
+      await db.end();
+    }
+  } finally {
+    await closeDb();
+  }
 });
 
 Deno.test("the request schema is a discriminated union over exactly the actions", () => {
