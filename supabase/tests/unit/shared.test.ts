@@ -1,7 +1,8 @@
 // Unit tests of the pure helpers: canonical JSON, UTF-8 sizes, cursors, zod issue paths.
 import assert from "node:assert/strict";
 import { canonicalJson, sha256Hex } from "../../functions/_shared/canonical_json.ts";
-import { utf8Length } from "../../functions/_shared/validation.ts";
+import fc from "fast-check";
+import { jsonBytesOver, utf8Length } from "../../functions/_shared/validation.ts";
 import { decodeCursor, encodeCursor } from "../../functions/_shared/cursor.ts";
 import { ApiError } from "../../functions/_shared/errors.ts";
 import { requestSchema } from "../../functions/_shared/dispatcher.ts";
@@ -26,6 +27,20 @@ Deno.test("utf8Length equals TextEncoder's count", () => {
   for (const s of ["", "abc", "é", "€", "😀", "a😀b€", "\ud800", "x".repeat(1000)]) {
     assert.equal(utf8Length(s), new TextEncoder().encode(s).length, JSON.stringify(s));
   }
+});
+
+Deno.test("jsonBytesOver measures what JSON.stringify would write, without writing it", () => {
+  const wellFormed = fc.jsonValue({ stringUnit: "binary" }).filter((v) =>
+    JSON.stringify(v) === JSON.stringify(v, (_, x) => typeof x === "string" ? x.toWellFormed() : x)
+  );
+  fc.assert(
+    fc.property(fc.oneof(fc.jsonValue(), wellFormed, fc.constant(-0)), (value) => {
+      const bytes = utf8Length(JSON.stringify(value));
+      assert.equal(jsonBytesOver(value, bytes), false);
+      assert.equal(jsonBytesOver(value, bytes - 1), true);
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 Deno.test("cursors round-trip and reject tampering", async () => {
