@@ -48,7 +48,7 @@ export interface BodyLease {
   release(): void;
 }
 
-/** Bytes of the budget not reserved now (for tests and the log). */
+/** Bytes of the budget not reserved now (for the tests). */
 export function bodyBudgetAvailable(): number {
   return available;
 }
