@@ -6,11 +6,13 @@
 import { z } from "zod";
 import { jobOperationsActions } from "../../supabase/functions/job-operations/handler.ts";
 import { taskOperationsActions } from "../../supabase/functions/task-operations/handler.ts";
+import type { Action } from "../../supabase/functions/_shared/dispatcher.ts";
+import { MAX_ACTION_BYTES, MAX_BODY_BYTES } from "../../supabase/functions/_shared/request_body.ts";
 import {
-  type Action,
-  MAX_ACTION_BYTES,
-  MAX_BODY_BYTES,
-} from "../../supabase/functions/_shared/dispatcher.ts";
+  MAX_BODY_DEPTH,
+  MAX_BODY_VALUES,
+  MAX_STRING_BYTES,
+} from "../../supabase/functions/_shared/json_guard.ts";
 import type { ErrorCode } from "../../supabase/functions/_shared/errors.ts";
 import * as jobSchemas from "../../supabase/functions/_shared/job_schemas.ts";
 import * as taskSchemas from "../../supabase/functions/_shared/task_schemas.ts";
@@ -194,11 +196,20 @@ export const ERROR_MEANING: Record<number, string> = {
   404: "Job or task absent, or another user's (never revealed); NOT_FOUND: no such function path.",
   405: "Any method but POST and OPTIONS.",
   409: "The state of the job or task does not allow the request.",
-  413: "Body over 8 MiB, or over 1 MiB for any action but createJob and addTasks.",
+  413:
+    "Body over 8 MiB (a larger Content-Length is answered before the body is read), over 1 MiB " +
+    "for any action but createJob and addTasks, or JSON that no valid request matches in size: " +
+    `more than ${
+      MAX_BODY_VALUES.toLocaleString("en-US")
+    } values (each object key counts as one), ` +
+    `nesting deeper than ${MAX_BODY_DEPTH} levels, or a string over ` +
+    `${MAX_STRING_BYTES / 1024 / 1024} MiB (refused while it is read, before it is parsed).`,
   415: "Content type not application/json.",
   500: "Anything else (no SQL or stack trace in the body; detail in the log).",
   503:
-    "Database or Supabase Auth unreachable or overloaded: retry after Retry-After seconds; AUTH_NOT_CONFIGURED: nothing configured can verify the credential (the log names what is missing).",
+    "Database or Supabase Auth unreachable or overloaded, or too many large bodies in progress on " +
+    "the instance: retry after Retry-After seconds; AUTH_NOT_CONFIGURED: nothing configured can " +
+    "verify the credential (the log names what is missing).",
 };
 
 const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
@@ -705,7 +716,9 @@ export function apiMarkdown(): string {
     wrap(
       "Every error has the same shape; `request_id` is also in the `x-request-id` header and in " +
         "the log line of the request. The checks run in the order of the common rules (method, " +
-        "content type, size, JSON, token, role, action, validation, existence, state).",
+        "content type, token, role for the function, size, JSON, action, size for the action, " +
+        "role for the action, validation, existence, state): a request without a valid token is " +
+        "answered before its body is read.",
     ),
     table(
       ["status", "codes", "when"],

@@ -1,16 +1,15 @@
 // The request pipeline both functions share. It applies the spec's checks in the spec's order —
-// method → content type → size → JSON → token → role for the function → action known → size for
-// the action → role for the action → validation — then hands the validated data to the action's
-// handler. Everything a handler throws becomes a documented error response.
+// method → content type → token → role for the function → size (and the JSON guard) → JSON →
+// action known → size for the action → role for the action → validation — then hands the
+// validated data to the action's handler. The token is checked from the headers before a byte of
+// the body is read. Everything a handler throws becomes a documented error response.
 import { z } from "zod";
 import { authenticate, type Caller, type Role } from "./auth.ts";
 import { ApiError, internalError, validationError } from "./errors.ts";
 import { translateDbError } from "./db.ts";
 import { CORS_HEADERS, errorResponse, jsonResponse, logRequest, requestIdOf } from "./request.ts";
+import { MAX_ACTION_BYTES, tooLarge, withJsonBody } from "./request_body.ts";
 import { issuesToDetails } from "./validation.ts";
-
-export const MAX_BODY_BYTES = 8 * 1024 * 1024;
-export const MAX_ACTION_BYTES = 1024 * 1024;
 
 export interface Context {
   caller: Caller;
@@ -52,33 +51,6 @@ export function requestSchema(actions: Record<string, Action>) {
   );
   // deno-lint-ignore no-explicit-any
   return z.discriminatedUnion("action", options as any);
-}
-
-async function readBody(req: Request): Promise<Uint8Array> {
-  const declared = Number(req.headers.get("content-length") ?? NaN);
-  if (declared > MAX_BODY_BYTES) throw tooLarge(MAX_BODY_BYTES);
-  if (!req.body) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of req.body) {
-    size += chunk.byteLength;
-    if (size > MAX_BODY_BYTES) throw tooLarge(MAX_BODY_BYTES);
-    chunks.push(chunk);
-  }
-  if (chunks.length === 1) return chunks[0];
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return body;
-}
-
-function tooLarge(limit: number): ApiError {
-  return new ApiError(413, "PAYLOAD_TOO_LARGE", `The request body is larger than ${limit} bytes.`, {
-    limit_bytes: limit,
-  });
 }
 
 function isJsonContentType(value: string | null): boolean {
@@ -140,20 +112,25 @@ export function createHandler(spec: FunctionSpec): (req: Request) => Promise<Res
     if (!isJsonContentType(req.headers.get("content-type"))) {
       throw new ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "The body must be application/json.");
     }
-    const raw = await readBody(req);
-    let body: unknown;
-    try {
-      body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(raw));
-    } catch {
-      throw new ApiError(400, "INVALID_JSON", "The body is not valid JSON.");
-    }
-
     const caller = await authenticate(req);
     log.caller = caller;
     if (!spec.roles.includes(caller.role)) {
       throw new ApiError(403, "FORBIDDEN", `The role ${caller.role} may not call ${spec.name}.`);
     }
+    return await withJsonBody(
+      req,
+      (body, bytes) => handle(req, requestId, log, caller, body, bytes),
+    );
+  }
 
+  async function handle(
+    req: Request,
+    requestId: string,
+    log: { action?: string },
+    caller: Caller,
+    body: unknown,
+    bytes: number,
+  ): Promise<Response> {
     const actionName = isRecord(body) && typeof body.action === "string" ? body.action : undefined;
     if (actionName === undefined || !Object.hasOwn(spec.actions, actionName)) {
       throw new ApiError(
@@ -167,7 +144,7 @@ export function createHandler(spec: FunctionSpec): (req: Request) => Promise<Res
     const action = spec.actions[actionName];
 
     const limit = action.maxBytes ?? MAX_ACTION_BYTES;
-    if (raw.byteLength > limit) throw tooLarge(limit);
+    if (bytes > limit) throw tooLarge(limit);
 
     if (!action.roles.includes(caller.role)) {
       throw new ApiError(403, "FORBIDDEN", `The role ${caller.role} may not call ${actionName}.`);

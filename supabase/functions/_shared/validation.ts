@@ -60,6 +60,48 @@ function jsonProblem(value: unknown): string | null {
   return null;
 }
 
+/** UTF-8 length of a string as JSON.stringify writes it (quotes and escapes included). */
+function jsonStringBytes(text: string): number {
+  let bytes = 2 + utf8Length(text);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 || c === 0x5c || c === 0x08 || c === 0x0c || c === 0x0a || c === 0x0d) bytes++;
+    else if (c === 0x09) bytes++;
+    else if (c < 0x20) bytes += 5; // \u00XX
+  }
+  return bytes;
+}
+
+/**
+ * Is the compact UTF-8 JSON of `value` (a value jsonProblem passed) longer than `maxBytes`? The
+ * same answer as measuring JSON.stringify's output, without building it: a payload of a few MiB
+ * costs no copy to refuse, and the walk stops as soon as the limit is passed.
+ */
+export function jsonBytesOver(value: unknown, maxBytes: number): boolean {
+  let bytes = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const current = stack.pop();
+    if (typeof current === "string") bytes += jsonStringBytes(current);
+    else if (typeof current === "number") bytes += String(current).length;
+    else if (typeof current === "boolean") bytes += current ? 4 : 5;
+    else if (current === null) bytes += 4;
+    else if (Array.isArray(current)) {
+      bytes += 1 + Math.max(1, current.length); // brackets and commas
+      for (const item of current) stack.push(item);
+    } else {
+      const keys = Object.keys(current as object);
+      bytes += 1 + Math.max(1, keys.length) + keys.length; // braces, commas and colons
+      for (const key of keys) {
+        bytes += jsonStringBytes(key);
+        stack.push((current as Record<string, unknown>)[key]);
+      }
+    }
+    if (bytes > maxBytes) return true;
+  }
+  return false;
+}
+
 /**
  * Any JSON value up to `maxBytes` of compact UTF-8 JSON. The value is passed through untouched
  * (zod would rebuild objects and drop `__proto__` keys), so what is stored is what was sent.
@@ -79,7 +121,7 @@ export function jsonValue(maxBytes: number, options: { object?: boolean } = {}) 
       ctx.addIssue({ code: "custom", message: problem });
       return;
     }
-    if (utf8Length(JSON.stringify(value)) > maxBytes) {
+    if (jsonBytesOver(value, maxBytes)) {
       ctx.addIssue({ code: "custom", message: `Must be at most ${maxBytes} bytes of JSON.` });
     }
   });

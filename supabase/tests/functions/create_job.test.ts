@@ -258,10 +258,12 @@ const invalid: [string, Record<string, unknown>, string][] = [
   ["task without payload", { tasks: [{}] }, "data.tasks.0.payload"],
   ["task payload over 64 KiB", { tasks: [{ payload: long(65_536) }] }, "data.tasks.0.payload"],
   ["task payload with NUL", { tasks: [{ payload: { a: "\u0000" } }] }, "data.tasks.0.payload"],
+  // (a task payload nested too deep is already past the body's nesting bound: 413 before parsing,
+  // hostile_bodies.test.ts)
   [
-    "task payload nested too deep",
-    { tasks: [{ payload: JSON.parse("[".repeat(70) + "]".repeat(70)) }] },
-    "data.tasks.0.payload",
+    "metadata nested too deep",
+    { metadata: { a: JSON.parse("[".repeat(64) + "]".repeat(64)) } },
+    "data.metadata",
   ],
   [
     "task resources negative",

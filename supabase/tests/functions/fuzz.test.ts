@@ -33,6 +33,7 @@ import {
 } from "../../functions/_shared/task_schemas.ts";
 import { documentedAnswer } from "../stress/checker.ts";
 import { assertNoLeak } from "../helpers/hostile.ts";
+import { MAX_BODY_DEPTH } from "../../functions/_shared/json_guard.ts";
 
 const RUNS = Number(Deno.env.get("FUZZ_RUNS") ?? 50);
 type Fn = "job-operations" | "task-operations";
@@ -93,6 +94,12 @@ async function fingerprint(): Promise<string> {
            (select count(*) from audit_log) as audit, (select count(*) from idempotency_keys) as keys,
            (select count(*) from notifications) as notifications`;
   return JSON.stringify(row);
+}
+
+/** How deep a JSON value nests its arrays and objects (a scalar: 0). */
+function nesting(value: unknown): number {
+  if (value === null || typeof value !== "object") return 0;
+  return 1 + Math.max(0, ...Object.values(value).map(nesting));
 }
 
 // ----- hostile values -----
@@ -189,7 +196,9 @@ const badJson = fc.oneof(
   fc.constant("x".repeat(70_000)),
   fc.constant({ s: "a\u0000b" }),
   fc.constant(["\ud800"]),
-  fc.constant(JSON.parse("[".repeat(70) + "]".repeat(70))),
+  // one level deeper than a stored value may be: the validator's 400 where the body stays within the
+  // guard's nesting bound, the guard's 413 where it is already the deepest a valid body has
+  fc.constant(JSON.parse("[".repeat(65) + "]".repeat(65))),
 );
 const badTaskId = fc.oneof(
   fc.constantFrom(0, -1, 1.5, 2 ** 53 + 2, "1", "1 or 1=1", null, [1], { id: 1 }),
@@ -604,6 +613,11 @@ for (const [action, spec] of Object.entries(ACTIONS)) {
         const a = await post(spec.fn, JSON.stringify({ action, data }), bearer);
         const context = `${action} with ${why}`;
         assertErrorShape(a, context);
+        if (nesting({ action, data }) > MAX_BODY_DEPTH) {
+          assert.equal(a.status, 413, `${context}: ${a.status} ${JSON.stringify(a.body)}`);
+          assert.equal(a.body.error!.code, "PAYLOAD_TOO_LARGE", context);
+          return;
+        }
         // the service listing by user_id is allowed; a user naming user_id is 403 before validation
         assert.equal(a.status, 400, `${context}: ${a.status} ${JSON.stringify(a.body)}`);
         assert.equal(a.body.error!.code, "VALIDATION_ERROR", context);
@@ -730,15 +744,18 @@ test("fuzz: oversized and deeply nested bodies are 413 or 400 and write nothing"
     assertErrorShape(a, `1 MiB ${action}`);
     assert.equal(a.status, 413, action);
   }
-  // deeply nested JSON: the parser or the validator refuses it, the process survives
-  for (const depth of [100, 10_000, 200_000]) {
+  // deeply nested JSON: the validator refuses what the guard lets through (metadata nested 65
+  // levels: 68 in the body), the guard refuses anything deeper before it is parsed
+  for (const depth of [64, 65, 66, 100, 10_000, 200_000]) {
     const nested =
       `{"action":"createJob","data":{"product_id":"p","sending_group_id":"g","user_id":"${target.owner}","metadata":{"x":${
         "[".repeat(depth)
       }${"]".repeat(depth)}}}}`;
     const a = await post("job-operations", nested, tokens.service);
     assertErrorShape(a, `depth ${depth}`);
-    assert.equal(a.status, 400, `depth ${depth}: ${JSON.stringify(a.body)}`);
+    const [status, code] = depth <= 65 ? [400, "VALIDATION_ERROR"] : [413, "PAYLOAD_TOO_LARGE"];
+    assert.equal(a.status, status, `depth ${depth}: ${JSON.stringify(a.body)}`);
+    assert.equal(a.body.error!.code, code);
   }
   // a huge array of tasks for the actions that take arrays
   const many = await post(

@@ -11,7 +11,7 @@ import {
   userToken,
 } from "../helpers/service.ts";
 
-async function post(body: string, headers: Record<string, string> = {}, fn = "job-operations") {
+async function post(body: BodyInit, headers: Record<string, string> = {}, fn = "job-operations") {
   const res = await rawFetch(fn, {
     method: "POST",
     headers: {
@@ -61,24 +61,75 @@ test("unparseable JSON is 400 INVALID_JSON", async () => {
   }
 });
 
-test("a body over 8 MiB is 413 before it is parsed", async () => {
+test("a body over 8 MiB is 413 before it is parsed, declared or not", async () => {
   const { res, body } = await post("x".repeat(8 * 1024 * 1024 + 1));
   assert.equal(res.status, 413);
   assert.equal(body.error.code, "PAYLOAD_TOO_LARGE");
+  assert.deepEqual(body.error.details, { limit_bytes: 8 * 1024 * 1024 });
+  // sent without a Content-Length (chunked), it is refused once 8 MiB have been read
+  const chunk = new TextEncoder().encode("x".repeat(64 * 1024));
+  let sent = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent > 9 * 1024 * 1024) return controller.close();
+      sent += chunk.byteLength;
+      controller.enqueue(chunk);
+    },
+  });
+  const chunked = await post(stream);
+  assert.equal(chunked.res.status, 413);
+  assert.deepEqual(chunked.body.error.details, { limit_bytes: 8 * 1024 * 1024 });
+});
+
+test("JSON with more values or deeper nesting than any valid request is 413 before it is parsed", async () => {
+  const deep = await post(`{"action":"listJobs","data":${"[".repeat(68)}${"]".repeat(68)}}`);
+  assert.equal(deep.res.status, 413);
+  assert.deepEqual(deep.body.error.details, { limit_depth: 68 });
+  // 68 levels are within the bound: the validator answers
+  const within = await post(`{"action":"listJobs","data":${"[".repeat(67)}${"]".repeat(67)}}`);
+  assert.equal(within.body.error.code, "VALIDATION_ERROR");
+  const many = await post(
+    JSON.stringify({ action: "listJobs", data: { x: Array(200_000).fill(0) } }),
+  );
+  assert.equal(many.res.status, 413);
+  assert.deepEqual(many.body.error.details, { limit_values: 200_000 });
 });
 
 test("over 1 MiB is 413 for actions other than createJob", async () => {
-  const big = JSON.stringify({ action: "listJobs", data: { product_id: "x".repeat(1024 * 1024) } });
+  const half = "x".repeat(600 * 1024);
+  const big = JSON.stringify({
+    action: "listJobs",
+    data: { product_id: half, sending_group_id: half },
+  });
   const { res, body } = await post(big);
   assert.equal(res.status, 413);
   assert.equal(body.error.code, "PAYLOAD_TOO_LARGE");
-  // the same size is fine for createJob (it then fails validation on the long field)
+  assert.deepEqual(body.error.details, { limit_bytes: 1024 * 1024 });
+  // the same size is fine for createJob (it then fails validation on the long fields)
   const create = JSON.stringify({
     action: "createJob",
-    data: jobData({ product_id: "x".repeat(1024 * 1024) }),
+    data: jobData({ product_id: half, sending_group_id: half }),
   });
   const created = await post(create);
   assert.equal(created.res.status, 400);
+  assert.equal(created.body.error.code, "VALIDATION_ERROR");
+});
+
+test("a string longer than any valid request has is 413 before it is parsed", async () => {
+  const long = JSON.stringify({
+    action: "createJob",
+    data: jobData({ metadata: { note: "x".repeat(1024 * 1024) } }),
+  });
+  const { res, body } = await post(long);
+  assert.equal(res.status, 413);
+  assert.deepEqual(body.error.details, { limit_string_bytes: 1024 * 1024 });
+  // a string of 1 MiB, quotes included, is within the bound: validation answers
+  const within = JSON.stringify({
+    action: "createJob",
+    data: jobData({ metadata: { note: "x".repeat(1024 * 1024 - 2) } }),
+  });
+  const answer = await post(within);
+  assert.equal(answer.body.error.code, "VALIDATION_ERROR");
 });
 
 test("a missing or unknown action is 400 UNKNOWN_ACTION listing the valid ones", async () => {
@@ -120,25 +171,27 @@ test("checks answer in the spec's order", async () => {
   });
   assert.equal(type.status, 415);
   await type.body?.cancel();
-  // JSON before token
-  const json = await rawFetch("job-operations", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: "{",
-  });
-  assert.equal(json.status, 400);
-  await json.body?.cancel();
-  // token before action
-  const token = await rawFetch("job-operations", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ action: "nope" }),
-  });
-  assert.equal(token.status, 401);
-  await token.body?.cancel();
-  // role for the function before action
-  const role = await post(JSON.stringify({ action: "nope" }), {}, "task-operations");
-  assert.equal(role.res.status, 403);
+  // token before size, JSON and action: the body of a caller without a valid token is never read
+  for (const body of ["{", "x".repeat(8 * 1024 * 1024 + 1), JSON.stringify({ action: "nope" })]) {
+    const token = await rawFetch("job-operations", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body,
+    });
+    assert.equal(token.status, 401, body.slice(0, 10));
+    await token.body?.cancel();
+  }
+  // role for the function before size, JSON and action
+  for (const body of ["{", "x".repeat(8 * 1024 * 1024 + 1), JSON.stringify({ action: "nope" })]) {
+    const role = await post(body, {}, "task-operations");
+    assert.equal(role.res.status, 403, body.slice(0, 10));
+  }
+  // size before JSON
+  const size = await post(`{${"[".repeat(100)}`);
+  assert.equal(size.body.error.code, "PAYLOAD_TOO_LARGE");
+  // JSON before action
+  const json = await post("{");
+  assert.equal(json.body.error.code, "INVALID_JSON");
   // action before validation
   const action = await post(JSON.stringify({ action: "nope", data: 5 }));
   assert.equal(action.body.error.code, "UNKNOWN_ACTION");

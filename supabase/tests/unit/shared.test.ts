@@ -6,7 +6,8 @@ import postgres from "postgres";
 import { closeDb } from "../../functions/_shared/db.ts";
 import { DEFAULT_DB_URL } from "../../functions/_shared/env.ts";
 import { canonicalJson, sha256Hex } from "../../functions/_shared/canonical_json.ts";
-import { utf8Length } from "../../functions/_shared/validation.ts";
+import fc from "fast-check";
+import { jsonBytesOver, utf8Length } from "../../functions/_shared/validation.ts";
 import { decodeCursor, encodeCursor } from "../../functions/_shared/cursor.ts";
 import { ApiError } from "../../functions/_shared/errors.ts";
 import { requestSchema } from "../../functions/_shared/dispatcher.ts";
@@ -34,6 +35,21 @@ Deno.test("utf8Length equals TextEncoder's count", () => {
 });
 
 Deno.test("cursors round-trip, reject tampering, and are signed with the database's own key", async () => {
+Deno.test("jsonBytesOver measures what JSON.stringify would write, without writing it", () => {
+  const wellFormed = fc.jsonValue({ stringUnit: "binary" }).filter((v) =>
+    JSON.stringify(v) === JSON.stringify(v, (_, x) => typeof x === "string" ? x.toWellFormed() : x)
+  );
+  fc.assert(
+    fc.property(fc.oneof(fc.jsonValue(), wellFormed, fc.constant(-0)), (value) => {
+      const bytes = utf8Length(JSON.stringify(value));
+      assert.equal(jsonBytesOver(value, bytes), false);
+      assert.equal(jsonBytesOver(value, bytes - 1), true);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+Deno.test("cursors round-trip and reject tampering", async () => {
   const position = { t: "1795897494797630", i: "d881cdd3-4843-42f5-b3be-d3faa1b759de" };
   try {
     const cursor = await encodeCursor(position);

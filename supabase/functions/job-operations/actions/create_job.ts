@@ -1,7 +1,7 @@
 // createJob: the job and all its tasks in one transaction; idempotent per owner and key.
 import { ApiError, validationError } from "../../_shared/errors.ts";
 import type { Action } from "../../_shared/dispatcher.ts";
-import { MAX_BODY_BYTES } from "../../_shared/dispatcher.ts";
+import { MAX_BODY_BYTES } from "../../_shared/request_body.ts";
 import { jsonb, queryOne } from "../../_shared/db.ts";
 import { isRecord, sqlContext } from "../../_shared/context.ts";
 import { canonicalJson, sha256Hex } from "../../_shared/canonical_json.ts";

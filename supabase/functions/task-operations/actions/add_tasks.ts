@@ -1,6 +1,6 @@
 // addTasks: more tasks for a job that still takes them.
 import type { Action } from "../../_shared/dispatcher.ts";
-import { MAX_BODY_BYTES } from "../../_shared/dispatcher.ts";
+import { MAX_BODY_BYTES } from "../../_shared/request_body.ts";
 import { jsonb, queryOne } from "../../_shared/db.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { AddTasksData } from "../../_shared/task_schemas.ts";
