@@ -36,10 +36,15 @@ export async function answers(url: string): Promise<boolean> {
   }
 }
 
-/** `given` is SUPABASE_DB_URL (undefined when unset); the default address is probed otherwise. */
+/**
+ * `given` is SUPABASE_DB_URL (undefined when unset); the default address `fallback` is probed
+ * otherwise.
+ */
 export async function localDatabase(
-  given = env("SUPABASE_DB_URL"),
-  fallback = defaultDbUrl(),
+  { given, fallback }: { given?: string; fallback: string } = {
+    given: env("SUPABASE_DB_URL"),
+    fallback: defaultDbUrl(),
+  },
 ): Promise<LocalDatabase> {
   const none = async () => {};
   if (given) return { url: given, stop: none };
