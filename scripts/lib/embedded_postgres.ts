@@ -96,14 +96,13 @@ async function copyTree(from: string, to: string): Promise<void> {
     const source = join(from, entry.name);
     const target = join(to, entry.name);
     if (entry.isDirectory) await copyTree(source, target);
-    else if (entry.isSymlink) await Deno.symlink(await Deno.readLink(source), target);
     else await Deno.copyFile(source, target); // keeps the mode (executables stay executable)
   }
 }
 
 /**
  * This platform's binaries, copied once per package version into .data/postgres/server-<version>
- * with the symlinks the package's postinstall would have made (native/pg-symlinks.json).
+ * with the links the package's postinstall would have made (native/pg-symlinks.json).
  */
 export async function install(): Promise<Installation> {
   const key = `${Deno.build.os}-${Deno.build.arch}`;
@@ -136,10 +135,11 @@ export async function install(): Promise<Installation> {
     await Deno.readTextFile(linksFile).catch(() => "[]"),
   );
   for (const { source, target } of links) {
-    // paths in the file start with "native/", the folder copied here
+    // paths in the file start with "native/", the folder copied here; hard links, because Deno
+    // allows symlinks only with unrestricted --allow-write, and dev's is restricted to .data/
     const at = join(partial, relative("native", target));
     await Deno.remove(at).catch(() => {});
-    await Deno.symlink(relative(dirname(target), source), at);
+    await Deno.link(join(partial, relative("native", source)), at);
   }
   await Deno.remove(linksFile).catch(() => {});
   try {
