@@ -85,12 +85,13 @@ async function runDenoTests(serverUrl: string, dbUrl: string): Promise<Counts> {
   }
 }
 
-const db = await testDatabase();
+const starting = testDatabase();
 let server: ServerProcess | undefined;
 onExitSignal(async () => {
   await server?.stop();
-  await db.stop();
+  await (await starting).stop();
 });
+const db = await starting;
 
 async function run(): Promise<Counts> {
   const dbUrl = db.url;

@@ -66,26 +66,28 @@ export async function localDatabase(
   return { url: embedded.url(database), embedded, stop: () => embedded.stop() };
 }
 
+const SIGNAL_NUMBERS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
+
 /**
  * Runs `cleanup` on the first Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closed), then exits
- * (0 when it succeeded). Later signals are ignored: `deno task` forwards the one the terminal
- * already sent to its whole process group, so the command gets each Ctrl-C twice.
+ * as an interrupted process does (128 + the signal's number; 1 when the cleanup failed). Later
+ * signals are ignored: `deno task` forwards the one the terminal already sent to its whole process
+ * group, so the command gets each Ctrl-C twice.
  */
 export function onExitSignal(cleanup: () => Promise<void>): void {
   let stopping = false;
-  const handler = async () => {
-    if (stopping) return;
-    stopping = true;
-    let code = 0;
-    try {
-      await cleanup();
-    } catch (error) {
-      console.error(error instanceof Error ? error.message : error);
-      code = 1;
-    }
-    Deno.exit(code);
-  };
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    Deno.addSignalListener(signal, handler);
+  for (const [signal, number] of Object.entries(SIGNAL_NUMBERS)) {
+    Deno.addSignalListener(signal as Deno.Signal, async () => {
+      if (stopping) return;
+      stopping = true;
+      let code = 128 + number;
+      try {
+        await cleanup();
+      } catch (error) {
+        console.error(error instanceof Error ? error.message : error);
+        code = 1;
+      }
+      Deno.exit(code);
+    });
   }
 }
