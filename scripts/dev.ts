@@ -1,6 +1,9 @@
 // deno task dev — create and migrate the database named by SUPABASE_DB_URL (pending migrations
 // only; `deno task db:reset` starts over), then serve both functions and print how to call them.
-import { createIfMissing, localDbUrl, migrate } from "./lib/database.ts";
+// Without SUPABASE_DB_URL and with nothing at the default address, the database lives in an
+// embedded PostgreSQL that stops with the command (Ctrl-C).
+import { createIfMissing, migrate } from "./lib/database.ts";
+import { localDatabase, onExitSignal } from "./lib/local_database.ts";
 import { signToken } from "./lib/tokens.ts";
 import { signingSecret } from "./lib/local_auth.ts";
 import { serve } from "./serve.ts";
@@ -8,14 +11,31 @@ import { guardProcess } from "../supabase/functions/_shared/process_guard.ts";
 
 const DEV_USER = "00000000-0000-4000-8000-000000000001";
 
-const url = localDbUrl();
-const created = await createIfMissing(url);
-const applied = await migrate(url);
-console.log(
-  `database ${new URL(url).pathname.slice(1)}: ${
-    created ? "created, " : ""
-  }${applied.length} migrations applied`,
-);
+const starting = localDatabase();
+const serving: { server?: Deno.HttpServer } = {};
+onExitSignal(async () => {
+  await serving.server?.shutdown();
+  // a signal while the embedded server starts stops it once it has
+  const db = await starting;
+  await db.stop();
+  if (db.embedded && db.embedded.state !== "shared") console.log("embedded PostgreSQL stopped");
+});
+const db = await starting;
+const url = db.url;
+// the functions served in this process read it
+Deno.env.set("SUPABASE_DB_URL", url);
+try {
+  const created = await createIfMissing(url);
+  const applied = await migrate(url);
+  console.log(
+    `database ${new URL(url).pathname.slice(1)}: ${
+      created ? "created, " : ""
+    }${applied.length} migrations applied`,
+  );
+} catch (error) {
+  await db.stop();
+  throw error;
+}
 
 guardProcess();
 // With SUPABASE_URL (or SUPABASE_JWKS) set and no JWT_SECRET, the functions verify as deployed:
@@ -23,7 +43,7 @@ guardProcess();
 const userToken = signingSecret() === null
   ? null
   : await signToken({ role: "authenticated", sub: DEV_USER, expiresIn: 24 * 3600 });
-serve((base) => {
+serving.server = serve((base) => {
   if (userToken === null) {
     console.log(`
 No local token: SUPABASE_URL (or SUPABASE_JWKS) is set and JWT_SECRET is not, so calls need a

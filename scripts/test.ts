@@ -1,11 +1,17 @@
-// deno task test — every test: pgTAP database tests (pg_prove), then unit and integration tests
-// (deno test) against the functions served from a separate process, all on a freshly reset test
-// database. Ends with one line "N passed, M failed".
+// deno task test — every test: pgTAP database tests, then unit and integration tests (deno test)
+// against the functions served from a separate process, all on a freshly reset test database.
+// Prepares what it needs first (scripts/lib/test_prerequisites.ts) or stops with one line naming
+// what is missing. Ends with one line "N passed, M failed".
 //
-// Environment: TEST_DB_URL (default: the SUPABASE_DB_URL database with "_test" appended to its
-// name), PG_PROVE (default "pg_prove"). Arguments are passed on to `deno test` (e.g. a filter).
-import { localDbUrl, resetDatabase } from "./lib/database.ts";
-import { spawnServer } from "./lib/server_process.ts";
+// Environment: TEST_DB_URL (default: the database of `deno task dev` with "_test" appended to its
+// name, in the embedded PostgreSQL when dev would use it). Arguments are passed on to `deno test`
+// (e.g. a filter).
+import { resetDatabase } from "./lib/database.ts";
+import { type LocalDatabase, localDatabase, onExitSignal } from "./lib/local_database.ts";
+import { runTapFiles } from "./lib/pgtap.ts";
+import { type ServerProcess, spawnServer } from "./lib/server_process.ts";
+import { Missing, prepareClientTools, preparePgTap } from "./lib/test_prerequisites.ts";
+import { env } from "../supabase/functions/_shared/env.ts";
 import { signingSecret } from "./lib/local_auth.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -13,12 +19,13 @@ const ROOT = new URL("../", import.meta.url).pathname;
 const SECRET_KEYS = JSON.stringify({ default: "sb_secret_local_test_key" });
 const RESULTS_DIR = `${ROOT}.test-results`;
 
-function testDbUrl(): string {
-  const given = Deno.env.get("TEST_DB_URL");
-  if (given) return given;
-  const url = new URL(localDbUrl());
+async function testDatabase(): Promise<LocalDatabase> {
+  const given = env("TEST_DB_URL");
+  if (given) return { url: given, stop: async () => {} };
+  const db = await localDatabase();
+  const url = new URL(db.url);
   url.pathname = `${url.pathname}_test`;
-  return url.toString();
+  return { ...db, url: url.toString() };
 }
 
 interface Counts {
@@ -36,40 +43,7 @@ async function runPgTap(dbUrl: string): Promise<Counts> {
     }
   }
   files.sort();
-  if (files.length === 0) return { passed: 0, failed: 0 };
-  const url = new URL(dbUrl);
-  const env: Record<string, string> = {};
-  if (url.password) env.PGPASSWORD = decodeURIComponent(url.password);
-  const output = await new Deno.Command(Deno.env.get("PG_PROVE") ?? "pg_prove", {
-    args: [
-      "--verbose",
-      "--host",
-      url.hostname,
-      "--port",
-      url.port || "5432",
-      "--username",
-      decodeURIComponent(url.username || "postgres"),
-      "--dbname",
-      decodeURIComponent(url.pathname.slice(1)),
-      ...files,
-    ],
-    cwd: ROOT,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(output.stdout);
-  const errors = new TextDecoder().decode(output.stderr);
-  await Deno.stdout.write(output.stdout);
-  await Deno.stderr.write(output.stderr);
-  const passed = (text.match(/^ok \d+/gm) ?? []).length;
-  let failed = (text.match(/^not ok \d+/gm) ?? []).length;
-  // A file that dies before its plan is complete fails without a "not ok" line.
-  if (!output.success && failed === 0) failed = 1;
-  if (!output.success && /Connection refused|could not connect/i.test(errors)) {
-    failed = Math.max(failed, 1);
-  }
-  return { passed, failed };
+  return await runTapFiles(dbUrl, files.map((file) => `${ROOT}${file}`));
 }
 
 async function runDenoTests(serverUrl: string, dbUrl: string): Promise<Counts> {
@@ -121,31 +95,53 @@ if (signingSecret() === null) {
   console.log("0 passed, 1 failed");
   Deno.exit(1);
 }
-const dbUrl = testDbUrl();
-await Deno.mkdir(RESULTS_DIR, { recursive: true });
-console.log(`test database: ${new URL(dbUrl).pathname.slice(1)}`);
-await resetDatabase(dbUrl);
+const starting = testDatabase();
+let server: ServerProcess | undefined;
+onExitSignal(async () => {
+  await server?.stop();
+  await (await starting).stop();
+});
+const db = await starting;
 
-const sql = await runPgTap(dbUrl);
-console.log(`pgTAP: ${sql.passed} passed, ${sql.failed} failed`);
+async function run(): Promise<Counts> {
+  const dbUrl = db.url;
+  const major = await preparePgTap(dbUrl, db.embedded?.installation);
+  await prepareClientTools(major);
 
-const server = await spawnServer({
-  SUPABASE_DB_URL: dbUrl,
-  LOG_LEVEL: Deno.env.get("LOG_LEVEL") ?? "error",
-  SUPABASE_SECRET_KEYS: SECRET_KEYS,
-}, { logPath: `${RESULTS_DIR}/server.log` });
-let deno: Counts;
-try {
-  deno = await runDenoTests(server.url, dbUrl);
-} finally {
-  await server.stop();
+  await Deno.mkdir(RESULTS_DIR, { recursive: true });
+  console.log(`test database: ${new URL(dbUrl).pathname.slice(1)}`);
+  await resetDatabase(dbUrl);
+
+  const sql = await runPgTap(dbUrl);
+  console.log(`pgTAP: ${sql.passed} passed, ${sql.failed} failed`);
+
+  server = await spawnServer({
+    SUPABASE_DB_URL: dbUrl,
+    LOG_LEVEL: Deno.env.get("LOG_LEVEL") ?? "error",
+    SUPABASE_SECRET_KEYS: SECRET_KEYS,
+  }, { logPath: `${RESULTS_DIR}/server.log` });
+  let deno: Counts;
+  try {
+    deno = await runDenoTests(server.url, dbUrl);
+  } finally {
+    await server.stop();
+  }
+  console.log(
+    `deno test: ${deno.passed} passed, ${deno.failed} failed` +
+      (deno.skipped ? `, ${deno.skipped} skipped (ignored or filtered out)` : ""),
+  );
+  return { passed: sql.passed + deno.passed, failed: sql.failed + deno.failed };
 }
-console.log(
-  `deno test: ${deno.passed} passed, ${deno.failed} failed` +
-    (deno.skipped ? `, ${deno.skipped} skipped (ignored or filtered out)` : ""),
-);
 
-const passed = sql.passed + deno.passed;
-const failed = sql.failed + deno.failed;
-console.log(`${passed} passed, ${failed} failed`);
-Deno.exit(failed === 0 ? 0 : 1);
+let result: Counts | undefined;
+try {
+  result = await run();
+} catch (error) {
+  if (!(error instanceof Missing)) throw error;
+  console.error(error.message);
+} finally {
+  await db.stop();
+}
+if (!result) Deno.exit(1);
+console.log(`${result.passed} passed, ${result.failed} failed`);
+Deno.exit(result.failed === 0 ? 0 : 1);
