@@ -14,7 +14,6 @@ import {
 } from "@supabase/supabase-js";
 import type {
   ApiErrorBody,
-  ErrorCode,
   FunctionName,
   Functions,
   JobOperations,
@@ -31,7 +30,8 @@ export type * from "../supabase/functions/_shared/types.ts";
 export class JobServiceError extends Error {
   constructor(
     readonly status: number,
-    readonly code: ErrorCode | "NETWORK_ERROR" | "UNEXPECTED_RESPONSE" | (string & {}),
+    /** an ErrorCode of the API (codes added to the API later are passed on as they come) */
+    readonly code: string,
     message: string,
     readonly details: unknown = undefined,
     readonly request_id: string | null = null,
