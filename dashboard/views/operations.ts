@@ -2,6 +2,7 @@
 // For the service: getStats (queue depth, running tasks, throughput, errors by class, resources
 // against limits, notifications, maintenance), sending-group rate limits and user quotas.
 import { JobServiceError } from "../../client/job_service.ts";
+import { JOB_STATUSES } from "../../supabase/functions/_shared/job_statuses.ts";
 import type { GroupRateLimit, Stats, UserLimits } from "../../client/job_service.ts";
 import { type Child, dateTime, fill, h, num, shortId, svg } from "../dom.ts";
 import { keepLive } from "../live.ts";
@@ -16,7 +17,7 @@ export function renderOperations(ctx: ViewContext): Dispose {
     stats,
     h(
       "div",
-      { class: "grid" },
+      { class: "grid settings" },
       section("Sending-group rate limits", rateLimitForm(ctx)),
       section("User quotas", quotaForm(ctx)),
     ),
