@@ -46,11 +46,11 @@ function statsPanels(s: Stats): HTMLElement {
       h(
         "ul",
         { class: "counters" },
-        Object.entries(s.jobs.by_status).map(([status, n]) =>
+        JOB_STATUSES.map((status) =>
           h(
             "li",
             { class: `counter counter-${status}` },
-            h("span", { class: "count" }, num(n)),
+            h("span", { class: "count" }, num(s.jobs.by_status[status])),
             status,
           )
         ),

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { JobServiceClient, JobServiceError } from "../../../client/job_service.ts";
-import { TaskError, Worker } from "../../../examples/worker.ts";
+import { Worker } from "../../../examples/worker.ts";
 import {
   clientWith,
   newUserId,
@@ -16,7 +16,7 @@ import {
   token,
   userToken,
 } from "../helpers/service.ts";
-import { isolateClaims, sleep } from "../helpers/jobs.ts";
+import { isolateClaims } from "../helpers/jobs.ts";
 import { assertAccessible, assertFitsWidth, browserTest, screenshot } from "../helpers/browser.ts";
 
 const RUN = crypto.randomUUID().slice(0, 6);
