@@ -1,4 +1,4 @@
-// deno task serve — serve both functions against an already migrated database.
+// deno task serve — serve both functions and the dashboard against an already migrated database.
 import { FUNCTIONS, startLocalServer } from "./lib/local_server.ts";
 import { intEnv } from "../supabase/functions/_shared/env.ts";
 import { guardProcess } from "../supabase/functions/_shared/process_guard.ts";
@@ -11,6 +11,7 @@ export function serve(onReady?: (url: string) => void): Deno.HttpServer<Deno.Net
       for (const name of Object.keys(FUNCTIONS)) {
         console.log(`Serving ${name} at ${url}/functions/v1/${name}`);
       }
+      console.log(`Serving the dashboard at ${url}/dashboard`);
       onReady?.(url);
       console.log(`ready ${url}`);
     },
