@@ -82,7 +82,10 @@ let authClient: SupabaseClient | undefined;
 
 /** The supabase-js client with Supabase Auth (one per page: it owns the stored session). */
 function withAuth(config: DashboardConfig): SupabaseClient {
-  authClient ??= createClient(serviceUrl(config), config.publishable_key!);
+  // no OAuth redirects come back to this page: its hash holds routes, not tokens
+  authClient ??= createClient(serviceUrl(config), config.publishable_key!, {
+    auth: { detectSessionInUrl: false },
+  });
   return authClient;
 }
 

@@ -17,6 +17,7 @@ import {
   userToken,
 } from "../helpers/service.ts";
 import { isolateClaims } from "../helpers/jobs.ts";
+import { projectHost } from "../helpers/project_host.ts";
 import { assertAccessible, assertFitsWidth, browserTest, screenshot } from "../helpers/browser.ts";
 
 const RUN = crypto.randomUUID().slice(0, 6);
@@ -406,53 +407,80 @@ browserTest(
   },
 );
 
-browserTest("dashboard: the static build works from another origin", async ({ page }) => {
-  const out = await Deno.makeTempDir({ prefix: "dashboard-build-" });
-  const build = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "-q", "dashboard:build", "--out", out, "--url", await serviceUrl()],
-    cwd: new URL("../../../", import.meta.url).pathname,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(build.success, new TextDecoder().decode(build.stderr));
-  const config = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
-  assert.deepEqual(config, {
-    supabase_url: await serviceUrl(),
-    publishable_key: null,
-    dev_sign_in: false,
-    realtime: null,
-  });
-  // any static host: here a file server on another port, so every call is cross-origin
-  const types: Record<string, string> = {
-    html: "text/html",
-    js: "text/javascript",
-    css: "text/css",
-  };
-  const host = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
-    const name = new URL(req.url).pathname.slice(1) || "index.html";
-    try {
-      const body = await Deno.readFile(`${out}/${name.replace(/[^\w.]/g, "")}`);
-      return new Response(body, {
-        headers: { "content-type": types[name.split(".").pop()!] ?? "application/json" },
-      });
-    } catch {
-      return new Response("not found", { status: 404 });
-    }
-  });
-  try {
-    const alice = newUserId();
-    const job = await (await asUser(alice)).createJob({
-      product_id: `static-${RUN}`,
-      sending_group_id: "g",
+browserTest(
+  "dashboard: the static build, on another host, signs in with Supabase Auth",
+  async ({ page }) => {
+    const alice = { id: newUserId(), email: `alice-${RUN}@example.com`, password: "correct horse" };
+    const project = await projectHost(alice);
+    const out = await Deno.makeTempDir({ prefix: "dashboard-build-" });
+    const build = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "task",
+        "-q",
+        "dashboard:build",
+        "--out",
+        out,
+        "--url",
+        project.url,
+        "--key",
+        "sb_publishable_test",
+      ],
+      cwd: new URL("../../../", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(build.success, new TextDecoder().decode(build.stderr));
+    const config = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
+    assert.deepEqual(config, {
+      supabase_url: project.url,
+      publishable_key: "sb_publishable_test",
+      dev_sign_in: false,
+      realtime: null,
     });
-    await page.goto(`http://127.0.0.1:${host.addr.port}/`);
-    await page.getByRole("heading", { name: "Sign in", level: 1 }).waitFor();
-    assert.equal(await page.getByText("Local development sign-in").count(), 0, "no dev sign-in");
-    await page.getByLabel("Token", { exact: true }).fill(await userToken(alice));
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await row(page, job.id).waitFor();
-  } finally {
-    await host.shutdown();
-    await Deno.remove(out, { recursive: true });
-  }
-});
+    // any static host: here a file server on a port of its own, so every call is cross-origin
+    const types: Record<string, string> = {
+      html: "text/html",
+      js: "text/javascript",
+      css: "text/css",
+    };
+    const host = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
+      const name = new URL(req.url).pathname.slice(1) || "index.html";
+      try {
+        const body = await Deno.readFile(`${out}/${name.replace(/[^\w.]/g, "")}`);
+        return new Response(body, {
+          headers: { "content-type": types[name.split(".").pop()!] ?? "application/json" },
+        });
+      } catch {
+        return new Response("not found", { status: 404 });
+      }
+    });
+    try {
+      const job = await (await asUser(alice.id)).createJob({
+        product_id: `static-${RUN}`,
+        sending_group_id: "g",
+      });
+      await page.goto(`http://127.0.0.1:${host.addr.port}/`);
+      await page.getByRole("heading", { name: "Sign in", level: 1 }).waitFor();
+      assert.equal(await page.getByText("Local development sign-in").count(), 0, "no dev sign-in");
+      await page.getByLabel("Email").fill(alice.email);
+      await page.getByLabel("Password").fill("wrong");
+      await page.getByLabel("Password").press("Enter");
+      await page.getByText("Sign-in failed: Invalid login credentials").waitFor();
+      await page.getByLabel("Password").fill(alice.password);
+      await page.getByLabel("Password").press("Enter");
+      await row(page, job.id).waitFor();
+      assert.match(await page.locator("#nav").innerText(), new RegExp(`User ${alice.id}`));
+      // supabase-js keeps the session: a reload stays signed in
+      await page.reload();
+      await row(page, job.id).waitFor();
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByRole("heading", { name: "Sign in", level: 1 }).waitFor();
+      await assertAccessible(page, "sign-in, project");
+      await screenshot(page, "sign-in-project");
+    } finally {
+      await host.shutdown();
+      await project.close();
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+);
