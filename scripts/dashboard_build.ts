@@ -26,7 +26,7 @@ if (values.url !== undefined && !URL.canParse(values.url)) {
 }
 const realtime = values.realtime?.split(".");
 if (realtime && (realtime.length !== 2 || !realtime[0] || !realtime[1])) {
-  fail("--realtime takes <schema>.<table>, e.g. public.jobs");
+  fail("--realtime takes <schema>.<table>, e.g. job_service.jobs");
 }
 
 const config: DashboardConfig = {
