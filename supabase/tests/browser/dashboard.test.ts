@@ -120,6 +120,27 @@ browserTest(
     await assertAccessible(page, "jobs list, empty");
     await screenshot(page, "jobs-list-empty");
 
+    // pages of 20 with listJobs' cursor: 21 jobs are a full page and one older job
+    const paged = [];
+    for (let i = 0; i < 21; i++) {
+      paged.push(
+        await api.createJob({ product_id: `page-${RUN}`, sending_group_id: "g", start: false }),
+      );
+    }
+    await page.getByLabel("Product").fill(`page-${RUN}`);
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await row(page, paged[20].id).waitFor();
+    assert.equal(await page.locator("tbody tr").count(), 20);
+    assert.equal(await row(page, paged[0].id).count(), 0, "the oldest is on the next page");
+    await page.getByRole("button", { name: "Older jobs" }).click();
+    await row(page, paged[0].id).waitFor();
+    assert.equal(await page.locator("tbody tr").count(), 1);
+    assert.equal(await page.getByRole("button", { name: "Older jobs" }).isDisabled(), true);
+    await page.getByText("Page 2").waitFor();
+    await page.getByRole("button", { name: "Newer jobs" }).click();
+    await row(page, paged[20].id).waitFor();
+    assert.equal(await page.locator("tbody tr").count(), 20);
+
     // another user's job by its address: not found, nothing of it shown
     await page.goto(`${await serviceUrl()}/dashboard/#/jobs/${theirs.id}`);
     await page.getByText("This job does not exist (any more), or it is not yours.").waitFor();
