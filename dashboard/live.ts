@@ -7,6 +7,9 @@ import type { Session } from "./session.ts";
 
 export const POLL_MS = 2000;
 
+/** Channel names of this page (crypto.randomUUID needs a secure context, an http host has none). */
+let channels = 0;
+
 /** Calls `refresh` now and then on every tick until the returned function is called. */
 export function keepLive(
   refresh: () => Promise<void>,
@@ -33,7 +36,7 @@ export function keepLive(
   document.addEventListener("visibilitychange", onVisible);
 
   const channel = config.realtime
-    ? session.supabase.channel(`jobs-${crypto.randomUUID()}`).on(
+    ? session.supabase.channel(`jobs-${++channels}`).on(
       "postgres_changes",
       { event: "*", schema: config.realtime.schema, table: config.realtime.table },
       () => tick(),

@@ -61,12 +61,16 @@ export function renderJob(ctx: ViewContext, jobId: string): Dispose {
     }
   };
 
+  let asked = 0;
+  let shown = "";
   const refresh = async () => {
     if (gone) return;
+    const mine = ++asked;
+    let answer: JobWithHistory;
     try {
-      job = await ctx.session.jobs.getJob({ job_id: jobId, include: ["errors", "events"] });
+      answer = await ctx.session.jobs.getJob({ job_id: jobId, include: ["errors", "events"] });
     } catch (error) {
-      if (ctx.handled(error)) return;
+      if (mine !== asked || ctx.handled(error)) return;
       if (error instanceof JobServiceError && error.code === "JOB_NOT_FOUND") {
         gone = true;
         fill(header);
@@ -80,9 +84,16 @@ export function renderJob(ctx: ViewContext, jobId: string): Dispose {
         );
         return;
       }
+      shown = "";
       fill(body, errorAlert(error, "The job could not be loaded"));
       return;
     }
+    // only the latest answer is shown, and only when something changed (the focus, a selection
+    // and a screen reader's place stay where they are otherwise)
+    const snapshot = JSON.stringify(answer);
+    if (mine !== asked || snapshot === shown) return;
+    shown = snapshot;
+    job = answer;
     title.textContent = `${job.product_id} / ${job.sending_group_id}`;
     document.title = `${title.textContent} · Jobs`;
     fill(

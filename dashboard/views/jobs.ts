@@ -91,7 +91,9 @@ export function renderJobs(ctx: ViewContext, filters: JobFilters): Dispose {
     h("nav", { class: "pager", "aria-label": "Pages of jobs" }, newer, pageLabel, older),
   );
 
+  let asked = 0;
   const refresh = async () => {
+    const mine = ++asked;
     let page: JobList;
     try {
       page = await ctx.session.jobs.listJobs({
@@ -103,11 +105,12 @@ export function renderJobs(ctx: ViewContext, filters: JobFilters): Dispose {
         ...(service && filters.user ? { user_id: filters.user } : {}),
       });
     } catch (error) {
-      if (ctx.handled(error)) return;
+      if (mine !== asked || ctx.handled(error)) return;
       table.hidden = true;
       fill(message, errorAlert(error, "The jobs could not be loaded"));
       return;
     }
+    if (mine !== asked) return; // a later request (another page) answers instead
     nextCursor = page.next_cursor;
     older.disabled = nextCursor === null;
     newer.disabled = cursors.length === 1;

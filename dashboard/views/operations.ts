@@ -4,16 +4,18 @@
 import { JobServiceError } from "../../client/job_service.ts";
 import { JOB_STATUSES } from "../../supabase/functions/_shared/job_statuses.ts";
 import type { GroupRateLimit, Stats, UserLimits } from "../../client/job_service.ts";
-import { type Child, dateTime, fill, h, num, shortId, svg } from "../dom.ts";
+import { type Child, dateTime, fill, h, num, setText, shortId, svg } from "../dom.ts";
 import { keepLive } from "../live.ts";
 import type { Dispose, ViewContext } from "../view.ts";
 import { errorAlert, facts } from "../widgets.ts";
 
 export function renderOperations(ctx: ViewContext): Dispose {
   const stats = h("div", { class: "stats" }, h("p", { class: "muted" }, "Loading statistics…"));
+  const asOf = h("p", { class: "muted" });
   fill(
     ctx.main,
     h("h1", { tabindex: -1 }, "Operations"),
+    asOf,
     stats,
     h(
       "div",
@@ -22,11 +24,18 @@ export function renderOperations(ctx: ViewContext): Dispose {
       section("User quotas", quotaForm(ctx)),
     ),
   );
+  let shown = "";
   const refresh = async () => {
     try {
       const s = await ctx.session.jobs.getStats({});
+      setText(asOf, `Statistics as of ${dateTime(s.generated_at)}.`);
+      // drawn again only when a figure changed, so that the focus stays where it is
+      const snapshot = JSON.stringify({ ...s, generated_at: null });
+      if (snapshot === shown) return;
+      shown = snapshot;
       fill(stats, statsPanels(s));
     } catch (error) {
+      shown = "";
       if (!ctx.handled(error)) fill(stats, errorAlert(error, "The statistics could not be loaded"));
     }
   };
@@ -62,7 +71,6 @@ function statsPanels(s: Stats): HTMLElement {
           `${num(s.tasks.pending)} (${num(s.tasks.due)} due, ${num(s.tasks.delayed)} delayed)`,
         ],
         ["Tasks running", `${num(s.tasks.running)} of ${num(s.tasks.capacity)} slots`],
-        ["As of", dateTime(s.generated_at)],
       ]),
     ),
     section("Throughput", throughputChart(s)),
