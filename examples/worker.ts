@@ -1,22 +1,17 @@
-// A worker for the batch job service, to copy into your own project. It claims tasks through the
-// task-operations function, runs your handler for each, keeps their leases alive with heartbeats,
-// reports results in batches, and stops gracefully (finishes what it holds) on SIGINT/SIGTERM.
+// A worker for the batch job service, to copy into your own project (with the typed client,
+// client/job_service.ts, that it calls the task-operations function with). It claims tasks, runs
+// your handler for each, keeps their leases alive with heartbeats, reports results in batches, and
+// stops gracefully (finishes what it holds) on SIGINT/SIGTERM.
 //
 //   deno run -A examples/worker.ts            (SUPABASE_URL, SUPABASE_SERVICE_KEY, WORKER_ID)
 //
 // Throw a TaskError("CODE", "message") from the handler to choose the error code the job's retry
 // policy judges; any other exception is reported as INTERNAL. When the job stops a task (cancel,
 // failure), `signal` aborts: finish quickly or throw.
-import { createClient, FunctionsHttpError, type SupabaseClient } from "@supabase/supabase-js";
+import { createClient } from "@supabase/supabase-js";
+import { type ClaimedTask, JobServiceClient } from "../client/job_service.ts";
 
-export interface ClaimedTask {
-  task_id: number;
-  job_id: string;
-  payload: unknown;
-  attempt: number;
-  lease_expires_at: string;
-  resources: { memory: number; cpu: number } | null;
-}
+export type { ClaimedTask };
 
 export interface TaskContext {
   /** aborted when the job asks this task to stop, or the lease is lost */
@@ -69,7 +64,7 @@ const sleep = (ms: number, signal?: AbortSignal) =>
   });
 
 export class Worker {
-  private readonly client: SupabaseClient;
+  private readonly client: JobServiceClient;
   private readonly running = new Map<number, Running>();
   private readonly stopping = new AbortController();
   private pendingResults: { task_id: number; result?: unknown }[] = [];
@@ -79,9 +74,9 @@ export class Worker {
   private loop: Promise<void> | undefined;
 
   constructor(private readonly options: WorkerOptions) {
-    this.client = createClient(options.url, options.serviceKey, {
+    this.client = new JobServiceClient(createClient(options.url, options.serviceKey, {
       auth: { persistSession: false, autoRefreshToken: false },
-    });
+    }));
   }
 
   /** Starts claiming; resolves when stop() has finished every held task. */
@@ -100,19 +95,6 @@ export class Worker {
 
   private report = (error: unknown) => (this.options.onError ?? console.error)(error);
 
-  private async call<T>(action: string, data: unknown): Promise<T> {
-    const { data: body, error } = await this.client.functions.invoke("task-operations", {
-      body: { action, data },
-    });
-    if (error) {
-      const detail = error instanceof FunctionsHttpError
-        ? await (error.context as Response).json().catch(() => ({}))
-        : {};
-      throw Object.assign(new Error(`${action} failed: ${error.message}`), { detail });
-    }
-    return (body as { data: T }).data;
-  }
-
   private async claimLoop(): Promise<void> {
     const concurrency = this.options.concurrency ?? 10;
     while (!this.stopping.signal.aborted) {
@@ -123,13 +105,13 @@ export class Worker {
       }
       let tasks: ClaimedTask[] = [];
       try {
-        ({ tasks } = await this.call<{ tasks: ClaimedTask[] }>("claimTasks", {
+        ({ tasks } = await this.client.claimTasks({
           worker_id: this.options.workerId,
           limit: Math.min(free, this.options.batchSize ?? 100),
           lease_ms: this.options.leaseMs ?? 60_000,
         }));
       } catch (error) {
-        this.report(error); // 503 and friends: back off and try again
+        this.report(error); // a JobServiceError (503 and friends): back off and try again
       }
       if (tasks.length === 0) {
         await sleep(this.options.idleMs ?? 500, this.stopping.signal);
@@ -171,7 +153,7 @@ export class Worker {
         const batch = this.pendingResults.splice(0, 1000);
         for (let attempt = 0;; attempt++) {
           try {
-            await this.call("completeTasks", { worker_id: this.options.workerId, tasks: batch });
+            await this.client.completeTasks({ worker_id: this.options.workerId, tasks: batch });
             break;
           } catch (error) {
             // completing is idempotent for the worker that holds the task: retry safely
@@ -188,7 +170,7 @@ export class Worker {
     const code = error instanceof TaskError ? error.code : "INTERNAL";
     const message = (error instanceof Error ? error.message : String(error)).slice(0, 4000) || code;
     try {
-      await this.call("failTask", {
+      await this.client.failTask({
         worker_id: this.options.workerId,
         task_id: task.task_id,
         error: { code, message, stack: error instanceof Error ? error.stack : undefined },
@@ -201,16 +183,13 @@ export class Worker {
   private async beat(): Promise<void> {
     if (this.running.size === 0) return;
     const held = [...this.running.values()];
-    const { tasks } = await this.call<{ tasks: { task_id: number; action: string }[] }>(
-      "heartbeat",
-      {
-        worker_id: this.options.workerId,
-        tasks: held.map((r) => ({
-          task_id: r.task.task_id,
-          ...(r.usage ? { usage: r.usage } : {}),
-        })),
-      },
-    );
+    const { tasks } = await this.client.heartbeat({
+      worker_id: this.options.workerId,
+      tasks: held.map((r) => ({
+        task_id: r.task.task_id,
+        ...(r.usage ? { usage: r.usage } : {}),
+      })),
+    });
     for (const answer of tasks) {
       if (answer.action !== "continue") {
         this.running.get(answer.task_id)?.controller.abort(answer.action);

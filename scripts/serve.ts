@@ -1,4 +1,4 @@
-// deno task serve — serve both functions against an already migrated database.
+// deno task serve — serve both functions and the dashboard against an already migrated database.
 // `--no-local-secret`: never fall back to the Supabase CLI's local secret, as a deployed function.
 import { FUNCTIONS, startLocalServer } from "./lib/local_server.ts";
 import { useLocalAuth } from "./lib/local_auth.ts";
@@ -20,6 +20,7 @@ export function serve(
         console.log(`Serving ${name} at ${url}/functions/v1/${name}`);
       }
       console.log(auth);
+      console.log(`Serving the dashboard at ${url}/dashboard`);
       onReady?.(url);
       console.log(`ready ${url}`);
     },

@@ -1,9 +1,11 @@
 // Serves both Edge Functions at Supabase's paths (/functions/v1/<name>) with Deno.serve, for local
-// use and the tests (supabase functions serve needs Docker, which these machines lack).
+// use and the tests (supabase functions serve needs Docker, which these machines lack), and the
+// dashboard at /dashboard/ on the same port.
 import { handler as jobOperations } from "../../supabase/functions/job-operations/handler.ts";
 import { handler as taskOperations } from "../../supabase/functions/task-operations/handler.ts";
 import { errorResponse, requestIdOf } from "../../supabase/functions/_shared/request.ts";
 import { ApiError } from "../../supabase/functions/_shared/errors.ts";
+import { serveDashboard } from "./dashboard.ts";
 
 export const FUNCTIONS: Record<string, (req: Request) => Promise<Response>> = {
   "job-operations": jobOperations,
@@ -11,7 +13,9 @@ export const FUNCTIONS: Record<string, (req: Request) => Promise<Response>> = {
 };
 
 export function route(req: Request): Promise<Response> {
-  const match = /^\/functions\/v1\/([^/]+)(?:\/.*)?$/.exec(new URL(req.url).pathname);
+  const path = new URL(req.url).pathname;
+  if (path === "/dashboard" || path.startsWith("/dashboard/")) return serveDashboard(req);
+  const match = /^\/functions\/v1\/([^/]+)(?:\/.*)?$/.exec(path);
   const fn = match ? FUNCTIONS[match[1]] : undefined;
   if (fn) return fn(req);
   return Promise.resolve(errorResponse(

@@ -48,22 +48,10 @@ export const FUNCTIONS: FunctionDoc[] = [
   },
 ];
 
-// ----- responses the zod schema files do not name (documentation only) -----
-
-const LOCAL_SCHEMAS = {
-  AddTasksResult: z.object({
-    added: z.int().describe("tasks added by this call"),
-    total: z.int().describe("tasks of the job now"),
-  }),
-  ClaimTasksResult: z.object({ tasks: z.array(taskSchemas.ClaimedTask) }),
-  HeartbeatResult: z.object({ tasks: z.array(taskSchemas.HeartbeatAnswer) }),
-  CompleteTasksResult: z.object({ tasks: z.array(taskSchemas.CompleteAnswer) }),
-};
-
 /** Every zod schema a response may name, by its exported name. */
 export function namedSchemas(): Record<string, z.ZodType> {
   const all: Record<string, z.ZodType> = {};
-  for (const module of [jobSchemas, taskSchemas, operationsSchemas, LOCAL_SCHEMAS]) {
+  for (const module of [jobSchemas, taskSchemas, operationsSchemas]) {
     for (const [name, value] of Object.entries(module)) {
       if (value instanceof z.ZodType) all[name] = value;
     }
@@ -73,7 +61,7 @@ export function namedSchemas(): Record<string, z.ZodType> {
 
 export interface ResponseDoc {
   status: number;
-  /** Name of the zod schema of `data` (exported by a schema file, or LOCAL_SCHEMAS). */
+  /** Name of the zod schema of `data`, exported by a schema file. */
   schema: string;
   description: string;
 }

@@ -24,6 +24,7 @@ export async function spawnServer(
     // took the peak RSS past 150 MiB; docs/performance.md, finding 14)
     args: [
       "run",
+      "--unstable-bundle",
       "--v8-flags=--max-old-space-size=96,--max-semi-space-size=4",
       "--allow-net",
       "--allow-env",

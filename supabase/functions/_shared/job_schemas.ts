@@ -2,18 +2,9 @@
 // request validation and the published JSON Schema / OpenAPI document.
 import { z } from "zod";
 import { ERROR_CODE_PATTERN, jsonValue, text, utf8Length } from "./validation.ts";
+import { JOB_STATUSES } from "./job_statuses.ts";
 
-export const JOB_STATUSES = [
-  "pending",
-  "queued",
-  "running",
-  "paused",
-  "retrying",
-  "cancelling",
-  "completed",
-  "failed",
-  "cancelled",
-] as const;
+export { JOB_STATUSES };
 export const JobStatus = z.enum(JOB_STATUSES);
 export type JobStatus = z.infer<typeof JobStatus>;
 

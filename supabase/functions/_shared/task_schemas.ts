@@ -89,3 +89,11 @@ export const FailAnswer = z.object({
   status: z.enum(["pending", "failed", "cancelled"]),
   next_attempt_at: z.string().optional(),
 });
+
+export const AddTasksResult = z.object({
+  added: z.int().describe("tasks added by this call"),
+  total: z.int().describe("tasks of the job now"),
+});
+export const ClaimTasksResult = z.object({ tasks: z.array(ClaimedTask) });
+export const HeartbeatResult = z.object({ tasks: z.array(HeartbeatAnswer) });
+export const CompleteTasksResult = z.object({ tasks: z.array(CompleteAnswer) });
