@@ -110,7 +110,7 @@ export async function startAuthStandIn(): Promise<AuthStandIn> {
     }
     let claims: JWTPayload;
     try {
-      claims = (await jwtVerify(bearer, async (header) => {
+      claims = (await jwtVerify(bearer, (header) => {
         if (header.kid === kid) return publicKey;
         if (header.alg === "HS256") return new TextEncoder().encode(legacySecret);
         throw new Error(`unrecognized JWT kid ${header.kid} for algorithm ${header.alg}`);
