@@ -1,5 +1,6 @@
-// deno task gen [--check] — writes every generated file (status machine migration and diagram);
-// with --check, changes nothing and fails when a committed file differs from what it would write.
+// deno task gen [--check] — writes every file that generatedFiles() (scripts/lib/generate.ts) lists:
+// the status machine's migration and diagram, the OpenAPI document and the API reference, each from
+// its one source; with --check, changes nothing and fails when a committed file differs.
 import { generatedFiles } from "./lib/generate.ts";
 
 const ROOT = new URL("../", import.meta.url);

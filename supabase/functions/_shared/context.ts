@@ -4,7 +4,3 @@ import type { Context } from "./dispatcher.ts";
 export function sqlContext(ctx: Context) {
   return { role: ctx.caller.role, user_id: ctx.caller.userId, request_id: ctx.requestId };
 }
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}

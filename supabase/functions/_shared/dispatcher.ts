@@ -9,7 +9,7 @@ import { ApiError, internalError, validationError } from "./errors.ts";
 import { translateDbError } from "./db.ts";
 import { CORS_HEADERS, errorResponse, jsonResponse, logRequest, requestIdOf } from "./request.ts";
 import { MAX_ACTION_BYTES, tooLarge, withJsonBody } from "./request_body.ts";
-import { issuesToDetails } from "./validation.ts";
+import { isRecord, issuesToDetails } from "./validation.ts";
 
 export interface Context {
   caller: Caller;
@@ -180,8 +180,4 @@ function describeFailure(failure: unknown): string {
     }
   }
   return parts.join(" <- caused by ");
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -2,7 +2,7 @@
 // the allowed targets; `deno task gen` turns the same definition into the database's transition
 // table (with each guard's SQL) and the Mermaid diagram in docs/status-machine.md.
 import { setup, transition } from "xstate";
-import { JOB_STATUSES, type JobStatus } from "./job_statuses.ts";
+import type { JobStatus } from "./job_statuses.ts";
 
 /** What the guards look at: the job's counters and retry policy at the moment of the move. */
 export interface JobFacts {
@@ -245,5 +245,3 @@ export function machineEdges(): Edge[] {
   }
   return edges;
 }
-
-export { JOB_STATUSES };

@@ -4,7 +4,6 @@ import { z } from "zod";
 import { ERROR_CODE_PATTERN, jsonValue, text, utf8Length } from "./validation.ts";
 import { JOB_STATUSES } from "./job_statuses.ts";
 
-export { JOB_STATUSES };
 export const JobStatus = z.enum(JOB_STATUSES);
 export type JobStatus = z.infer<typeof JobStatus>;
 
@@ -126,7 +125,8 @@ export const ListJobsData = z.strictObject({
 
 // ----- responses (documentation and test checks) -----
 
-const Timestamp = z.string().describe("ISO 8601, UTC");
+/** ISO 8601 timestamps in answers (shared by the contracts of both functions). */
+export const Timestamp = z.string().describe("ISO 8601, UTC");
 
 /** A start-rate limit as getJob shows it: configuration and the starts allowed right now. */
 export const RateLimitView = z.object({
@@ -220,6 +220,17 @@ export type JobList = z.infer<typeof JobList>;
 
 const twoDecimals = (n: number) => Math.abs(n * 100 - Math.round(n * 100)) < 1e-9;
 
+/** An error as a worker reports it (failTask) or a job update records it (updateBatchJob). */
+export const ErrorReport = z.strictObject({
+  code: ErrorCode,
+  message: text(1, LIMITS.messageBytes).refine((m) => utf8Length(m) <= LIMITS.messageBytes, {
+    message: `At most ${LIMITS.messageBytes} bytes.`,
+  }),
+  // longer stacks are cut to 16 KiB, not refused
+  stack: z.string().refine((s) => !s.includes("\u0000"), { message: "Must not contain NUL." })
+    .optional(),
+});
+
 export const UpdateBatchJobData = z.strictObject({
   job_id: Id,
   status: JobStatus.optional(),
@@ -233,15 +244,7 @@ export const UpdateBatchJobData = z.strictObject({
     active_tasks: z.int().min(0).optional(),
     error_count: z.int().min(0).optional(),
   }).optional(),
-  error_details: z.strictObject({
-    code: ErrorCode,
-    message: text(1, LIMITS.messageBytes).refine((m) => utf8Length(m) <= LIMITS.messageBytes, {
-      message: `At most ${LIMITS.messageBytes} bytes.`,
-    }),
-    // longer stacks are cut to 16 KiB, not refused
-    stack: z.string().refine((s) => !s.includes("\u0000"), { message: "Must not contain NUL." })
-      .optional(),
-  }).optional(),
+  error_details: ErrorReport.optional(),
 }).refine(
   (d) => d.status !== undefined || d.detailed_status !== undefined || d.error_details !== undefined,
   { message: "Give at least one of status, detailed_status, error_details." },

@@ -2,9 +2,8 @@
 // the webhook body of a notification. Like job_schemas.ts and task_schemas.ts, the source of the
 // types, the validation and the published OpenAPI document (scripts/lib/openapi.ts).
 import { z } from "zod";
-import { Id, JobStatus } from "./job_schemas.ts";
+import { Id, JobStatus, Timestamp } from "./job_schemas.ts";
 
-const Timestamp = z.string().describe("ISO 8601, UTC");
 const count = z.int().min(0);
 /** Limits, reservations and reported usage, as summed over jobs or for one job. */
 const resourceAmounts = {

@@ -54,7 +54,6 @@ export interface RequestLog {
   role?: string;
   user_id?: string | null;
   status: number;
-  error_code?: string;
   duration_ms: number;
   error?: string;
 }

@@ -1,7 +1,7 @@
 // The task-operations contract as zod schemas (types, validation, published schema).
 import { z } from "zod";
-import { ErrorCode, Id, LIMITS, TaskInput } from "./job_schemas.ts";
-import { jsonValue, text, utf8Length } from "./validation.ts";
+import { ErrorReport, Id, LIMITS, TaskInput } from "./job_schemas.ts";
+import { jsonValue, text } from "./validation.ts";
 
 export const WorkerId = text(1, 128);
 export const TaskId = z.int().min(1);
@@ -46,19 +46,10 @@ export const CompleteTasksData = z.strictObject({
     .refine(uniqueTaskIds, { message: "Each task_id may appear once." }),
 });
 
-export const TaskError = z.strictObject({
-  code: ErrorCode,
-  message: text(1, LIMITS.messageBytes).refine((m) => utf8Length(m) <= LIMITS.messageBytes, {
-    message: `At most ${LIMITS.messageBytes} bytes.`,
-  }),
-  stack: z.string().refine((s) => !s.includes("\u0000"), { message: "Must not contain NUL." })
-    .optional(),
-});
-
 export const FailTaskData = z.strictObject({
   worker_id: WorkerId,
   task_id: TaskId,
-  error: TaskError,
+  error: ErrorReport,
 });
 
 // ----- responses -----

@@ -159,3 +159,8 @@ export function truncateUtf8(text: string, maxBytes: number): string {
   }
   return text.slice(0, end);
 }
+
+/** A JSON object (not null, not an array). */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

@@ -4,11 +4,8 @@
 import assert from "node:assert/strict";
 import { asUser, type Caller, test } from "../helpers/service.ts";
 import { claim, createJob, getJob, tasks, update } from "../helpers/jobs.ts";
-import {
-  type BatchJob,
-  JOB_STATUSES,
-  type JobStatus,
-} from "../../functions/_shared/job_schemas.ts";
+import type { BatchJob, JobStatus } from "../../functions/_shared/job_schemas.ts";
+import { JOB_STATUSES } from "../../functions/_shared/job_statuses.ts";
 import {
   decideRequest,
   type Edge,

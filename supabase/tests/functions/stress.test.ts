@@ -8,13 +8,6 @@ import { claim, createJob, tasks } from "../helpers/jobs.ts";
 import { runStress } from "../stress/mod.ts";
 import { DEFAULT_DB_URL } from "../../functions/_shared/env.ts";
 
-/**
- * Whether the stress workers may end a task while its last heartbeat reported usage over the job's
- * limits. False while the back-pressure bug below is open (the stuck job would fail every run that
- * hits it); set it to true once the "claims resume" test passes.
- */
-const BACK_PRESSURE_FIXED = true;
-
 test("stress: concurrent actors over HTTP keep every invariant on the recorded history", async () => {
   const seed = Deno.env.get("STRESS_SEED");
   const report = await runStress({
@@ -22,7 +15,6 @@ test("stress: concurrent actors over HTTP keep every invariant on the recorded h
     dbUrl: Deno.env.get("SUPABASE_DB_URL") ?? DEFAULT_DB_URL,
     scale: Deno.env.get("STRESS_SCALE") ?? "small",
     ...(seed ? { seed: Number(seed) } : {}),
-    recoverUsageBeforeEnd: !BACK_PRESSURE_FIXED,
     log: (line) => console.log(line),
   });
   await Deno.mkdir(".test-results", { recursive: true }).catch(() => {});

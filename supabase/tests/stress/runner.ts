@@ -122,17 +122,6 @@ export interface StressOptions {
   isolate?: boolean;
   /** faults are injected: 503s and lost answers are expected */
   allowUnavailable?: boolean;
-  /**
-   * A task whose heartbeat reported usage reports zero usage before it ends (default false: it may
-   * end while its job's usage is over the limits). Works around the back-pressure bug that
-   * stress.test.ts pins down ("once the task … ends, claims resume"); drop it once that is fixed.
-   */
-  recoverUsageBeforeEnd?: boolean;
-  /**
-   * Where runMaintenance calls go (default `url`): another server of the same database, e.g. one
-   * whose connections are not being killed (see MAINTENANCE_LEASE_FIXED in faults.test.ts).
-   */
-  maintenanceUrl?: string;
   /** runs alongside the chaos phase (fault injection); given a signal aborted when it ends */
   during?: (signal: AbortSignal) => Promise<void>;
   log?: (line: string) => void;
@@ -377,20 +366,9 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
                 : {}),
             }],
           });
-          let answer = beat.status === 200
+          const answer = beat.status === 200
             ? (beat.result as { tasks: { action: string }[] }).tasks[0].action
             : "lost";
-          const usage = (beat.data.tasks as { usage?: unknown }[])[0].usage;
-          if (options.recoverUsageBeforeEnd && answer !== "lost" && usage) {
-            // the usage falls back to nothing before the task ends (see the option)
-            const again = await call("heartbeat", {
-              worker_id: id,
-              tasks: [{ task_id: t.task_id, usage: { memory: 0, cpu: 0 } }],
-            });
-            answer = again.status === 200
-              ? (again.result as { tasks: { action: string }[] }).tasks[0].action
-              : "lost";
-          }
           await sleep(random.int(0, 10));
           if (answer === "continue") {
             await call("completeTask", { worker_id: id, task_id: t.task_id });
@@ -550,7 +528,6 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
               "runMaintenance",
               {},
               {},
-              options.maintenanceUrl,
             ),
         ),
       );
@@ -616,7 +593,6 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
       "runMaintenance",
       {},
       {},
-      options.maintenanceUrl,
     );
     await sleep(200);
   }
@@ -638,7 +614,6 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
         "runMaintenance",
         {},
         {},
-        options.maintenanceUrl,
       );
       if ((m.result as { ran?: boolean })?.ran) break;
       await sleep(100);

@@ -13,7 +13,7 @@ import {
   type JobFacts,
 } from "../../functions/_shared/job_machine.ts";
 import { DEFAULT_DB_URL } from "../../functions/_shared/env.ts";
-import { JOB_STATUSES } from "../../functions/_shared/job_schemas.ts";
+import { JOB_STATUSES } from "../../functions/_shared/job_statuses.ts";
 
 const ROOT = new URL("../../../", import.meta.url);
 

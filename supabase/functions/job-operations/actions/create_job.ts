@@ -3,7 +3,8 @@ import { ApiError, validationError } from "../../_shared/errors.ts";
 import type { Action } from "../../_shared/dispatcher.ts";
 import { MAX_BODY_BYTES } from "../../_shared/request_body.ts";
 import { jsonb, queryOne } from "../../_shared/db.ts";
-import { isRecord, sqlContext } from "../../_shared/context.ts";
+import { sqlContext } from "../../_shared/context.ts";
+import { isRecord } from "../../_shared/validation.ts";
 import { canonicalJson, sha256Hex } from "../../_shared/canonical_json.ts";
 import {
   type BatchJob,

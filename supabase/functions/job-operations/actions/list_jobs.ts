@@ -2,7 +2,8 @@
 import { ApiError } from "../../_shared/errors.ts";
 import type { Action } from "../../_shared/dispatcher.ts";
 import { jsonb, queryOne } from "../../_shared/db.ts";
-import { isRecord, sqlContext } from "../../_shared/context.ts";
+import { sqlContext } from "../../_shared/context.ts";
+import { isRecord } from "../../_shared/validation.ts";
 import { type CursorPosition, decodeCursor, encodeCursor } from "../../_shared/cursor.ts";
 import { ListJobsData } from "../../_shared/job_schemas.ts";
 
