@@ -53,6 +53,13 @@ export async function dropAndCreate(url: string): Promise<void> {
   });
 }
 
+export async function dropDatabase(url: string): Promise<void> {
+  const name = databaseName(url);
+  await withConnection(maintenanceUrl(url), async (sql) => {
+    await sql.unsafe(`drop database if exists "${name}" with (force)`);
+  });
+}
+
 export async function createIfMissing(url: string): Promise<boolean> {
   if (await databaseExists(url)) return false;
   const name = databaseName(url);

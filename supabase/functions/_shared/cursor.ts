@@ -4,7 +4,7 @@
 // migration): never a public default. Read once per instance.
 import { ApiError } from "./errors.ts";
 import { env } from "./env.ts";
-import { queryOne } from "./db.ts";
+import * as db from "./sql_api.ts";
 
 export interface CursorPosition {
   /** created_at in microseconds since the epoch, as a decimal string */
@@ -28,12 +28,7 @@ async function loadKey(): Promise<CryptoKey> {
   const configured = env("CURSOR_SECRET");
   const raw = configured !== undefined
     ? new TextEncoder().encode(`list-cursor:${configured}`)
-    : (await queryOne(
-      (sql) =>
-        sql<{ key: Uint8Array | null }[]>`
-        select job_service_api.signing_key('list_cursor') as key`,
-      "key",
-    )).key;
+    : await db.signingKey({ name: "list_cursor" });
   if (raw === null) {
     const cause = new Error("no list_cursor key in job_service.signing_keys (a migration missing)");
     throw new ApiError(

@@ -2,6 +2,7 @@
 // API errors, and serialization failures and deadlocks retried here so they never reach a caller.
 import postgres from "postgres";
 import { ApiError, type ErrorCode, serviceUnavailable, validationError } from "./errors.ts";
+import type { SqlErrorCode } from "./sql_api.ts";
 import { databaseConfig, env, intEnv } from "./env.ts";
 import { ConnectionPool, isConnectionError } from "./connection_pool.ts";
 
@@ -86,7 +87,7 @@ function sqlState(error: unknown): string | undefined {
   return error instanceof postgres.PostgresError ? error.code : undefined;
 }
 
-const DEFAULT_MESSAGES: Partial<Record<ErrorCode, string>> = {
+const DEFAULT_MESSAGES: Partial<Record<ErrorCode | SqlErrorCode, string>> = {
   JOB_NOT_FOUND: "The job does not exist.",
   TASK_NOT_FOUND: "The task does not exist.",
   IDEMPOTENCY_CONFLICT:
@@ -99,7 +100,8 @@ export function translateDbError(error: unknown): unknown {
   if (error instanceof postgres.PostgresError) {
     const code = error.code;
     if (/^JS[1-5]\d\d$/.test(code)) {
-      const apiCode = error.message as ErrorCode;
+      // the message of a JSnnn error is one of the codes sql_api.ts lists (read from the catalogue)
+      const apiCode = error.message as SqlErrorCode;
       return new ApiError(
         Number(code.slice(2)),
         apiCode,

@@ -1,6 +1,8 @@
 // API errors and how every failure becomes one: the status, the documented code, a message that
 // never carries SQL or stack traces, and optional details.
+import type { SqlErrorCode } from "./sql_api.ts";
 
+/** Every code an answer may carry: the request path's own, and every code the SQL raises. */
 export type ErrorCode =
   | "METHOD_NOT_ALLOWED"
   | "UNSUPPORTED_MEDIA_TYPE"
@@ -11,6 +13,9 @@ export type ErrorCode =
   | "UNAUTHORIZED"
   | "FORBIDDEN"
   | "NOT_FOUND"
+  | "SERVICE_UNAVAILABLE"
+  | "AUTH_NOT_CONFIGURED"
+  | "INTERNAL_ERROR"
   | "JOB_NOT_FOUND"
   | "TASK_NOT_FOUND"
   | "INVALID_TRANSITION"
@@ -18,10 +23,19 @@ export type ErrorCode =
   | "LEASE_LOST"
   | "PRECONDITION_FAILED"
   | "IDEMPOTENCY_CONFLICT"
-  | "JOB_CLOSED"
-  | "SERVICE_UNAVAILABLE"
-  | "AUTH_NOT_CONFIGURED"
-  | "INTERNAL_ERROR";
+  | "JOB_CLOSED";
+
+/**
+ * Codes the SQL raises that no answer carries: STALE_DECISION makes updateBatchJob decide again;
+ * AUDIT_LOG_APPEND_ONLY refuses a change of the audit log that no entry point makes.
+ */
+export type InternalSqlCode = "STALE_DECISION" | "AUDIT_LOG_APPEND_ONLY";
+
+type Assert<T extends true> = T;
+/** Fails `deno check` when the SQL raises a code that is neither an answer's code nor internal. */
+export type SqlCodesCovered = Assert<
+  [Exclude<SqlErrorCode, ErrorCode | InternalSqlCode>] extends [never] ? true : false
+>;
 
 export interface FieldIssue {
   path: string;
@@ -31,7 +45,7 @@ export interface FieldIssue {
 export class ApiError extends Error {
   constructor(
     readonly status: number,
-    readonly code: ErrorCode,
+    readonly code: ErrorCode | InternalSqlCode,
     message: string,
     readonly details?: unknown,
     readonly headers: Record<string, string> = {},

@@ -6,7 +6,7 @@
 // every try) and `x-signature: sha256=<hex HMAC-SHA256 of the raw body with NOTIFY_WEBHOOK_SECRET>`.
 // A non-2xx answer, a redirect, a network error or a time-out is a failed try, retried with
 // exponential backoff until NOTIFY_MAX_ATTEMPTS tries have failed.
-import { jsonb, queryOne } from "./db.ts";
+import * as db from "./sql_api.ts";
 import { env, intEnv } from "./env.ts";
 import type { NotificationBody } from "./operations_schemas.ts";
 
@@ -33,7 +33,8 @@ export const WEBHOOK_DEFAULTS = {
   concurrency: 10,
 } as const;
 
-interface Claimed extends NotificationBody {
+/** A notification claimed for one delivery try (claim_notifications' answer). */
+export interface ClaimedNotification extends NotificationBody {
   attempt: number;
 }
 
@@ -153,7 +154,10 @@ async function readSome(res: Response, maxBytes: number): Promise<string> {
 }
 
 /** One try: POST the signed body; ok only for a 2xx answer within the time-out. */
-export async function sendNotification(config: WebhookConfig, n: Claimed): Promise<Outcome> {
+export async function sendNotification(
+  config: WebhookConfig,
+  n: ClaimedNotification,
+): Promise<Outcome> {
   const body = notificationBody(n);
   try {
     const res = await fetch(config.url, {
@@ -209,22 +213,15 @@ export async function deliverNotifications(
     retry_max_ms: config.retryMaxMs,
   };
   while (Date.now() + config.timeoutMs <= options.deadline) {
-    const { items } = await queryOne(
-      (sql) =>
-        sql`select job_service_api.claim_notifications(${run}::uuid, ${config.concurrency}::integer,
-                 ${leaseMs}::integer, ${config.maxAttempts}::integer) as items`,
-      "items",
-    );
-    const claimed = items as Claimed[];
+    const claimed = await db.claimNotifications({
+      run,
+      limit: config.concurrency,
+      lease_ms: leaseMs,
+      max_attempts: config.maxAttempts,
+    });
     if (claimed.length === 0) break;
     const outcomes = await Promise.all(claimed.map((n) => sendNotification(config, n)));
-    const { result } = await queryOne(
-      (sql) =>
-        sql`select job_service_api.finish_notifications(${run}::uuid, ${jsonb(sql, outcomes)},
-                                                ${jsonb(sql, policy)}) as result`,
-      "result",
-    );
-    const recorded = result as DeliveryCounts;
+    const recorded = await db.finishNotifications({ run, outcomes, policy });
     counts.delivered += recorded.delivered;
     counts.retrying += recorded.retrying;
     counts.failed += recorded.failed;
@@ -266,13 +263,9 @@ export async function runNotificationStep(
   }
   let purged = 0;
   for (;;) {
-    const { n } = await queryOne(
-      (sql) =>
-        sql`select job_service_api.purge_notifications(${options.retentionDays}::integer, 500) as n`,
-      "n",
-    );
-    purged += Number(n);
-    if (Number(n) < 500 || Date.now() > options.deadline) break;
+    const n = await db.purgeNotifications({ retention_days: options.retentionDays, limit: 500 });
+    purged += n;
+    if (n < 500 || Date.now() > options.deadline) break;
   }
   return { ...counts, purged };
 }

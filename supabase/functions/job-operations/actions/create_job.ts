@@ -2,12 +2,11 @@
 import { ApiError, validationError } from "../../_shared/errors.ts";
 import type { Action } from "../../_shared/dispatcher.ts";
 import { MAX_BODY_BYTES } from "../../_shared/request_body.ts";
-import { jsonb, queryOne } from "../../_shared/db.ts";
+import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { isRecord } from "../../_shared/validation.ts";
 import { canonicalJson, sha256Hex } from "../../_shared/canonical_json.ts";
 import {
-  type BatchJob,
   CreateJobData,
   DEFAULT_RETRY,
   defaultMaxRetryInterval,
@@ -77,15 +76,13 @@ export const createJob: Action<typeof CreateJobData> = {
       ),
     ));
 
-    const row = await queryOne((sql) =>
-      sql`select job_service_api.create_job(
-        ${jsonb(sql, sqlContext(ctx))},
-        ${jsonb(sql, job)},
-        ${jsonb(sql, data.tasks ?? [])},
-        ${key},
-        ${requestHash}
-      ) as result`, "result");
-    const result = row.result as { created: boolean; job: BatchJob };
+    const result = await db.createJob({
+      ctx: sqlContext(ctx),
+      job,
+      tasks: data.tasks ?? [],
+      idempotency_key: key,
+      request_hash: requestHash,
+    });
     return { status: result.created ? 201 : 200, body: { data: result.job } };
   },
 };

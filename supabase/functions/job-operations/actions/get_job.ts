@@ -1,6 +1,6 @@
 // getJob: one job (own jobs only for users), optionally with its recent errors and events.
 import type { Action } from "../../_shared/dispatcher.ts";
-import { jsonb, queryOne } from "../../_shared/db.ts";
+import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { GetJobData } from "../../_shared/job_schemas.ts";
 
@@ -10,13 +10,12 @@ export const getJob: Action<typeof GetJobData> = {
 
   async handle(data, ctx) {
     const include = data.include ?? [];
-    const row = await queryOne((sql) =>
-      sql`select job_service_api.get_job(
-        ${jsonb(sql, sqlContext(ctx))},
-        ${data.job_id}::uuid,
-        ${include.includes("errors")},
-        ${include.includes("events")}
-      ) as job`, "job");
-    return { status: 200, body: { data: row.job } };
+    const job = await db.getJob({
+      ctx: sqlContext(ctx),
+      job_id: data.job_id,
+      with_errors: include.includes("errors"),
+      with_events: include.includes("events"),
+    });
+    return { status: 200, body: { data: job } };
   },
 };

@@ -1,10 +1,10 @@
 // listJobs: newest first, keyset-paginated with signed cursors.
 import { ApiError } from "../../_shared/errors.ts";
 import type { Action } from "../../_shared/dispatcher.ts";
-import { jsonb, queryOne } from "../../_shared/db.ts";
+import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { isRecord } from "../../_shared/validation.ts";
-import { type CursorPosition, decodeCursor, encodeCursor } from "../../_shared/cursor.ts";
+import { decodeCursor, encodeCursor } from "../../_shared/cursor.ts";
 import { ListJobsData } from "../../_shared/job_schemas.ts";
 
 export const listJobs: Action<typeof ListJobsData> = {
@@ -26,14 +26,7 @@ export const listJobs: Action<typeof ListJobsData> = {
       limit: data.limit,
       after: data.cursor === undefined ? undefined : await decodeCursor(data.cursor),
     };
-    const row = await queryOne(
-      (sql) =>
-        sql`select job_service_api.list_jobs(${jsonb(sql, sqlContext(ctx))}, ${
-          jsonb(sql, filter)
-        }) as page`,
-      "page",
-    );
-    const page = row.page as { jobs: unknown[]; next: CursorPosition | null };
+    const page = await db.listJobs({ ctx: sqlContext(ctx), filter });
     return {
       status: 200,
       body: {

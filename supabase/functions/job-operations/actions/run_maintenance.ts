@@ -1,7 +1,7 @@
 // runMaintenance: every timer, called by cron each minute. One run works at a time (a lease row in
 // the database); each step is a series of short transactions so a backlog never holds long locks.
 import type { Action } from "../../_shared/dispatcher.ts";
-import { jsonb, queryOne, type Sql, withDb } from "../../_shared/db.ts";
+import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { intEnv } from "../../_shared/env.ts";
 import { RunMaintenanceData } from "../../_shared/job_schemas.ts";
@@ -17,7 +17,7 @@ let unreleased: string | null = null;
 
 async function release(run: string): Promise<boolean> {
   try {
-    await withDb((sql) => sql`select job_service_api.end_maintenance(${run}::uuid)`);
+    await db.endMaintenance({ run });
     return true;
   } catch {
     return false;
@@ -26,11 +26,6 @@ async function release(run: string): Promise<boolean> {
 const BATCH = 500;
 
 type Step = (batch: number) => Promise<number>;
-
-async function count(query: (sql: Sql) => Promise<{ n: number }[]>): Promise<number> {
-  const { n } = await queryOne(query, "n");
-  return Number(n);
-}
 
 /** Runs a step in batches until it finds less than a full batch of work or the budget is spent. */
 async function drain(step: Step, deadline: number): Promise<number> {
@@ -53,12 +48,7 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
     if (unreleased && await release(unreleased)) unreleased = null;
     const run = crypto.randomUUID();
     const lease = async () => {
-      const row = await queryOne(
-        (sql) =>
-          sql`select coalesce(job_service_api.begin_maintenance(${run}::uuid, ${LEASE_MS}::integer), false) as ok`,
-        "ok",
-      );
-      return row?.ok === true;
+      return await db.beginMaintenance({ run, ttl_ms: LEASE_MS }) === true;
     };
     const ok = await lease();
     const counts = {
@@ -76,27 +66,15 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
     const deadline = Date.now() + TIME_BUDGET_MS;
     const c = sqlContext(ctx);
     try {
-      counts.leases_expired = await drain(
-        (n) =>
-          count((sql) =>
-            sql`select job_service_api.expire_leases(${jsonb(sql, c)}, ${n}::integer) as n`
-          ),
-        deadline,
-      );
+      counts.leases_expired = await drain((n) => db.expireLeases({ ctx: c, limit: n }), deadline);
       if (!await lease()) return { status: 200, body: { data: counts } };
       counts.retries_started = await drain(
-        (n) =>
-          count((sql) =>
-            sql`select job_service_api.start_due_retries(${jsonb(sql, c)}, ${n}::integer) as n`
-          ),
+        (n) => db.startDueRetries({ ctx: c, limit: n }),
         deadline,
       );
       if (!await lease()) return { status: 200, body: { data: counts } };
       counts.jobs_cancelled = await drain(
-        (n) =>
-          count((sql) =>
-            sql`select job_service_api.finish_cancelled_jobs(${jsonb(sql, c)}, ${n}::integer) as n`
-          ),
+        (n) => db.finishCancelledJobs({ ctx: c, limit: n }),
         deadline,
       );
       if (!await lease()) return { status: 200, body: { data: counts } };
@@ -111,13 +89,7 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
       counts.notifications_purged = notified.purged;
       if (!await lease()) return { status: 200, body: { data: counts } };
       counts.jobs_purged = await drain(
-        (n) =>
-          count((sql) =>
-            sql`select job_service_api.purge_finished_jobs(${
-              jsonb(sql, c)
-            }, ${options.retention_days}::integer,
-                                                   ${n}::integer) as n`
-          ),
+        (n) => db.purgeFinishedJobs({ ctx: c, retention_days: options.retention_days, limit: n }),
         deadline,
       );
     } finally {

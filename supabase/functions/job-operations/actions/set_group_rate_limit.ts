@@ -1,6 +1,6 @@
 // setGroupRateLimit: the start-rate limit shared by all jobs of a sending group (service only).
 import type { Action } from "../../_shared/dispatcher.ts";
-import { jsonb, queryOne } from "../../_shared/db.ts";
+import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { SetGroupRateLimitData } from "../../_shared/job_schemas.ts";
 
@@ -9,14 +9,12 @@ export const setGroupRateLimit: Action<typeof SetGroupRateLimitData> = {
   roles: ["service_role"],
 
   async handle(data, ctx) {
-    const { result } = await queryOne(
-      (sql) =>
-        sql`select job_service_api.set_group_rate_limit(${
-          jsonb(sql, sqlContext(ctx))
-        }, ${data.sending_group_id},
-               ${data.max_per_second}::numeric, ${data.burst ?? null}::integer) as result`,
-      "result",
-    );
+    const result = await db.setGroupRateLimit({
+      ctx: sqlContext(ctx),
+      sending_group_id: data.sending_group_id,
+      max_per_second: data.max_per_second,
+      burst: data.burst ?? null,
+    });
     return { status: 200, body: { data: result } };
   },
 };

@@ -6,10 +6,10 @@
 // a decision is simply made again on fresh facts.
 import { ApiError } from "../../_shared/errors.ts";
 import type { Action } from "../../_shared/dispatcher.ts";
-import { jsonb, queryOne } from "../../_shared/db.ts";
+import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
-import { type BatchJob, LIMITS, UpdateBatchJobData } from "../../_shared/job_schemas.ts";
-import { decideRequest, type JobFacts } from "../../_shared/job_machine.ts";
+import { type JobStatus, LIMITS, UpdateBatchJobData } from "../../_shared/job_schemas.ts";
+import { decideRequest } from "../../_shared/job_machine.ts";
 import { truncateUtf8 } from "../../_shared/validation.ts";
 
 /** Enough for every request of a burst of concurrent updates to get its turn. */
@@ -33,14 +33,7 @@ export const updateBatchJob: Action<typeof UpdateBatchJobData> = {
     const context = sqlContext(ctx);
 
     for (let round = 1;; round++) {
-      const { facts } = await queryOne(
-        (sql) =>
-          sql`select job_service_api.job_facts(${
-            jsonb(sql, context)
-          }, ${data.job_id}::uuid) as facts`,
-        "facts",
-      );
-      const current = facts as JobFacts;
+      const current = await db.jobFacts({ ctx: context, job_id: data.job_id });
       if (data.expected_status !== undefined && current.status !== data.expected_status) {
         throw new ApiError(
           409,
@@ -49,7 +42,7 @@ export const updateBatchJob: Action<typeof UpdateBatchJobData> = {
           { expected: data.expected_status, actual: current.status },
         );
       }
-      let target: string | null = null;
+      let target: JobStatus | null = null;
       if (data.status !== undefined) {
         const decision = decideRequest(current, data.status, error?.code);
         if (!decision.ok) {
@@ -63,16 +56,18 @@ export const updateBatchJob: Action<typeof UpdateBatchJobData> = {
         target = decision.target;
       }
       try {
-        const { job } = await queryOne((sql) =>
-          sql`select job_service_api.apply_job_update(
-            ${jsonb(sql, context)}, ${data.job_id}::uuid, ${current.status}::job_service.job_status,
-            ${target}::job_service.job_status, ${jsonb(sql, update)},
-            ${data.expected_status ?? null}::job_service.job_status
-          ) as job`, "job");
-        return { status: 200, body: { data: job as BatchJob } };
+        const job = await db.applyJobUpdate({
+          ctx: context,
+          job_id: data.job_id,
+          decided_from: current.status,
+          target,
+          update,
+          expected_status: data.expected_status ?? null,
+        });
+        return { status: 200, body: { data: job } };
       } catch (failure) {
         const stale = failure instanceof ApiError &&
-          ((failure.code as string) === "STALE_DECISION" || failure.code === "INVALID_TRANSITION");
+          (failure.code === "STALE_DECISION" || failure.code === "INVALID_TRANSITION");
         if (!stale) throw failure;
         if (round >= MAX_DECISIONS) {
           throw new ApiError(

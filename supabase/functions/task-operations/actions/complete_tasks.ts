@@ -1,24 +1,12 @@
 // completeTask and completeTasks: one statement for the whole batch, each task judged alone.
 import { ApiError } from "../../_shared/errors.ts";
 import type { Action, Context } from "../../_shared/dispatcher.ts";
-import { jsonb, queryOne } from "../../_shared/db.ts";
+import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { CompleteTaskData, CompleteTasksData } from "../../_shared/task_schemas.ts";
 
-type Outcome = { task_id: number; status: "succeeded" | "lost" | "not_found" };
-
-async function complete(
-  ctx: Context,
-  workerId: string,
-  tasks: { task_id: number; result?: unknown }[],
-): Promise<Outcome[]> {
-  const { outcomes } = await queryOne(
-    (sql) =>
-      sql`select job_service_api.complete_tasks(${jsonb(sql, sqlContext(ctx))}, ${workerId},
-                                        ${jsonb(sql, tasks)}) as outcomes`,
-    "outcomes",
-  );
-  return outcomes as Outcome[];
+function complete(ctx: Context, worker: string, items: { task_id: number; result?: unknown }[]) {
+  return db.completeTasks({ ctx: sqlContext(ctx), worker, items });
 }
 
 export const completeTask: Action<typeof CompleteTaskData> = {

@@ -1,6 +1,6 @@
 // failTask: the lease holder reports a failure; the retry policy (or a stop) decides what follows.
 import type { Action } from "../../_shared/dispatcher.ts";
-import { jsonb, queryOne } from "../../_shared/db.ts";
+import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { LIMITS } from "../../_shared/job_schemas.ts";
 import { FailTaskData } from "../../_shared/task_schemas.ts";
@@ -17,12 +17,12 @@ export const failTask: Action<typeof FailTaskData> = {
         ? undefined
         : truncateUtf8(data.error.stack, LIMITS.stackBytes),
     };
-    const { result } = await queryOne(
-      (sql) =>
-        sql`select job_service_api.fail_task(${jsonb(sql, sqlContext(ctx))}, ${data.worker_id},
-                                     ${data.task_id}::bigint, ${jsonb(sql, error)}) as result`,
-      "result",
-    );
+    const result = await db.failTask({
+      ctx: sqlContext(ctx),
+      worker: data.worker_id,
+      task_id: data.task_id,
+      error,
+    });
     return { status: 200, body: { data: result } };
   },
 };

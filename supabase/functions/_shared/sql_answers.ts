@@ -1,0 +1,41 @@
+// What the SQL entry points that answer JSON give back, by entry point: the generated boundary
+// (sql_api.ts) types each answer from here. A new JSON-answering entry point needs its line here
+// (deno check fails on sql_api.ts until it has one).
+import type { z } from "zod";
+import type { BatchJob, DeleteJobResult, GroupRateLimit, JobWithHistory } from "./job_schemas.ts";
+import type {
+  AddTasksResult,
+  ClaimTasksResult,
+  CompleteAnswer,
+  FailAnswer,
+  HeartbeatAnswer,
+} from "./task_schemas.ts";
+import type { Stats } from "./operations_schemas.ts";
+import type { JobFacts } from "./job_machine.ts";
+import type { CursorPosition } from "./cursor.ts";
+import type { ClaimedNotification, DeliveryCounts } from "./notifications.ts";
+
+/** Who calls, as every entry point that writes the audit trail receives it (`p_ctx`). */
+export interface SqlContext {
+  role: string;
+  user_id: string | null;
+  request_id: string;
+}
+
+export interface SqlAnswers {
+  add_tasks: z.output<typeof AddTasksResult>;
+  apply_job_update: BatchJob;
+  claim_notifications: ClaimedNotification[];
+  claim_tasks: z.output<typeof ClaimTasksResult>;
+  complete_tasks: z.output<typeof CompleteAnswer>[];
+  create_job: { created: boolean; job: BatchJob };
+  delete_job: DeleteJobResult;
+  fail_task: z.output<typeof FailAnswer>;
+  finish_notifications: DeliveryCounts;
+  get_job: JobWithHistory;
+  get_stats: Stats;
+  heartbeat: z.output<typeof HeartbeatAnswer>[];
+  job_facts: JobFacts;
+  list_jobs: { jobs: BatchJob[]; next: CursorPosition | null };
+  set_group_rate_limit: z.output<typeof GroupRateLimit>;
+}
