@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { ERROR_CODE_PATTERN, jsonValue, text, utf8Length } from "./validation.ts";
 import { JOB_STATUSES } from "./job_statuses.ts";
+import { BOUNDS } from "./limits.ts";
 
 export const JobStatus = z.enum(JOB_STATUSES);
 export type JobStatus = z.infer<typeof JobStatus>;
@@ -11,11 +12,11 @@ export const LIMITS = {
   tasksPerCall: 10_000,
   payloadBytes: 64 * 1024,
   metadataBytes: 16 * 1024,
-  stackBytes: 16 * 1024,
-  messageBytes: 4 * 1024,
-  maxMemoryMiB: 1_048_576,
-  maxCpu: 1024,
-  maxRetryIntervalMs: 604_800_000,
+  stackBytes: BOUNDS.stackBytes.max,
+  messageBytes: BOUNDS.messageBytes.max,
+  maxMemoryMiB: BOUNDS.maxMemoryMiB.max,
+  maxCpu: BOUNDS.maxCpu.max,
+  maxRetryIntervalMs: BOUNDS.maxRetryIntervalMs.max,
 } as const;
 
 /** Applied when createJob has no retry_config; retry_on_errors then comes from the error catalogue. */
@@ -32,11 +33,12 @@ export const Id = z.guid();
 export const ErrorCode = z.string().regex(ERROR_CODE_PATTERN, "Must match ^[A-Z][A-Z0-9_]{1,63}$.");
 
 export const RetryConfig = z.strictObject({
-  max_attempts: z.int().min(1).max(100),
-  retry_interval: z.int().min(0).max(86_400_000),
-  retry_on_errors: z.array(ErrorCode).max(50),
+  max_attempts: z.int().min(BOUNDS.maxAttempts.min).max(BOUNDS.maxAttempts.max),
+  retry_interval: z.int().min(BOUNDS.retryIntervalMs.min).max(BOUNDS.retryIntervalMs.max),
+  retry_on_errors: z.array(ErrorCode).max(BOUNDS.retryOnErrors.max),
   backoff: z.enum(["fixed", "exponential"]).optional(),
-  max_retry_interval: z.int().min(0).max(LIMITS.maxRetryIntervalMs).optional(),
+  max_retry_interval: z.int().min(BOUNDS.maxRetryIntervalMs.min).max(BOUNDS.maxRetryIntervalMs.max)
+    .optional(),
 }).superRefine((config, ctx) => {
   if (
     config.max_retry_interval !== undefined && config.max_retry_interval < config.retry_interval
@@ -50,19 +52,19 @@ export const RetryConfig = z.strictObject({
 });
 
 export const ResourceLimits = z.strictObject({
-  max_memory: z.number().min(1).max(LIMITS.maxMemoryMiB),
-  max_cpu: z.number().min(0.001).max(LIMITS.maxCpu),
+  max_memory: z.number().min(BOUNDS.maxMemoryMiB.min).max(BOUNDS.maxMemoryMiB.max),
+  max_cpu: z.number().min(BOUNDS.maxCpu.min).max(BOUNDS.maxCpu.max),
 });
 
 export const RateLimit = z.strictObject({
-  max_per_second: z.number().min(0.01).max(100_000),
+  max_per_second: z.number().min(BOUNDS.ratePerSecond.min).max(BOUNDS.ratePerSecond.max),
   /** default max(1, ceil(max_per_second)) */
-  burst: z.int().min(1).max(1_000_000).optional(),
+  burst: z.int().min(BOUNDS.burst.min).max(BOUNDS.burst.max).optional(),
 });
 
 export const TaskResources = z.strictObject({
-  memory: z.number().min(0).max(LIMITS.maxMemoryMiB),
-  cpu: z.number().min(0).max(LIMITS.maxCpu),
+  memory: z.number().min(BOUNDS.memoryMiB.min).max(BOUNDS.memoryMiB.max),
+  cpu: z.number().min(BOUNDS.cpu.min).max(BOUNDS.cpu.max),
 });
 
 export const TaskInput = z.strictObject({
@@ -74,18 +76,19 @@ export type TaskInput = z.infer<typeof TaskInput>;
 export const Metadata = jsonValue(LIMITS.metadataBytes, { object: true });
 
 export const CreateJobData = z.strictObject({
-  product_id: text(1, 128),
-  sending_group_id: text(1, 128),
+  product_id: text(BOUNDS.productId.min, BOUNDS.productId.max),
+  sending_group_id: text(BOUNDS.sendingGroupId.min, BOUNDS.sendingGroupId.max),
   user_id: Id.optional(),
-  priority: z.int().min(0).max(100).default(50),
-  max_parallel_tasks: z.int().min(1).max(1000).default(10),
+  priority: z.int().min(BOUNDS.priority.min).max(BOUNDS.priority.max).default(50),
+  max_parallel_tasks: z.int().min(BOUNDS.maxParallelTasks.min).max(BOUNDS.maxParallelTasks.max)
+    .default(10),
   retry_config: RetryConfig.optional(),
   resource_limits: ResourceLimits.nullable().optional(),
   rate_limit: RateLimit.nullable().optional(),
   tasks: z.array(TaskInput).max(LIMITS.tasksPerCall).optional(),
   start: z.boolean().default(true),
   metadata: Metadata.optional(),
-  idempotency_key: text(1, 128).optional(),
+  idempotency_key: text(BOUNDS.idempotencyKey.min, BOUNDS.idempotencyKey.max).optional(),
 }).superRefine((job, ctx) => {
   const limits = job.resource_limits;
   if (!limits || !job.tasks) return;
@@ -116,8 +119,8 @@ export const GetJobData = z.strictObject({
 
 export const ListJobsData = z.strictObject({
   status: z.array(JobStatus).min(1).max(JOB_STATUSES.length).optional(),
-  product_id: text(1, 128).optional(),
-  sending_group_id: text(1, 128).optional(),
+  product_id: text(BOUNDS.productId.min, BOUNDS.productId.max).optional(),
+  sending_group_id: text(BOUNDS.sendingGroupId.min, BOUNDS.sendingGroupId.max).optional(),
   limit: z.int().min(1).max(100).default(20),
   cursor: z.string().min(1).max(512).optional(),
   user_id: Id.optional(),
@@ -236,8 +239,10 @@ export const UpdateBatchJobData = z.strictObject({
   status: JobStatus.optional(),
   expected_status: JobStatus.optional(),
   detailed_status: z.strictObject({
-    current_phase: text(1, 64).optional(),
-    progress_percentage: z.number().min(0).max(100).refine(twoDecimals, {
+    current_phase: text(BOUNDS.currentPhase.min, BOUNDS.currentPhase.max).optional(),
+    progress_percentage: z.number().min(BOUNDS.progressPercentage.min).max(
+      BOUNDS.progressPercentage.max,
+    ).refine(twoDecimals, {
       message: "At most two decimals.",
     }).optional(),
     // reported by the database for jobs with tasks; accepted and ignored
@@ -278,10 +283,11 @@ export const DeleteJobResult = z.union([
 export type DeleteJobResult = z.infer<typeof DeleteJobResult>;
 
 export const SetGroupRateLimitData = z.strictObject({
-  sending_group_id: text(1, 128),
+  sending_group_id: text(BOUNDS.sendingGroupId.min, BOUNDS.sendingGroupId.max),
   /** null removes the group's limit */
-  max_per_second: z.number().min(0.01).max(100_000).nullable(),
-  burst: z.int().min(1).max(1_000_000).optional(),
+  max_per_second: z.number().min(BOUNDS.ratePerSecond.min).max(BOUNDS.ratePerSecond.max)
+    .nullable(),
+  burst: z.int().min(BOUNDS.burst.min).max(BOUNDS.burst.max).optional(),
 });
 
 export const GroupRateLimit = z.object({

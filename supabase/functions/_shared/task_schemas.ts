@@ -2,8 +2,9 @@
 import { z } from "zod";
 import { ErrorReport, Id, LIMITS, TaskInput } from "./job_schemas.ts";
 import { jsonValue, text } from "./validation.ts";
+import { BOUNDS } from "./limits.ts";
 
-export const WorkerId = text(1, 128);
+export const WorkerId = text(BOUNDS.workerId.min, BOUNDS.workerId.max);
 export const TaskId = z.int().min(1);
 
 const uniqueTaskIds = (items: { task_id: number }[]) =>
@@ -16,14 +17,14 @@ export const AddTasksData = z.strictObject({
 
 export const ClaimTasksData = z.strictObject({
   worker_id: WorkerId,
-  limit: z.int().min(1).max(100),
+  limit: z.int().min(BOUNDS.claimLimit.min).max(BOUNDS.claimLimit.max),
   job_id: Id.optional(),
-  lease_ms: z.int().min(1000).max(3_600_000).default(60_000),
+  lease_ms: z.int().min(BOUNDS.leaseMs.min).max(BOUNDS.leaseMs.max).default(60_000),
 });
 
 export const Usage = z.strictObject({
-  memory: z.number().min(0).max(LIMITS.maxMemoryMiB),
-  cpu: z.number().min(0).max(LIMITS.maxCpu),
+  memory: z.number().min(BOUNDS.memoryMiB.min).max(BOUNDS.memoryMiB.max),
+  cpu: z.number().min(BOUNDS.cpu.min).max(BOUNDS.cpu.max),
 });
 
 export const HeartbeatData = z.strictObject({
