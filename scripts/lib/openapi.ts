@@ -59,97 +59,10 @@ export function namedSchemas(): Record<string, z.ZodType> {
   return all;
 }
 
-export interface ResponseDoc {
-  status: number;
-  /** Name of the zod schema of `data`, exported by a schema file. */
-  schema: string;
-  description: string;
+/** The exported name of a response schema (the component it is published as). */
+export function nameOf(named: Record<string, z.ZodType>, schema: z.ZodType): string | undefined {
+  return Object.entries(named).find(([, s]) => s === schema)?.[0];
 }
-
-export interface ActionDoc {
-  summary: string;
-  responses: ResponseDoc[];
-}
-
-/** What each action answers. An action missing here is published without a response shape. */
-export const ACTION_DOCS: Record<string, ActionDoc> = {
-  createJob: {
-    summary: "A job and up to 10 000 tasks in one transaction; idempotent per owner and key.",
-    responses: [
-      { status: 201, schema: "BatchJob", description: "The job, created with its tasks." },
-      {
-        status: 200,
-        schema: "BatchJob",
-        description: "Replay: the job an earlier request with this idempotency key created.",
-      },
-    ],
-  },
-  updateBatchJob: {
-    summary: "Status moves checked by the status machine, progress, errors and the retry policy.",
-    responses: [{ status: 200, schema: "BatchJob", description: "The updated job." }],
-  },
-  deleteJob: {
-    summary: "Deletes a job now, or once its running tasks have stopped (safe stop).",
-    responses: [
-      { status: 200, schema: "DeleteJobResult", description: "The job and its rows are deleted." },
-      {
-        status: 202,
-        schema: "DeleteJobResult",
-        description: "Safe stop: the job is cancelling and is deleted when its last task ends.",
-      },
-    ],
-  },
-  getJob: {
-    summary: "One job; include errors (last 50) and events (last 100) on request.",
-    responses: [{ status: 200, schema: "JobWithHistory", description: "The job." }],
-  },
-  listJobs: {
-    summary: "Jobs newest first, filtered, keyset-paginated with an opaque cursor.",
-    responses: [{ status: 200, schema: "JobList", description: "A page of jobs." }],
-  },
-  runMaintenance: {
-    summary: "Every timer (lease expiry, retries, cancellations, notifications, retention).",
-    responses: [
-      { status: 200, schema: "MaintenanceResult", description: "The work done by this run." },
-    ],
-  },
-  getStats: {
-    summary: "Queue depth, throughput, errors by class, resources, outbox and maintenance.",
-    responses: [{ status: 200, schema: "Stats", description: "The figures, as of now." }],
-  },
-  setGroupRateLimit: {
-    summary: "Sets or removes the start-rate limit shared by the jobs of a sending group.",
-    responses: [{ status: 200, schema: "GroupRateLimit", description: "The stored limit." }],
-  },
-  addTasks: {
-    summary: "Appends up to 10 000 tasks to a job that still takes them.",
-    responses: [{ status: 201, schema: "AddTasksResult", description: "Tasks added." }],
-  },
-  claimTasks: {
-    summary: "Up to `limit` tasks with a lease, under the engine's rules; empty when none may run.",
-    responses: [{ status: 200, schema: "ClaimTasksResult", description: "The claimed tasks." }],
-  },
-  heartbeat: {
-    summary: "Extends the worker's leases and reports usage; one answer per task.",
-    responses: [{ status: 200, schema: "HeartbeatResult", description: "continue, stop or lost." }],
-  },
-  completeTask: {
-    summary: "The lease holder reports success; a repeat by the same worker replays the answer.",
-    responses: [{ status: 200, schema: "CompleteAnswer", description: "The task succeeded." }],
-  },
-  completeTasks: {
-    summary: "Many completions in one statement, each task judged on its own.",
-    responses: [{
-      status: 200,
-      schema: "CompleteTasksResult",
-      description: "One answer per task.",
-    }],
-  },
-  failTask: {
-    summary: "The lease holder reports a failure; the retry policy decides what follows.",
-    responses: [{ status: 200, schema: "FailAnswer", description: "Where the task went." }],
-  },
-};
 
 // ----- errors (api.md, common rules) -----
 
@@ -290,13 +203,13 @@ export function openApiDocument(): Json {
     const byStatus = new Map<number, { schemas: Set<string>; lines: string[]; examples: Json }>();
 
     for (const [name, action] of Object.entries(fn.actions)) {
-      const doc = ACTION_DOCS[name];
+      const doc = action.doc;
       const requestName = `${capitalised(name)}Request`;
       const limit = action.maxBytes ?? MAX_ACTION_BYTES;
       schemas[requestName] = {
         type: "object",
         description: [
-          doc?.summary ?? `The ${name} action.`,
+          doc.summary,
           `Roles: ${action.roles.join(", ")}. Largest body: ${limit / 1024 / 1024} MiB.`,
         ].join(" "),
         properties: {
@@ -316,14 +229,13 @@ export function openApiDocument(): Json {
         };
       });
 
-      const responses = doc?.responses ?? [
-        { status: 200, schema: "", description: "Not documented yet." },
-      ];
-      for (const response of responses) {
-        if (response.schema && !named[response.schema]) {
-          throw new Error(`${name}: no zod schema named ${response.schema}`);
+      for (const documented of doc.responses) {
+        const schemaName = nameOf(named, documented.schema);
+        if (!schemaName) {
+          throw new Error(`${name}: its response schema is not exported by a schema file`);
         }
-        if (response.schema && !schemas[response.schema]) {
+        const response = { ...documented, schema: schemaName };
+        if (!schemas[response.schema]) {
           schemas[response.schema] = jsonSchema(named[response.schema], "output");
         }
         const entry = byStatus.get(response.status) ??
@@ -650,13 +562,15 @@ function jsonBlock(value: unknown): string {
 }
 
 function actionSection(fnName: string, name: string, action: Action): string {
-  const doc = ACTION_DOCS[name];
+  const doc = action.doc;
+  const named = namedSchemas();
   const data = jsonSchema(action.data, "input");
-  const answers = (doc?.responses ?? []).map((r) => `${r.status} ${code(r.schema)}`).join(", ");
+  const answers = doc.responses.map((r) => `${r.status} ${code(nameOf(named, r.schema) ?? "?")}`)
+    .join(", ");
   const limit = action.maxBytes ?? MAX_ACTION_BYTES;
   const parts = [
     `### ${name}`,
-    wrap(doc?.summary ?? "Not documented yet."),
+    wrap(doc.summary),
     table(["who", "answers", "largest body"], [[
       action.roles.join(", "),
       answers || "see openapi.json",

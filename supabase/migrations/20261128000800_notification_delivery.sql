@@ -1,5 +1,5 @@
 -- Delivery of the notification outbox to a webhook, driven by runMaintenance
--- (supabase/functions/_shared/notifications.ts does the HTTP part).
+-- (supabase/functions/job-operations/notifications.ts does the HTTP part).
 --
 -- A delivery try is claimed before the HTTP call and its outcome recorded after it, each in its own
 -- short transaction: the claim takes due rows with FOR UPDATE SKIP LOCKED, counts the try, names

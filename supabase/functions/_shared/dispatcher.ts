@@ -36,6 +36,12 @@ export interface Action<S extends z.ZodType = any> {
   /** Folds request headers into `data` before validation (e.g. Idempotency-Key). */
   withHeaders?: (rawData: unknown, request: Request) => unknown;
   handle: (data: z.output<S>, ctx: Context) => Promise<ActionResult>;
+  /** The action's contract as published (docs/openapi.json, docs/api.md): what it answers. */
+  doc: {
+    summary: string;
+    /** each status it answers with success, and the zod schema of `data` (exported by a schema file) */
+    responses: readonly { status: number; schema: z.ZodType; description: string }[];
+  };
 }
 
 export interface FunctionSpec {

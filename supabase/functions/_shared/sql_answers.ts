@@ -10,16 +10,34 @@ import type {
   FailAnswer,
   HeartbeatAnswer,
 } from "./task_schemas.ts";
-import type { Stats } from "./operations_schemas.ts";
+import type { NotificationBody, Stats } from "./operations_schemas.ts";
 import type { JobFacts } from "./job_machine.ts";
-import type { CursorPosition } from "./cursor.ts";
-import type { ClaimedNotification, DeliveryCounts } from "./notifications.ts";
 
 /** Who calls, as every entry point that writes the audit trail receives it (`p_ctx`). */
 export interface SqlContext {
   role: string;
   user_id: string | null;
   request_id: string;
+}
+
+/** Where a listJobs page ended (the cursor signs it). */
+export interface CursorPosition {
+  /** created_at in microseconds since the epoch, as a decimal string */
+  t: string;
+  /** job id */
+  i: string;
+}
+
+/** A notification claimed for one delivery try. */
+export interface ClaimedNotification extends NotificationBody {
+  attempt: number;
+}
+
+/** What finish_notifications recorded. */
+export interface DeliveryCounts {
+  delivered: number;
+  retrying: number;
+  failed: number;
 }
 
 export interface SqlAnswers {

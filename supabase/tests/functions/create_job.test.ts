@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { asService, asUser, jobData, test, testDb } from "../helpers/service.ts";
 import { BatchJob } from "../../functions/_shared/job_schemas.ts";
-import { canonicalJson } from "../../functions/_shared/canonical_json.ts";
+import { canonicalJson } from "../../functions/job-operations/canonical_json.ts";
 
 const TRANSIENT = [
   "DEADLOCK",

@@ -11,7 +11,7 @@ import {
   signatureFor,
   verifySignature,
   type WebhookConfig,
-} from "../../functions/_shared/notifications.ts";
+} from "../../functions/job-operations/notifications.ts";
 import { NotificationBody } from "../../functions/_shared/operations_schemas.ts";
 import { DEFAULT_DB_URL } from "../../functions/_shared/env.ts";
 

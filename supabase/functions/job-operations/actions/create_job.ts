@@ -5,8 +5,9 @@ import { MAX_BODY_BYTES } from "../../_shared/request_body.ts";
 import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { isRecord } from "../../_shared/validation.ts";
-import { canonicalJson, sha256Hex } from "../../_shared/canonical_json.ts";
+import { canonicalJson, sha256Hex } from "../canonical_json.ts";
 import {
+  BatchJob,
   CreateJobData,
   DEFAULT_RETRY,
   defaultMaxRetryInterval,
@@ -15,6 +16,17 @@ import {
 export const createJob: Action<typeof CreateJobData> = {
   data: CreateJobData,
   roles: ["authenticated", "service_role"],
+  doc: {
+    summary: "A job and up to 10 000 tasks in one transaction; idempotent per owner and key.",
+    responses: [
+      { status: 201, schema: BatchJob, description: "The job, created with its tasks." },
+      {
+        status: 200,
+        schema: BatchJob,
+        description: "Replay: the job an earlier request with this idempotency key created.",
+      },
+    ],
+  },
   maxBytes: MAX_BODY_BYTES,
 
   authorize(raw, caller) {

@@ -4,12 +4,16 @@ import type { Action } from "../../_shared/dispatcher.ts";
 import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { isRecord } from "../../_shared/validation.ts";
-import { decodeCursor, encodeCursor } from "../../_shared/cursor.ts";
-import { ListJobsData } from "../../_shared/job_schemas.ts";
+import { decodeCursor, encodeCursor } from "../cursor.ts";
+import { JobList, ListJobsData } from "../../_shared/job_schemas.ts";
 
 export const listJobs: Action<typeof ListJobsData> = {
   data: ListJobsData,
   roles: ["authenticated", "service_role"],
+  doc: {
+    summary: "Jobs newest first, filtered, keyset-paginated with an opaque cursor.",
+    responses: [{ status: 200, schema: JobList, description: "A page of jobs." }],
+  },
 
   authorize(raw, caller) {
     if (caller.role !== "service_role" && isRecord(raw) && raw.user_id !== undefined) {

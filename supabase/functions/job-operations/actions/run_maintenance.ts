@@ -5,7 +5,8 @@ import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { intEnv } from "../../_shared/env.ts";
 import { RunMaintenanceData } from "../../_shared/job_schemas.ts";
-import { runNotificationStep } from "../../_shared/notifications.ts";
+import { runNotificationStep } from "../notifications.ts";
+import { MaintenanceResult } from "../../_shared/operations_schemas.ts";
 
 // The lease outlives the time budget a little; it is renewed before each step, so a run that dies
 // (or cannot give it back) holds up the next one for at most LEASE_MS.
@@ -40,6 +41,12 @@ async function drain(step: Step, deadline: number): Promise<number> {
 export const runMaintenance: Action<typeof RunMaintenanceData> = {
   data: RunMaintenanceData,
   roles: ["service_role"],
+  doc: {
+    summary: "Every timer (lease expiry, retries, cancellations, notifications, retention).",
+    responses: [
+      { status: 200, schema: MaintenanceResult, description: "The work done by this run." },
+    ],
+  },
 
   async handle(data, ctx) {
     const options = { retention_days: data.retention_days ?? intEnv("JOB_RETENTION_DAYS", 30) };

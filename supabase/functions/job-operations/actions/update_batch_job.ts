@@ -8,7 +8,7 @@ import { ApiError } from "../../_shared/errors.ts";
 import type { Action } from "../../_shared/dispatcher.ts";
 import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
-import { type JobStatus, LIMITS, UpdateBatchJobData } from "../../_shared/job_schemas.ts";
+import { BatchJob, type JobStatus, LIMITS, UpdateBatchJobData } from "../../_shared/job_schemas.ts";
 import { decideRequest } from "../../_shared/job_machine.ts";
 import { truncateUtf8 } from "../../_shared/validation.ts";
 
@@ -20,6 +20,10 @@ const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export const updateBatchJob: Action<typeof UpdateBatchJobData> = {
   data: UpdateBatchJobData,
   roles: ["authenticated", "service_role"],
+  doc: {
+    summary: "Status moves checked by the status machine, progress, errors and the retry policy.",
+    responses: [{ status: 200, schema: BatchJob, description: "The updated job." }],
+  },
 
   async handle(data, ctx) {
     const error = data.error_details && {

@@ -2,11 +2,15 @@
 import type { Action } from "../../_shared/dispatcher.ts";
 import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
-import { ClaimTasksData } from "../../_shared/task_schemas.ts";
+import { ClaimTasksData, ClaimTasksResult } from "../../_shared/task_schemas.ts";
 
 export const claimTasks: Action<typeof ClaimTasksData> = {
   data: ClaimTasksData,
   roles: ["service_role"],
+  doc: {
+    summary: "Up to `limit` tasks with a lease, under the engine's rules; empty when none may run.",
+    responses: [{ status: 200, schema: ClaimTasksResult, description: "The claimed tasks." }],
+  },
 
   async handle(data, ctx) {
     const result = await db.claimTasks({

@@ -3,7 +3,12 @@ import { ApiError } from "../../_shared/errors.ts";
 import type { Action, Context } from "../../_shared/dispatcher.ts";
 import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
-import { CompleteTaskData, CompleteTasksData } from "../../_shared/task_schemas.ts";
+import {
+  CompleteAnswer,
+  CompleteTaskData,
+  CompleteTasksData,
+  CompleteTasksResult,
+} from "../../_shared/task_schemas.ts";
 
 function complete(ctx: Context, worker: string, items: { task_id: number; result?: unknown }[]) {
   return db.completeTasks({ ctx: sqlContext(ctx), worker, items });
@@ -12,6 +17,10 @@ function complete(ctx: Context, worker: string, items: { task_id: number; result
 export const completeTask: Action<typeof CompleteTaskData> = {
   data: CompleteTaskData,
   roles: ["service_role"],
+  doc: {
+    summary: "The lease holder reports success; a repeat by the same worker replays the answer.",
+    responses: [{ status: 200, schema: CompleteAnswer, description: "The task succeeded." }],
+  },
 
   async handle(data, ctx) {
     const [outcome] = await complete(ctx, data.worker_id, [
@@ -34,6 +43,14 @@ export const completeTask: Action<typeof CompleteTaskData> = {
 export const completeTasks: Action<typeof CompleteTasksData> = {
   data: CompleteTasksData,
   roles: ["service_role"],
+  doc: {
+    summary: "Many completions in one statement, each task judged on its own.",
+    responses: [{
+      status: 200,
+      schema: CompleteTasksResult,
+      description: "One answer per task.",
+    }],
+  },
 
   async handle(data, ctx) {
     return {

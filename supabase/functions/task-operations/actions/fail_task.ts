@@ -3,12 +3,16 @@ import type { Action } from "../../_shared/dispatcher.ts";
 import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { LIMITS } from "../../_shared/job_schemas.ts";
-import { FailTaskData } from "../../_shared/task_schemas.ts";
+import { FailAnswer, FailTaskData } from "../../_shared/task_schemas.ts";
 import { truncateUtf8 } from "../../_shared/validation.ts";
 
 export const failTask: Action<typeof FailTaskData> = {
   data: FailTaskData,
   roles: ["service_role"],
+  doc: {
+    summary: "The lease holder reports a failure; the retry policy decides what follows.",
+    responses: [{ status: 200, schema: FailAnswer, description: "Where the task went." }],
+  },
 
   async handle(data, ctx) {
     const error = {

@@ -2,11 +2,15 @@
 import type { Action } from "../../_shared/dispatcher.ts";
 import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
-import { HeartbeatData } from "../../_shared/task_schemas.ts";
+import { HeartbeatData, HeartbeatResult } from "../../_shared/task_schemas.ts";
 
 export const heartbeat: Action<typeof HeartbeatData> = {
   data: HeartbeatData,
   roles: ["service_role"],
+  doc: {
+    summary: "Extends the worker's leases and reports usage; one answer per task.",
+    responses: [{ status: 200, schema: HeartbeatResult, description: "continue, stop or lost." }],
+  },
 
   async handle(data, ctx) {
     const tasks = await db.heartbeat({

@@ -6,9 +6,10 @@
 // every try) and `x-signature: sha256=<hex HMAC-SHA256 of the raw body with NOTIFY_WEBHOOK_SECRET>`.
 // A non-2xx answer, a redirect, a network error or a time-out is a failed try, retried with
 // exponential backoff until NOTIFY_MAX_ATTEMPTS tries have failed.
-import * as db from "./sql_api.ts";
-import { env, intEnv } from "./env.ts";
-import type { NotificationBody } from "./operations_schemas.ts";
+import * as db from "../_shared/sql_api.ts";
+import { env, intEnv } from "../_shared/env.ts";
+import type { NotificationBody } from "../_shared/operations_schemas.ts";
+import type { ClaimedNotification, DeliveryCounts } from "../_shared/sql_answers.ts";
 
 export interface WebhookConfig {
   url: string;
@@ -33,22 +34,13 @@ export const WEBHOOK_DEFAULTS = {
   concurrency: 10,
 } as const;
 
-/** A notification claimed for one delivery try (claim_notifications' answer). */
-export interface ClaimedNotification extends NotificationBody {
-  attempt: number;
-}
-
 interface Outcome {
   id: string;
   ok: boolean;
   error?: string;
 }
 
-export interface DeliveryCounts {
-  delivered: number;
-  retrying: number;
-  failed: number;
-}
+export type { DeliveryCounts };
 
 export type ConfigProblem = { problem: string };
 

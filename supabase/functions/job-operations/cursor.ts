@@ -2,16 +2,12 @@
 // position it carries is exact to the microsecond. The key is the function secret CURSOR_SECRET
 // where an operator set one, else the database's own (job_service.signing_keys, made by a
 // migration): never a public default. Read once per instance.
-import { ApiError } from "./errors.ts";
-import { env } from "./env.ts";
-import * as db from "./sql_api.ts";
+import { ApiError } from "../_shared/errors.ts";
+import { env } from "../_shared/env.ts";
+import * as db from "../_shared/sql_api.ts";
+import type { CursorPosition } from "../_shared/sql_answers.ts";
 
-export interface CursorPosition {
-  /** created_at in microseconds since the epoch, as a decimal string */
-  t: string;
-  /** job id */
-  i: string;
-}
+export type { CursorPosition };
 
 let key: Promise<CryptoKey> | undefined;
 
