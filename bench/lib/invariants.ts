@@ -1,4 +1,4 @@
-// engine.md's invariants judged on a recorded history (T2), next to the engine's own check.
+// The engine's invariants (docs/architecture.md) judged on a recorded history (T2), next to the engine's own check.
 import { maxOverlap } from "../../scripts/lib/intervals.ts";
 import type { Run } from "./workers.ts";
 

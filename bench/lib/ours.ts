@@ -78,7 +78,7 @@ export async function cleanUp(): Promise<void> {
 
 /**
  * After a run in which every task succeeded: job_service_api.invariant_violations() must be empty and
- * every job completed (engine.md: in the transaction of its last task's end). Returns problems.
+ * every job completed (docs/architecture.md, the engine's rules: in the transaction of its last task's end). Returns problems.
  */
 export async function checkJobs(jobIds: string[]): Promise<string[]> {
   const sql = connect(1);

@@ -20,7 +20,7 @@ export interface Results {
   m1Stages: { round: number; stage: string; peakMiB: number }[];
   /** rounds completed (fewer than asked when the time budget ran out) */
   roundsRun: number;
-  /** runs recorded in T2 and judged against engine.md's invariants */
+  /** runs recorded in T2 and judged against the engine's invariants (docs/architecture.md) */
   t2RunsChecked: number;
   /** invariant violations found after any of our runs (T2's history included): fail the run */
   violations: string[];

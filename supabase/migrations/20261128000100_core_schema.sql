@@ -131,7 +131,7 @@ create table job_service.jobs (
   started_at timestamptz,
   finished_at timestamptz
 );
-comment on table job_service.jobs is 'One batch of work (a job) with its limits, status and task counters.';
+comment on table job_service.jobs is 'One batch of work (a job) with its limits and status; its task counters are kept in job_shards and job_shard_ends (job_service.job_counts).';
 
 create index jobs_user_created_idx on job_service.jobs (user_id, created_at desc, id desc);
 create index jobs_created_idx on job_service.jobs (created_at desc, id desc);

@@ -59,8 +59,8 @@ begin
 end
 $$;
 comment on function job_service.lock_jobs_for_task_work(uuid[]) is
-  'Takes FOR KEY SHARE on the given jobs in id order (the first step of every task operation) and '
-  'returns those that still exist.';
+  'Takes FOR KEY SHARE on the given jobs in id order (the first step of a heartbeat, which may touch '
+  'tasks of many jobs) and returns those that still exist.';
 
 create function job_service.release_ended(p_ended job_service.ended_task[]) returns integer
 language plpgsql

@@ -1,4 +1,4 @@
--- claimTasks (engine.md, "What may be claimed"), and the trigger that keeps a job's limits fixed,
+-- claimTasks (docs/architecture.md, "What may be claimed": rules 1–5), and the trigger that keeps a job's limits fixed,
 -- which claims rely on when they decide a budget before locking the job.
 
 create function job_service.refuse_limit_change() returns trigger
@@ -433,7 +433,7 @@ begin
 end
 $$;
 comment on function job_service.claim_from_job(job_service.jobs, integer, text, integer, job_service.claim_shard, timestamptz, jsonb) is
-  'Claims up to p_limit tasks of one job under the five rules of engine.md: the job is queued or '
+  'Claims up to p_limit tasks of one job under the five claim rules (docs/architecture.md): the job is queued or '
   'running, the task pending and due, the shard (hence the job) stays within max_parallel_tasks, '
   'reservations within resource_limits and no claims while reported usage is over them; older '
   'tasks first; no more starts than the job''s and its sending group''s token buckets allow. Never '

@@ -1,6 +1,6 @@
 // The concurrency stress test: workers, creators, updaters, pausers, cancellers, deleters, readers
 // and maintenance at once against the served functions, every call recorded, every invariant of
-// engine.md and the status machine checked on the history (supabase/tests/stress/). Small in CI;
+// the engine (docs/architecture.md) and the status machine checked on the history (supabase/tests/stress/). Small in CI;
 // STRESS_SCALE=medium|large|<factor> makes it bigger, STRESS_SEED repeats a run.
 import assert from "node:assert/strict";
 import { asService, serviceUrl, test, testDb } from "../helpers/service.ts";

@@ -1,4 +1,4 @@
-// Judges a recorded history (history.ts) against every invariant of engine.md and the status
+// Judges a recorded history (history.ts) against every invariant of the engine (docs/architecture.md) and the status
 // machine. It trusts only what the answers prove:
 //
 // - A run of a task (one claim by one worker) is certainly held from the moment its claim's answer

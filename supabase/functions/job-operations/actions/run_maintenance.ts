@@ -54,9 +54,7 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
     // run, this one included, until its lease ends
     if (unreleased && await release(unreleased)) unreleased = null;
     const run = crypto.randomUUID();
-    const lease = async () => {
-      return await db.beginMaintenance({ run, ttl_ms: LEASE_MS }) === true;
-    };
+    const lease = async () => await db.beginMaintenance({ run, ttl_ms: LEASE_MS }) === true;
     const ok = await lease();
     const counts = {
       ran: ok as boolean,
@@ -72,33 +70,46 @@ export const runMaintenance: Action<typeof RunMaintenanceData> = {
     if (!ok) return { status: 200, body: { data: counts } };
     const deadline = Date.now() + TIME_BUDGET_MS;
     const c = sqlContext(ctx);
+    // each step renews the lease first: a run that lost it (it outlived LEASE_MS) stops there
+    const steps: (() => Promise<void>)[] = [
+      async () => {
+        counts.leases_expired = await drain((n) => db.expireLeases({ ctx: c, limit: n }), deadline);
+      },
+      async () => {
+        counts.retries_started = await drain(
+          (n) => db.startDueRetries({ ctx: c, limit: n }),
+          deadline,
+        );
+      },
+      async () => {
+        counts.jobs_cancelled = await drain(
+          (n) => db.finishCancelledJobs({ ctx: c, limit: n }),
+          deadline,
+        );
+      },
+      async () => {
+        const notified = await runNotificationStep({
+          deadline,
+          retentionDays: options.retention_days,
+          run,
+        });
+        counts.notifications_delivered = notified.delivered;
+        counts.notifications_retrying = notified.retrying;
+        counts.notifications_failed = notified.failed;
+        counts.notifications_purged = notified.purged;
+      },
+      async () => {
+        counts.jobs_purged = await drain(
+          (n) => db.purgeFinishedJobs({ ctx: c, retention_days: options.retention_days, limit: n }),
+          deadline,
+        );
+      },
+    ];
     try {
-      counts.leases_expired = await drain((n) => db.expireLeases({ ctx: c, limit: n }), deadline);
-      if (!await lease()) return { status: 200, body: { data: counts } };
-      counts.retries_started = await drain(
-        (n) => db.startDueRetries({ ctx: c, limit: n }),
-        deadline,
-      );
-      if (!await lease()) return { status: 200, body: { data: counts } };
-      counts.jobs_cancelled = await drain(
-        (n) => db.finishCancelledJobs({ ctx: c, limit: n }),
-        deadline,
-      );
-      if (!await lease()) return { status: 200, body: { data: counts } };
-      const notified = await runNotificationStep({
-        deadline,
-        retentionDays: options.retention_days,
-        run,
-      });
-      counts.notifications_delivered = notified.delivered;
-      counts.notifications_retrying = notified.retrying;
-      counts.notifications_failed = notified.failed;
-      counts.notifications_purged = notified.purged;
-      if (!await lease()) return { status: 200, body: { data: counts } };
-      counts.jobs_purged = await drain(
-        (n) => db.purgeFinishedJobs({ ctx: c, retention_days: options.retention_days, limit: n }),
-        deadline,
-      );
+      for (const [i, step] of steps.entries()) {
+        if (i > 0 && !await lease()) break;
+        await step();
+      }
     } finally {
       // if this fails the next run of this instance gives it back, or the lease runs out
       if (!await release(run)) unreleased = run;
