@@ -137,8 +137,10 @@ if [ "${status[0]}" != "0" ] || [ "${status[1]}" != "0" ]; then
   exit 1
 fi
 
-# 4. statistics, and the schedule where pg_cron exists
+# 4. statistics; Realtime's publication (publications are not in a backup: the migration that adds
+#    the job table to it is idempotent and does nothing where the publication does not exist)
 q -c "analyze" >/dev/null
+q -f "$(dirname "$0")/../supabase/migrations/20261128000310_realtime.sql" >/dev/null
 scheduled=$(q -c "
   select exists (select from pg_available_extensions where name = 'pg_cron')
      and exists (select from pg_available_extensions where name = 'pg_net')

@@ -10,7 +10,12 @@ import { resetDatabase } from "./lib/database.ts";
 import { type LocalDatabase, localDatabase, onExitSignal } from "./lib/local_database.ts";
 import { runTapFiles } from "./lib/pgtap.ts";
 import { type ServerProcess, spawnServer } from "./lib/server_process.ts";
-import { Missing, prepareClientTools, preparePgTap } from "./lib/test_prerequisites.ts";
+import {
+  Missing,
+  prepareClientTools,
+  preparePgTap,
+  prepareSupabaseCli,
+} from "./lib/test_prerequisites.ts";
 import { env } from "../supabase/functions/_shared/env.ts";
 import { signingSecret } from "./lib/local_auth.ts";
 
@@ -107,6 +112,7 @@ async function run(): Promise<Counts> {
   const dbUrl = db.url;
   const major = await preparePgTap(dbUrl, db.embedded?.installation);
   await prepareClientTools(major);
+  await prepareSupabaseCli();
 
   await Deno.mkdir(RESULTS_DIR, { recursive: true });
   console.log(`test database: ${new URL(dbUrl).pathname.slice(1)}`);

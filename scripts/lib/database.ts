@@ -76,10 +76,52 @@ export async function migrationFiles(): Promise<{ version: string; name: string;
   return files.sort((a, b) => a.version.localeCompare(b.version));
 }
 
-/** Applies the local bootstrap and every migration not yet recorded; returns the versions applied. */
+/** The role the migrations run as (supabase/local/bootstrap.sql): like hosted Supabase's `postgres`. */
+export const MIGRATION_ROLE = "project_owner";
+
+/** The same database, connected as the migration role (local trust authentication). */
+export function asMigrationRole(url: string): string {
+  const u = new URL(url);
+  u.username = MIGRATION_ROLE;
+  u.password = "";
+  return u.toString();
+}
+
+/**
+ * Applies the local bootstrap (as the caller, a superuser) and then, as the migration role, every
+ * migration not yet recorded; returns the versions applied.
+ */
 export async function migrate(url: string): Promise<string[]> {
-  return await withConnection(url, async (sql) => {
+  await withConnection(url, async (sql) => {
     await sql.unsafe(await Deno.readTextFile(BOOTSTRAP));
+    await checkOwnership(sql, url);
+  });
+  return await applyMigrations(asMigrationRole(url));
+}
+
+/** What a Supabase project has before its first migration (supabase/local/bootstrap.sql). */
+export async function bootstrap(url: string): Promise<void> {
+  await withConnection(url, async (sql) => {
+    await sql.unsafe(await Deno.readTextFile(BOOTSTRAP));
+  });
+}
+
+/** A database that an earlier version migrated as a superuser cannot be migrated further. */
+async function checkOwnership(sql: postgres.Sql, url: string): Promise<void> {
+  const [old] = await sql`
+    select pg_get_userbyid(nspowner) as owner from pg_namespace
+    where nspname = 'supabase_migrations' and pg_get_userbyid(nspowner) <> ${MIGRATION_ROLE}`;
+  if (old) {
+    throw new Error(
+      `${databaseName(url)} was migrated as ${old.owner} by an earlier version; migrations now ` +
+        `run as ${MIGRATION_ROLE}, like on a Supabase project: \`deno task db:reset\` rebuilds it ` +
+        "(its data is lost)",
+    );
+  }
+}
+
+async function applyMigrations(url: string): Promise<string[]> {
+  return await withConnection(url, async (sql) => {
     // Same bookkeeping table as the Supabase CLI, so `supabase db push` sees what was applied.
     await sql.unsafe(`
       create schema if not exists supabase_migrations;

@@ -146,3 +146,25 @@ export async function prepareClientTools(serverMajor: number): Promise<void> {
     throw new Missing(`missing: ${what} after installing ${pkg}`);
   }
 }
+
+const SUPABASE_CLI_DIR = new URL("../../tools/supabase-cli/", import.meta.url).pathname;
+/** The pinned Supabase CLI (tools/supabase-cli), for the migration tests that run `db push`. */
+export const SUPABASE_CLI = `${SUPABASE_CLI_DIR}node_modules/.bin/supabase`;
+
+/** Installs the pinned Supabase CLI from npm (tools/supabase-cli/package-lock.json) if missing. */
+export async function prepareSupabaseCli(): Promise<void> {
+  if (exists(SUPABASE_CLI)) return;
+  console.log("installing the pinned Supabase CLI (npm ci in tools/supabase-cli)");
+  const npm = await new Deno.Command("npm", {
+    args: ["ci", "--no-audit", "--no-fund", "--loglevel=error"],
+    cwd: SUPABASE_CLI_DIR,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output().catch(() => null);
+  if (!npm?.success || !exists(SUPABASE_CLI)) {
+    throw new Missing(
+      "missing: the Supabase CLI (for the migration tests); install it: " +
+        "npm ci --prefix tools/supabase-cli",
+    );
+  }
+}

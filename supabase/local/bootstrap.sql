@@ -67,3 +67,33 @@ grant usage on schema public to anon, authenticated, service_role;
 alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
 alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
 alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+
+-- The role the migrations run as, like hosted Supabase's `postgres`: not a superuser; it owns the
+-- database (so `public` too: PostgreSQL 15's pg_database_owner) and may create roles and bypass
+-- row-level security. `supabase db push` and `deno task db:reset` apply the migrations as this
+-- role, so that a migration needing a superuser fails here as it would on a project.
+do $$
+begin
+  if not exists (select from pg_roles where rolname = 'project_owner') then
+    create role project_owner login nosuperuser createrole createdb bypassrls inherit;
+  end if;
+end
+$$;
+grant anon, authenticated, service_role, authenticator to project_owner with admin option;
+grant all on schema extensions to project_owner;
+grant all on schema auth to project_owner;
+do $$
+begin
+  execute format('alter database %I owner to project_owner', current_database());
+end
+$$;
+
+-- Supabase Realtime's publication (every Supabase project has it, owned by `postgres`).
+do $$
+begin
+  if not exists (select from pg_publication where pubname = 'supabase_realtime') then
+    create publication supabase_realtime;
+  end if;
+end
+$$;
+alter publication supabase_realtime owner to project_owner;

@@ -21,9 +21,11 @@ comment on function job_service.set_request_context(jsonb) is
 
 create function job_service.actor_role() returns text
 language sql stable
-as $$ select coalesce(nullif(current_setting('batch.actor_role', true), ''), 'db:' || current_user) $$;
+-- session_user, not current_user: the audit triggers run as their owner (security definer)
+as $$ select coalesce(nullif(current_setting('batch.actor_role', true), ''), 'db:' || session_user) $$;
 comment on function job_service.actor_role() is
-  'The calling role of this transaction; a direct SQL writer without request context is named db:<role>.';
+  'The calling role of this transaction; a direct SQL writer without request context is named '
+  'db:<the role it logged in as>.';
 
 create function job_service.actor_id() returns uuid
 language sql stable

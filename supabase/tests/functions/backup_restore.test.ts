@@ -153,10 +153,19 @@ async function sequencesOf(sql: postgres.Sql): Promise<string[]> {
   return out;
 }
 
-/** The schema as pg_dump writes it (parentheses dropped: PostgreSQL re-nests boolean chains). */
+/**
+ * The schema as pg_dump writes it (parentheses dropped: PostgreSQL re-nests boolean chains), without
+ * owners: the migrations ran as the migration role, the restore as whoever restores.
+ */
 async function schemaOf(url: string): Promise<string> {
   const out = await new Deno.Command("pg_dump", {
-    args: ["--schema-only", "--dbname", url, ...NOT_OURS.flatMap((s) => ["--exclude-schema", s])],
+    args: [
+      "--schema-only",
+      "--no-owner",
+      "--dbname",
+      url,
+      ...NOT_OURS.flatMap((s) => ["--exclude-schema", s]),
+    ],
     stdout: "piped",
     stderr: "piped",
   }).output();
