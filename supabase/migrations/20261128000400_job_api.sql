@@ -341,6 +341,7 @@ comment on function job_service_api.get_job(jsonb, uuid, boolean, boolean) is
 -- ---------------------------------------------------------------------------------------------
 create function job_service_api.list_jobs(p_ctx jsonb, p_filter jsonb) returns jsonb
 language plpgsql stable
+set plan_cache_mode = force_custom_plan
 as $$
 declare
   v_owner uuid := job_service.visible_job_owner(p_ctx);
@@ -348,7 +349,6 @@ declare
   v_statuses job_service.job_status[];
   v_after_ts timestamptz;
   v_after_id uuid;
-  v_sql text;
   v_row job_service.jobs;
   v_count integer := 0;
   v_jobs jsonb := '[]'::jsonb;
@@ -366,18 +366,17 @@ begin
     v_after_id := (p_filter #>> '{after,i}')::uuid;
   end if;
 
-  -- Built per call so that each filter combination gets a plan using the matching index.
-  v_sql := 'select * from job_service.jobs j where true'
-    || case when v_owner is not null then ' and j.user_id = $1' else '' end
-    || case when v_statuses is not null then ' and j.status = any ($2)' else '' end
-    || case when p_filter ? 'product_id' then ' and j.product_id = $3' else '' end
-    || case when p_filter ? 'sending_group_id' then ' and j.sending_group_id = $4' else '' end
-    || case when v_after_ts is not null then ' and (j.created_at, j.id) < ($5, $6)' else '' end
-    || ' order by j.created_at desc, j.id desc limit $7';
-
-  for v_row in execute v_sql
-    using v_owner, v_statuses, p_filter ->> 'product_id', p_filter ->> 'sending_group_id',
-          v_after_ts, v_after_id, v_limit + 1
+  -- One static statement; force_custom_plan (below) plans it for each call's values, so the
+  -- conditions of absent filters fold away and each combination gets the matching index.
+  for v_row in
+    select * from job_service.jobs j
+    where (v_owner is null or j.user_id = v_owner)
+      and (v_statuses is null or j.status = any (v_statuses))
+      and (not p_filter ? 'product_id' or j.product_id = p_filter ->> 'product_id')
+      and (not p_filter ? 'sending_group_id' or j.sending_group_id = p_filter ->> 'sending_group_id')
+      and (v_after_ts is null or (j.created_at, j.id) < (v_after_ts, v_after_id))
+    order by j.created_at desc, j.id desc
+    limit v_limit + 1
   loop
     v_count := v_count + 1;
     if v_count > v_limit then

@@ -231,7 +231,7 @@ begin
   if v_counts.total = 0 or v_counts.pending > 0 or v_counts.running > 0 then
     return v_status;
   end if;
-  v_status := case when v_counts.failed > 0 then 'failed' else 'completed' end;
+  v_status := case when v_counts.failed > 0 then 'failed'::job_service.job_status else 'completed' end;
   update job_service.jobs set status = v_status where id = p_job_id;
   return v_status;
 end
