@@ -14,6 +14,7 @@ import {
   Missing,
   prepareClientTools,
   preparePgTap,
+  preparePlpgsqlCheck,
   prepareSupabaseCli,
 } from "./lib/test_prerequisites.ts";
 import { env } from "../supabase/functions/_shared/env.ts";
@@ -113,6 +114,7 @@ async function run(): Promise<Counts> {
   const major = await preparePgTap(dbUrl, db.embedded?.installation);
   await prepareClientTools(major);
   await prepareSupabaseCli();
+  await preparePlpgsqlCheck(dbUrl, db.embedded?.installation);
 
   await Deno.mkdir(RESULTS_DIR, { recursive: true });
   console.log(`test database: ${new URL(dbUrl).pathname.slice(1)}`);

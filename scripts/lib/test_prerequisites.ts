@@ -107,6 +107,37 @@ export async function preparePgTap(dbUrl: string, embedded?: Installation): Prom
   return server.major;
 }
 
+/**
+ * plpgsql_check, which `supabase db lint` runs (the lint test): installed with apt-get for the
+ * machine's own Debian PostgreSQL where this command can; an embedded server or another machine's
+ * goes without (the lint test then says what is missing; in CI it fails).
+ */
+export async function preparePlpgsqlCheck(dbUrl: string, embedded?: Installation): Promise<void> {
+  const url = new URL(dbUrl);
+  url.pathname = "/postgres";
+  const available = async () => {
+    const sql = postgres(url.toString(), { max: 1, onnotice: () => {}, connect_timeout: 10 });
+    try {
+      const [row] = await sql`
+        select exists (select from pg_available_extensions where name = 'plpgsql_check') as ok,
+               current_setting('server_version_num')::int / 10000 as major`;
+      return row as { ok: boolean; major: number };
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+  };
+  const server = await available();
+  if (server.ok || embedded) return;
+  if (
+    isRoot() && hasApt() && ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname) &&
+    exists(`/usr/lib/postgresql/${server.major}/bin/postgres`)
+  ) {
+    const pkg = `postgresql-${server.major}-plpgsql-check`;
+    console.log(`installing ${pkg} with apt-get (plpgsql_check, for supabase db lint)`);
+    await aptInstall([pkg]).catch((error) => console.log(`could not install ${pkg}: ${error}`));
+  }
+}
+
 const CLIENT_TOOLS = ["pg_dump", "pg_restore", "psql"];
 
 /** The oldest major version among the client tools, or undefined when one is not installed. */
