@@ -2,7 +2,7 @@
 // only; `deno task db:reset` starts over), then serve both functions and print how to call them.
 // Without SUPABASE_DB_URL and with nothing at the default address, the database lives in an
 // embedded PostgreSQL that stops with the command (Ctrl-C).
-import { createIfMissing, migrate } from "./lib/database.ts";
+import { asRuntimeRole, createIfMissing, migrate } from "./lib/database.ts";
 import { localDatabase, onExitSignal } from "./lib/local_database.ts";
 import { signToken } from "./lib/tokens.ts";
 import { signingSecret } from "./lib/local_auth.ts";
@@ -22,8 +22,9 @@ onExitSignal(async () => {
 });
 const db = await starting;
 const url = db.url;
-// the functions served in this process read it
+// the functions served in this process read them: they connect as their least-privilege role
 Deno.env.set("SUPABASE_DB_URL", url);
+Deno.env.set("JOB_SERVICE_DB_URL", asRuntimeRole(url));
 try {
   const created = await createIfMissing(url);
   const applied = await migrate(url);

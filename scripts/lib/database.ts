@@ -87,6 +87,17 @@ export function asMigrationRole(url: string): string {
   return u.toString();
 }
 
+/** The functions' login role (20261128000990_privileges.sql): it may only call the entry points. */
+export const RUNTIME_ROLE = "job_service_runtime";
+
+/** The same database, connected as the functions' runtime role (local trust authentication). */
+export function asRuntimeRole(url: string): string {
+  const u = new URL(url);
+  u.username = RUNTIME_ROLE;
+  u.password = "";
+  return u.toString();
+}
+
 /**
  * Applies the local bootstrap (as the caller, a superuser) and then, as the migration role, every
  * migration not yet recorded; returns the versions applied.

@@ -1,11 +1,23 @@
 // Runs `scripts/serve.ts` in a child process and waits for its "ready <url>" line: what the test
 // command uses, and what tests use for a server with its own pool or configuration.
+import { asRuntimeRole } from "./database.ts";
+
 const ROOT = new URL("../../", import.meta.url).pathname;
 
 export interface ServerProcess {
   url: string;
   pid: number;
   stop(): Promise<void>;
+}
+
+/**
+ * A local server connects as the functions' runtime role, as a deployed project should
+ * (docs/operations.md#least-privilege): JOB_SERVICE_DB_URL from SUPABASE_DB_URL unless given.
+ */
+function runtimeDatabase(env: Record<string, string>): Record<string, string> {
+  return env.SUPABASE_DB_URL && !env.JOB_SERVICE_DB_URL
+    ? { JOB_SERVICE_DB_URL: asRuntimeRole(env.SUPABASE_DB_URL) }
+    : {};
 }
 
 export async function spawnServer(
@@ -34,7 +46,7 @@ export async function spawnServer(
       ...(options.args ?? []),
     ],
     cwd: ROOT,
-    env: { PORT: "0", ...env },
+    env: { PORT: "0", ...runtimeDatabase(env), ...env },
     stdout: "piped",
     stderr: "piped",
   }).spawn();

@@ -1,6 +1,6 @@
--- Row-level security on every table. The Edge Functions connect with the database owner's URL and
--- enforce ownership themselves; these policies protect the same data when it is read through
--- PostgREST or any client holding a user's token: `authenticated` reads only its own rows and
+-- Row-level security on every table. The Edge Functions connect as job_service_runtime, which may
+-- only call the entry points (20261128000990_privileges.sql); these policies protect the same data
+-- when it is read through PostgREST or any client holding a user's token: `authenticated` reads only its own rows and
 -- writes nothing, `anon` gets nothing, `service_role` bypasses RLS (as on Supabase).
 
 alter table job_service.jobs enable row level security;
@@ -21,9 +21,12 @@ grant usage on schema job_service to authenticated, service_role;
 revoke all on job_service.jobs, job_service.tasks, job_service.job_errors, job_service.job_events, job_service.audit_log,
   job_service.idempotency_keys, job_service.error_catalogue, job_service.job_shards, job_service.job_shard_ends,
   job_service.task_ready, job_service.notifications from anon, authenticated, service_role;
+-- authenticated reads its own jobs, their tasks, errors and events, its audit rows and the error
+-- catalogue; the engine's internal tables (counter shards, the ready queue, idempotency keys, the
+-- notification outbox with its delivery state: what a webhook receiver answered) are not readable
+-- by it at all (docs/decisions.md, least privilege).
 grant select on job_service.jobs, job_service.tasks, job_service.job_errors, job_service.job_events, job_service.audit_log,
-  job_service.idempotency_keys, job_service.error_catalogue, job_service.job_shards, job_service.job_shard_ends,
-  job_service.notifications to authenticated;
+  job_service.error_catalogue to authenticated;
 grant all on job_service.jobs, job_service.tasks, job_service.job_errors, job_service.job_events,
   job_service.idempotency_keys, job_service.error_catalogue, job_service.job_shards, job_service.job_shard_ends,
   job_service.task_ready, job_service.notifications to service_role;
@@ -35,37 +38,25 @@ create policy jobs_owner_read on job_service.jobs
 
 create policy tasks_owner_read on job_service.tasks
   for select to authenticated
-  using (exists (select 1 from job_service.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
+  using (job_id = any (array(select j.id from job_service.jobs j where j.user_id = (select auth.uid()))));
 
 create policy job_errors_owner_read on job_service.job_errors
   for select to authenticated
-  using (exists (select 1 from job_service.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
+  using (job_id = any (array(select j.id from job_service.jobs j where j.user_id = (select auth.uid()))));
 
 create policy job_events_owner_read on job_service.job_events
   for select to authenticated
-  using (exists (select 1 from job_service.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
+  using (job_id = any (array(select j.id from job_service.jobs j where j.user_id = (select auth.uid()))));
 
 create policy audit_log_owner_read on job_service.audit_log
   for select to authenticated
   using (owner_id = (select auth.uid()));
 
-create policy idempotency_keys_owner_read on job_service.idempotency_keys
-  for select to authenticated
-  using (user_id = (select auth.uid()));
-
-create policy job_shards_owner_read on job_service.job_shards
-  for select to authenticated
-  using (exists (select 1 from job_service.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
-
-create policy job_shard_ends_owner_read on job_service.job_shard_ends
-  for select to authenticated
-  using (exists (select 1 from job_service.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
-
-create policy notifications_owner_read on job_service.notifications
-  for select to authenticated
-  using (user_id = (select auth.uid()));
-
--- task_ready is engine-internal: RLS on, no policy, no grant to users.
+-- Why `= any (array(select …))` and `(select auth.uid())`: both are computed once per statement
+-- (an InitPlan), so a user's read of tasks is an index scan on tasks_job_idx over her own job ids,
+-- never a per-row subquery over every tenant's rows (pgTAP 11_policy_plan checks the plan).
+-- The internal tables (idempotency_keys, job_shards, job_shard_ends, task_ready, notifications):
+-- RLS on, no policy, no grant to users.
 
 create policy error_catalogue_read on job_service.error_catalogue
   for select to authenticated
@@ -75,16 +66,5 @@ create policy error_catalogue_read on job_service.error_catalogue
 alter table job_service.job_rate_limits enable row level security;
 alter table job_service.sending_group_limits enable row level security;
 revoke all on job_service.job_rate_limits, job_service.sending_group_limits from anon, authenticated, service_role;
-grant select on job_service.job_rate_limits, job_service.sending_group_limits to authenticated;
+-- token buckets are engine state: no grant to users (a job's limit is in the job object)
 grant all on job_service.job_rate_limits, job_service.sending_group_limits to service_role;
-
-create policy job_rate_limits_owner_read on job_service.job_rate_limits
-  for select to authenticated
-  using (exists (select 1 from job_service.jobs j where j.id = job_id and j.user_id = (select auth.uid())));
-
--- a group's limit is visible to the users who have jobs in that group
-create policy sending_group_limits_owner_read on job_service.sending_group_limits
-  for select to authenticated
-  using (exists (select 1 from job_service.jobs j
-                 where j.sending_group_id = sending_group_limits.sending_group_id
-                   and j.user_id = (select auth.uid())));

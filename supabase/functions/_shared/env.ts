@@ -11,13 +11,18 @@ export function env(name: string): string | undefined {
 }
 
 /**
- * The database the functions use. A transaction-mode pooler URL (custom secret DB_POOLER_URL) wins
- * over the direct SUPABASE_DB_URL; it cannot keep prepared statements.
+ * The database the functions use. A transaction-mode pooler URL (custom secret DB_POOLER_URL) wins;
+ * it cannot keep prepared statements. Else JOB_SERVICE_DB_URL, the URL of the functions' own
+ * least-privilege role job_service_runtime (docs/operations.md#least-privilege), and only where
+ * that is unset the direct SUPABASE_DB_URL Supabase provides (its `postgres` role owns every table).
  */
 export function databaseConfig(): { url: string; prepare: boolean } {
   const pooler = env("DB_POOLER_URL");
   if (pooler) return { url: pooler, prepare: false };
-  return { url: env("SUPABASE_DB_URL") ?? DEFAULT_DB_URL, prepare: true };
+  return {
+    url: env("JOB_SERVICE_DB_URL") ?? env("SUPABASE_DB_URL") ?? DEFAULT_DB_URL,
+    prepare: true,
+  };
 }
 
 export function intEnv(name: string, fallback: number): number {

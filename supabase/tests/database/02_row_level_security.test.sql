@@ -4,7 +4,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 -- the service's own schema first: the tests name its tables and types unqualified
 set local search_path = job_service, extensions, public;
-select plan(33);
+select plan(34);
 
 -- every table of the service has RLS on
 select is(
@@ -38,9 +38,11 @@ select results_eq($$ select payload ->> 'for' from tasks $$, $$ values ('alice')
 select is((select count(*)::int from job_errors), 1, 'alice sees only her job''s errors');
 select is((select count(*)::int from job_events), 1, 'alice sees only her job''s events');
 select is((select count(*)::int from audit_log), 1, 'alice sees only her audit rows');
-select results_eq($$ select key from idempotency_keys $$, $$ values ('alice-key') $$, 'alice sees only her idempotency keys');
+select throws_ok($$ select key from idempotency_keys $$, '42501', null, 'idempotency keys are engine-internal: not readable by users');
 select ok((select count(*) from error_catalogue) > 0, 'the error catalogue is readable');
-select is((select count(distinct job_id)::int from job_shards), 1, 'alice sees only her job''s counter shards');
+select throws_ok($$ select * from job_shards $$, '42501', null, 'the counter shards are not readable by users');
+select throws_ok($$ select last_error from notifications $$, '42501', null,
+  'the notification outbox (what a webhook receiver answered) is not readable by users');
 select throws_ok($$ select * from task_ready $$, '42501', null, 'the claim queue is not readable by users');
 select throws_ok($$ update job_shards set pending = 0 $$, '42501', null, 'alice cannot change counters');
 
