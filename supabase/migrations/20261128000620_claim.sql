@@ -69,9 +69,9 @@ as $$
 declare
   v_job_id constant uuid := p_job.id;
   v_job job_service.jobs := p_job;
-  v_shards smallint[] := '{}';
-  v_room integer[] := '{}';
-  v_ended integer[] := '{}';
+  v_shards smallint[] := '{}'::smallint[];
+  v_room integer[] := '{}'::integer[];
+  v_ended integer[] := '{}'::integer[];
   v_want integer;
   v_more_shards smallint[];
   v_more_room integer[];
@@ -82,7 +82,7 @@ declare
   v_total_room integer := 0;
   v_rows tid[];
   -- the shard of each run slot this claim may fill
-  v_slots smallint[] := '{}';
+  v_slots smallint[] := '{}'::smallint[];
   v_taken integer;
   v_from smallint;
   v_wrapped boolean;
@@ -93,10 +93,9 @@ declare
   v_group_bucket job_service.sending_group_limits;
   v_job_tokens numeric;
   v_group_tokens numeric;
-  i integer;
 begin
   -- Rule 1, first without a lock: most jobs a claim walks past have no free shard for it.
-  claimed := '{}';
+  claimed := '{}'::json[];
   if v_job.status not in ('queued', 'running') then
     return;
   end if;
@@ -352,7 +351,7 @@ begin
     )
     select array[job_service.task_json(c)] into claimed from runs c;
     if not found then
-      claimed := '{}';
+      claimed := '{}'::json[];
       return;
     end if;
     v_taken := 1;
@@ -457,11 +456,11 @@ set jit = off
 set enable_sort = off
 as $$
 declare
-  v_result json[] := '{}';
+  v_result json[] := '{}'::json[];
   v_remaining integer := p_limit;
   v_job record;
   v_claim record;
-  v_starved_groups text[] := '{}';
+  v_starved_groups text[] := '{}'::text[];
   v_now constant timestamptz := clock_timestamp();
   v_one job_service.jobs;
   v_candidates refcursor;

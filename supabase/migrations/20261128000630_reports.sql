@@ -15,6 +15,10 @@ declare
   v_over_jobs uuid[];
   v_answer json;
   v_done bigint[];
+  -- takes the answers of calls made as assignments (plpgsql's expression fast path, no executor
+  -- start-up as PERFORM would have) and is never read; plpgsql_check's extra warnings (never read
+  -- variables) are off for this function only, for that reason
+  -- @plpgsql_check_options: extra_warnings = false
   v_counted integer;
   v_id bigint;
   v_job_id uuid;
