@@ -128,7 +128,7 @@ const ErrorBody = z.object({
     details: z.unknown().optional().describe(
       "VALIDATION_ERROR: [{ path, message }] for every failing field; other codes: an object",
     ),
-    request_id: z.string().describe("the x-request-id of the response"),
+    request_id: z.string().describe("the server's id of the request, as in x-request-id"),
   }),
 });
 
@@ -424,7 +424,8 @@ export function openApiDocument(): Json {
           required: false,
           schema: { type: "string", pattern: "^[A-Za-z0-9._:-]{1,128}$" },
           description:
-            "Echoed back (and logged, and in audit rows) when well formed; else generated.",
+            "The caller's own id: when well formed it is logged and kept in audit rows as " +
+            "client_request_id, beside the server's id (never instead of it).",
         },
         IdempotencyKey: {
           name: "Idempotency-Key",
@@ -436,7 +437,10 @@ export function openApiDocument(): Json {
         },
       },
       headers: {
-        RequestId: { schema: { type: "string" }, description: "The request id." },
+        RequestId: {
+          schema: { type: "string" },
+          description: "The server's id of the request (logged, and request_id in audit rows).",
+        },
       },
       responses: errorResponses,
       schemas,
