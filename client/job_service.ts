@@ -44,7 +44,10 @@ export class JobServiceError extends Error {
 
 export interface CallOptions {
   signal?: AbortSignal;
-  /** sent as x-request-id (1..128 of [A-Za-z0-9._:-]); the service generates one otherwise */
+  /**
+   * sent as x-request-id (1..128 of [A-Za-z0-9._:-]): logged and audited as the client's id beside
+   * the id the service gives every request (the one errors and x-request-id answers carry)
+   */
   requestId?: string;
   headers?: Record<string, string>;
 }

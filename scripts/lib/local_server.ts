@@ -3,7 +3,7 @@
 // dashboard at /dashboard/ on the same port.
 import { handler as jobOperations } from "../../supabase/functions/job-operations/handler.ts";
 import { handler as taskOperations } from "../../supabase/functions/task-operations/handler.ts";
-import { errorResponse, requestIdOf } from "../../supabase/functions/_shared/request.ts";
+import { errorResponse, requestIdsOf } from "../../supabase/functions/_shared/request.ts";
 import { ApiError } from "../../supabase/functions/_shared/errors.ts";
 import { serveDashboard } from "./dashboard.ts";
 
@@ -20,7 +20,7 @@ export function route(req: Request): Promise<Response> {
   if (fn) return fn(req);
   return Promise.resolve(errorResponse(
     new ApiError(404, "NOT_FOUND", "No function at this path."),
-    requestIdOf(req),
+    requestIdsOf(req).id,
   ));
 }
 

@@ -128,7 +128,7 @@ const ErrorBody = z.object({
     details: z.unknown().optional().describe(
       "VALIDATION_ERROR: [{ path, message }] for every failing field; other codes: an object",
     ),
-    request_id: z.string().describe("the x-request-id of the response"),
+    request_id: z.string().describe("the server's id of the request, as in x-request-id"),
   }),
 });
 
@@ -353,22 +353,40 @@ export function openApiDocument(): Json {
       notification: {
         post: {
           summary: "A notification from the outbox, sent by runMaintenance to NOTIFY_WEBHOOK_URL.",
-          description: "Retried with backoff on a non-2xx answer or a time-out; the same id on " +
-            "every try (de-duplicate on it). Verify x-signature before trusting the body.",
+          description: "Signed as Standard Webhooks says: verify it (e.g. with the npm library " +
+            "standardwebhooks, which also refuses timestamps older than five minutes) before " +
+            "trusting the body. Retried with backoff on a non-2xx answer or a time-out; the same " +
+            "id on every try (de-duplicate on it).",
           parameters: [
             {
-              name: "x-notification-id",
+              name: "webhook-id",
               in: "header",
               required: true,
               schema: { type: "string", format: "uuid" },
               description: "The notification's id, the same on every try.",
             },
             {
-              name: "x-signature",
+              name: "webhook-timestamp",
               in: "header",
               required: true,
-              schema: { type: "string", pattern: "^sha256=[0-9a-f]{64}$" },
-              description: "sha256=<hex HMAC-SHA256 of the raw body with NOTIFY_WEBHOOK_SECRET>.",
+              schema: { type: "string", pattern: "^[0-9]+$" },
+              description: "When this try was signed, in seconds since the Unix epoch.",
+            },
+            {
+              name: "webhook-signature",
+              in: "header",
+              required: true,
+              schema: { type: "string", pattern: "^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)*$" },
+              description: 'v1,<base64 HMAC-SHA256 of "webhook-id.webhook-timestamp.body"> ' +
+                "with the key of NOTIFY_WEBHOOK_SECRET (whsec_<base64 key>); one per secret, " +
+                "separated by spaces, while secrets are rotated.",
+            },
+            {
+              name: "x-notification-id",
+              in: "header",
+              required: true,
+              schema: { type: "string", format: "uuid" },
+              description: "An alias of webhook-id.",
             },
             {
               name: "x-notification-attempt",
@@ -424,7 +442,8 @@ export function openApiDocument(): Json {
           required: false,
           schema: { type: "string", pattern: "^[A-Za-z0-9._:-]{1,128}$" },
           description:
-            "Echoed back (and logged, and in audit rows) when well formed; else generated.",
+            "The caller's own id: when well formed it is logged and kept in audit rows as " +
+            "client_request_id, beside the server's id (never instead of it).",
         },
         IdempotencyKey: {
           name: "Idempotency-Key",
@@ -436,7 +455,10 @@ export function openApiDocument(): Json {
         },
       },
       headers: {
-        RequestId: { schema: { type: "string" }, description: "The request id." },
+        RequestId: {
+          schema: { type: "string" },
+          description: "The server's id of the request (logged, and request_id in audit rows).",
+        },
       },
       responses: errorResponses,
       schemas,
@@ -642,11 +664,14 @@ export function apiMarkdown(): string {
     "## Webhook notifications",
     wrap(
       "With `NOTIFY_WEBHOOK_URL` set, `runMaintenance` sends each notification of the outbox as a " +
-        "`POST` with this body, the header `x-notification-id` (the same on every try: " +
-        "de-duplicate on it), `x-notification-attempt` and `x-signature` (`sha256=<hex>`), the " +
-        "HMAC-SHA256 of the raw body with `NOTIFY_WEBHOOK_SECRET`. Any 2xx answer delivers it; " +
-        "anything else, or no answer within the time-out, is retried with backoff " +
-        "(docs/operations.md).",
+        "`POST` with this body, signed as Standard Webhooks says: `webhook-id` (the notification's " +
+        "id, the same on every try: de-duplicate on it; `x-notification-id` is an alias), " +
+        "`webhook-timestamp` (seconds) and `webhook-signature` (`v1,<base64>`, the HMAC-SHA256 of " +
+        '`"id.timestamp.body"` with the key of `NOTIFY_WEBHOOK_SECRET`, `whsec_<base64>`), and ' +
+        "`x-notification-attempt`. Verify it with the npm library `standardwebhooks`, which " +
+        "refuses a timestamp older than five minutes, so a captured delivery cannot be replayed. " +
+        "Any 2xx answer delivers it; anything else, or no answer within the time-out, is retried " +
+        "with backoff (docs/operations.md).",
     ),
     table(
       ["field", "type", "required", "rules"],

@@ -2,5 +2,10 @@
 import type { Context } from "./dispatcher.ts";
 
 export function sqlContext(ctx: Context) {
-  return { role: ctx.caller.role, user_id: ctx.caller.userId, request_id: ctx.requestId };
+  return {
+    role: ctx.caller.role,
+    user_id: ctx.caller.userId,
+    request_id: ctx.requestId,
+    client_request_id: ctx.clientRequestId,
+  };
 }

@@ -7,13 +7,23 @@ import { z } from "zod";
 import { authenticate, type Caller, type Role } from "./auth.ts";
 import { ApiError, internalError, validationError } from "./errors.ts";
 import { translateDbError } from "./db.ts";
-import { CORS_HEADERS, errorResponse, jsonResponse, logRequest, requestIdOf } from "./request.ts";
+import {
+  CORS_HEADERS,
+  errorResponse,
+  jsonResponse,
+  logRequest,
+  type RequestIds,
+  requestIdsOf,
+} from "./request.ts";
 import { MAX_ACTION_BYTES, tooLarge, withJsonBody } from "./request_body.ts";
 import { isRecord, issuesToDetails } from "./validation.ts";
 
 export interface Context {
   caller: Caller;
+  /** The server's id of this request (answered as x-request-id, logged, audited). */
   requestId: string;
+  /** The caller's own x-request-id when well formed, audited beside the server's. */
+  clientRequestId: string | null;
   request: Request;
   /** `data` exactly as the caller sent it (before defaults and header merging). */
   rawData: unknown;
@@ -71,7 +81,8 @@ export function createHandler(spec: FunctionSpec): (req: Request) => Promise<Res
 
   return async (req: Request): Promise<Response> => {
     const started = performance.now();
-    const requestId = requestIdOf(req);
+    const ids = requestIdsOf(req);
+    const requestId = ids.id;
     const log: {
       action?: string;
       caller?: Caller;
@@ -79,7 +90,7 @@ export function createHandler(spec: FunctionSpec): (req: Request) => Promise<Res
     let response: Response;
     let failure: unknown;
     try {
-      response = await dispatch(req, requestId, log);
+      response = await dispatch(req, ids, log);
     } catch (error) {
       failure = error;
       const apiError = error instanceof ApiError ? error : translateDbError(error);
@@ -91,6 +102,7 @@ export function createHandler(spec: FunctionSpec): (req: Request) => Promise<Res
     logRequest({
       function: spec.name,
       request_id: requestId,
+      ...(ids.client === null ? {} : { client_request_id: ids.client }),
       action: log.action,
       role: log.caller?.role,
       user_id: log.caller?.userId,
@@ -103,13 +115,13 @@ export function createHandler(spec: FunctionSpec): (req: Request) => Promise<Res
 
   async function dispatch(
     req: Request,
-    requestId: string,
+    ids: RequestIds,
     log: { action?: string; caller?: Caller },
   ): Promise<Response> {
     if (req.method === "OPTIONS") {
       return new Response(null, {
         status: 204,
-        headers: { ...CORS_HEADERS, "x-request-id": requestId },
+        headers: { ...CORS_HEADERS, "x-request-id": ids.id },
       });
     }
     if (req.method !== "POST") {
@@ -125,13 +137,13 @@ export function createHandler(spec: FunctionSpec): (req: Request) => Promise<Res
     }
     return await withJsonBody(
       req,
-      (body, bytes) => handle(req, requestId, log, caller, body, bytes),
+      (body, bytes) => handle(req, ids, log, caller, body, bytes),
     );
   }
 
   async function handle(
     req: Request,
-    requestId: string,
+    ids: RequestIds,
     log: { action?: string },
     caller: Caller,
     body: unknown,
@@ -166,9 +178,15 @@ export function createHandler(spec: FunctionSpec): (req: Request) => Promise<Res
 
     const result = await action.handle(
       (parsed.data as { data: unknown }).data,
-      { caller, requestId, request: req, rawData: record.data },
+      {
+        caller,
+        requestId: ids.id,
+        clientRequestId: ids.client,
+        request: req,
+        rawData: record.data,
+      },
     );
-    return jsonResponse(result.status, result.body, requestId);
+    return jsonResponse(result.status, result.body, ids.id);
   }
 }
 

@@ -5,10 +5,24 @@ import { env } from "./env.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Echoes the caller's x-request-id when it is well formed, else makes one. */
-export function requestIdOf(req: Request): string {
+export interface RequestIds {
+  /** The server's id of this request: the x-request-id answered, logged and audited. */
+  id: string;
+  /** The x-request-id the caller sent, when well formed; kept beside the server's, never instead. */
+  client: string | null;
+}
+
+/**
+ * A fresh id for every request, and the caller's x-request-id beside it when it is well formed
+ * (1..128 of `[A-Za-z0-9._:-]`): a caller cannot choose the id the audit log attributes its writes
+ * to (docs/decisions.md, "Audit and events").
+ */
+export function requestIdsOf(req: Request): RequestIds {
   const given = req.headers.get("x-request-id");
-  return given !== null && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+  return {
+    id: crypto.randomUUID(),
+    client: given !== null && REQUEST_ID.test(given) ? given : null,
+  };
 }
 
 export const CORS_HEADERS: Record<string, string> = {
@@ -50,6 +64,7 @@ export function errorResponse(error: ApiError, requestId: string): Response {
 export interface RequestLog {
   function: string;
   request_id: string;
+  client_request_id?: string | null;
   action?: string;
   role?: string;
   user_id?: string | null;

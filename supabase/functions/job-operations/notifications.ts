@@ -2,10 +2,15 @@
 // NOTIFY_WEBHOOK_URL, run by runMaintenance. Each try is claimed in the database before the HTTP
 // call (SKIP LOCKED, with a lease longer than the call can take) and its outcome recorded after it,
 // so two runners never send the same notification at once. A body is
-// `{ id, type, job_id, user_id, created_at, payload }`, sent with `x-notification-id` (the same on
-// every try) and `x-signature: sha256=<hex HMAC-SHA256 of the raw body with NOTIFY_WEBHOOK_SECRET>`.
-// A non-2xx answer, a redirect, a network error or a time-out is a failed try, retried with
-// exponential backoff until NOTIFY_MAX_ATTEMPTS tries have failed.
+// `{ id, type, job_id, user_id, created_at, payload }`, signed as Standard Webhooks says (npm
+// `standardwebhooks`, the scheme of Supabase's auth hooks): `webhook-id` (the notification id, the
+// same on every try), `webhook-timestamp` (seconds, the time of this try) and `webhook-signature`
+// (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">` with each `whsec_` secret of
+// NOTIFY_WEBHOOK_SECRET), so a receiver refuses a captured delivery replayed later.
+// `x-notification-id` stays as an alias of `webhook-id`. A non-2xx answer, a redirect, a network
+// error or a time-out is a failed try, retried with exponential backoff until NOTIFY_MAX_ATTEMPTS
+// tries have failed.
+import { Webhook } from "standardwebhooks";
 import * as db from "../_shared/sql_api.ts";
 import { env, intEnv } from "../_shared/env.ts";
 import type { NotificationBody } from "../_shared/operations_schemas.ts";
@@ -13,6 +18,7 @@ import type { ClaimedNotification, DeliveryCounts } from "../_shared/sql_answers
 
 export interface WebhookConfig {
   url: string;
+  /** One `whsec_<base64>` secret, or several separated by spaces while rotating. */
   secret: string;
   /** A try that takes longer fails (ms). */
   timeoutMs: number;
@@ -64,6 +70,8 @@ export function webhookConfigFromEnv(): WebhookConfig | null | ConfigProblem {
   if (secret === undefined) {
     return { problem: "NOTIFY_WEBHOOK_SECRET is not set (deliveries would be unsigned)" };
   }
+  const problem = webhookSecretProblem(secret);
+  if (problem !== null) return { problem };
   const positive = (name: string, fallback: number) => Math.max(1, intEnv(name, fallback));
   return {
     url,
@@ -76,37 +84,52 @@ export function webhookConfigFromEnv(): WebhookConfig | null | ConfigProblem {
   };
 }
 
-const encoder = new TextEncoder();
+/** Standard Webhooks' advice for a signing key: 24 to 64 random bytes. */
+const MIN_SECRET_BYTES = 24;
+const MAX_SECRET_BYTES = 64;
+const SECRET_FORM = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
+const SECRET_ADVICE = "a Standard Webhooks secret whsec_<base64 of 24 to 64 random bytes>, " +
+  "e.g. whsec_$(openssl rand -base64 32); several separated by spaces while rotating";
 
-function hex(bytes: ArrayBuffer): string {
-  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+/** Why NOTIFY_WEBHOOK_SECRET cannot sign (null when every secret in it can). */
+export function webhookSecretProblem(value: string): string | null {
+  const secrets = value.trim().split(/\s+/).filter((s) => s !== "");
+  if (secrets.length === 0) return `NOTIFY_WEBHOOK_SECRET is empty: set ${SECRET_ADVICE}`;
+  for (const [i, secret] of secrets.entries()) {
+    const which = secrets.length > 1 ? ` (secret ${i + 1})` : "";
+    if (!SECRET_FORM.test(secret) || secret.length % 4 !== 2) {
+      // a secret of the former x-signature scheme (any string) lands here: docs/operations.md
+      return `NOTIFY_WEBHOOK_SECRET${which} is not ${SECRET_ADVICE}`;
+    }
+    const bytes = atob(secret.slice("whsec_".length)).length;
+    if (bytes < MIN_SECRET_BYTES || bytes > MAX_SECRET_BYTES) {
+      return `NOTIFY_WEBHOOK_SECRET${which} holds ${bytes} bytes: set ${SECRET_ADVICE}`;
+    }
+  }
+  return null;
 }
 
-/** The x-signature header value for a raw body: `sha256=<hex HMAC-SHA256>`. */
-export async function signatureFor(secret: string, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  return `sha256=${hex(await crypto.subtle.sign("HMAC", key, encoder.encode(body)))}`;
-}
+/**
+ * Signs notification bodies as Standard Webhooks says, with every secret of a configuration
+ * (one `v1,` signature each, separated by spaces: a receiver that knows any of them verifies).
+ */
+export class NotificationSigner {
+  readonly #webhooks: Webhook[];
 
-/** What a receiver does: recompute the signature of the raw body and compare in constant time. */
-export async function verifySignature(
-  secret: string,
-  body: string,
-  header: string | null,
-): Promise<boolean> {
-  if (header === null) return false;
-  const expected = encoder.encode(await signatureFor(secret, body));
-  const given = encoder.encode(header);
-  if (given.length !== expected.length) return false;
-  let diff = 0;
-  for (let i = 0; i < given.length; i++) diff |= given[i] ^ expected[i];
-  return diff === 0;
+  constructor(secrets: string) {
+    this.#webhooks = secrets.trim().split(/\s+/).map((s) => new Webhook(s));
+  }
+
+  /** The three Standard Webhooks headers of one try of `body`, signed at `at`. */
+  headers(id: string, body: string, at: Date = new Date()): Record<string, string> {
+    // whole seconds: the timestamp header and the signed content must say the same second
+    const when = new Date(Math.floor(at.getTime() / 1000) * 1000);
+    return {
+      "webhook-id": id,
+      "webhook-timestamp": String(when.getTime() / 1000),
+      "webhook-signature": this.#webhooks.map((w) => w.sign(id, when, body)).join(" "),
+    };
+  }
 }
 
 /** The raw body of a notification: its fields in the documented order, compact JSON. */
@@ -149,6 +172,7 @@ async function readSome(res: Response, maxBytes: number): Promise<string> {
 export async function sendNotification(
   config: WebhookConfig,
   n: ClaimedNotification,
+  signer: NotificationSigner = new NotificationSigner(config.secret),
 ): Promise<Outcome> {
   const body = notificationBody(n);
   try {
@@ -160,10 +184,11 @@ export async function sendNotification(
       headers: {
         "content-type": "application/json",
         "user-agent": "batch-job-service-notifications/1",
+        // signed when the try starts: a retry carries a fresh timestamp and signature, the same id
+        ...signer.headers(n.id, body),
         "x-notification-id": n.id,
         "x-notification-type": n.type,
         "x-notification-attempt": String(n.attempt),
-        "x-signature": await signatureFor(config.secret, body),
       },
     });
     if (res.status >= 200 && res.status < 300) {
@@ -196,6 +221,7 @@ export async function deliverNotifications(
   options: { deadline: number; run?: string },
 ): Promise<DeliveryCounts> {
   const run = options.run ?? crypto.randomUUID();
+  const signer = new NotificationSigner(config.secret);
   const counts: DeliveryCounts = { delivered: 0, retrying: 0, failed: 0 };
   // the claim outlives the slowest call of the batch by a wide margin
   const leaseMs = 2 * config.timeoutMs + 30_000;
@@ -212,7 +238,7 @@ export async function deliverNotifications(
       max_attempts: config.maxAttempts,
     });
     if (claimed.length === 0) break;
-    const outcomes = await Promise.all(claimed.map((n) => sendNotification(config, n)));
+    const outcomes = await Promise.all(claimed.map((n) => sendNotification(config, n, signer)));
     const recorded = await db.finishNotifications({ run, outcomes, policy });
     counts.delivered += recorded.delivered;
     counts.retrying += recorded.retrying;

@@ -4,7 +4,7 @@ begin;
 create extension if not exists pgtap with schema extensions;
 -- the service's own schema first: the tests name its tables and types unqualified
 set local search_path = job_service, extensions, public;
-select plan(10);
+select plan(12);
 
 select set_config('test.owner', gen_random_uuid()::text, true);
 select set_config('test.job', (job_service_api.create_job(
@@ -18,6 +18,20 @@ select results_eq(
   $$ select action, actor_role, request_id from audit_log where job_id = current_setting('test.job')::uuid $$,
   $$ values ('job.created', 'service_role', 'audit-1') $$,
   'creation is audited with actor and request id');
+select is((select client_request_id from audit_log where job_id = current_setting('test.job')::uuid),
+  null, 'no client id when the caller sent none');
+
+-- the caller's own x-request-id is kept beside the server's, not in its place
+select set_config('test.job2', (job_service_api.create_job(
+  jsonb_build_object('role', 'service_role', 'request_id', 'server-2', 'client_request_id', 'mine.1'),
+  jsonb_build_object('user_id', current_setting('test.owner'), 'product_id', 'p', 'sending_group_id', 'g',
+    'priority', 50, 'max_parallel_tasks', 10, 'start', false, 'metadata', '{}'::jsonb,
+    'retry_config', jsonb_build_object('max_attempts', 3, 'retry_interval', 1000, 'backoff', 'fixed', 'max_retry_interval', 3600000)),
+  '[]', null, null) #>> '{job,id}'), true);
+select results_eq(
+  $$ select request_id, client_request_id from audit_log where job_id = current_setting('test.job2')::uuid $$,
+  $$ values ('server-2', 'mine.1') $$,
+  'the client''s request id is audited beside the server''s');
 
 -- a direct SQL writer, without request context, is still audited
 select job_service.set_request_context('{}');

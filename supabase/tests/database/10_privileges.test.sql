@@ -18,6 +18,7 @@ insert into declared_routines values
     ('job_service.cancel_pending_tasks', false, ''),
     ('job_service.check_job_completion', false, ''),
     ('job_service.check_job_tail', false, ''),
+    ('job_service.client_request_id', false, ''),
     ('job_service.claim_from_job', false, ''),
     ('job_service.create_job_shards', false, ''),
     ('job_service.default_burst', false, ''),

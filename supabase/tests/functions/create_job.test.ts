@@ -369,20 +369,23 @@ test("createJob by the service requires user_id and creates the job for that use
   assert.equal(res.data.user_id, owner);
 });
 
-test("createJob writes the audit row and the created event with the request id", async () => {
+test("createJob writes the audit row and the created event with the server's request id", async () => {
   const user = await asUser();
-  const requestId = `req-${crypto.randomUUID()}`;
-  const res = await user.call<BatchJob>("createJob", jobData(), { "x-request-id": requestId });
+  const clientId = `req-${crypto.randomUUID()}`;
+  const res = await user.call<BatchJob>("createJob", jobData(), { "x-request-id": clientId });
   assert.equal(res.status, 201);
-  assert.equal(res.headers.get("x-request-id"), requestId);
+  const requestId = res.headers.get("x-request-id")!;
+  assert.notEqual(requestId, clientId);
   const audit = await testDb()`
-    select action, actor_role, actor_id, request_id, before, after ->> 'status' as status
+    select action, actor_role, actor_id, request_id, client_request_id, before,
+           after ->> 'status' as status
     from audit_log where job_id = ${res.data.id}`;
   assert.deepEqual(audit.map((a) => ({ ...a })), [{
     action: "job.created",
     actor_role: "authenticated",
     actor_id: user.userId,
     request_id: requestId,
+    client_request_id: clientId,
     before: null,
     status: "queued",
   }]);

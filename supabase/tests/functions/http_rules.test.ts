@@ -141,11 +141,17 @@ test("a missing or unknown action is 400 UNKNOWN_ACTION listing the valid ones",
   }
 });
 
-test("x-request-id is echoed when well formed, generated otherwise, and in error bodies", async () => {
-  const echoed = await post(JSON.stringify({ action: "listJobs", data: {} }), {
+test("x-request-id is the server's own, never the caller's, and in error bodies", async () => {
+  const sent = await post(JSON.stringify({ action: "listJobs", data: {} }), {
     "x-request-id": "abc.DEF:1-2_3",
   });
-  assert.equal(echoed.res.headers.get("x-request-id"), "abc.DEF:1-2_3");
+  const first = sent.res.headers.get("x-request-id")!;
+  assert.notEqual(first, "abc.DEF:1-2_3");
+  assert.match(first, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  const again = await post(JSON.stringify({ action: "listJobs", data: {} }), {
+    "x-request-id": "abc.DEF:1-2_3",
+  });
+  assert.notEqual(again.res.headers.get("x-request-id"), first, "one id per request");
   const replaced = await post(JSON.stringify({ action: "nope" }), {
     "x-request-id": "bad id with spaces",
   });

@@ -1,21 +1,28 @@
-// Notification delivery against a real HTTP receiver: signed bodies, one delivery per notification
-// even with maintenance runs (and bare delivery runners) racing, retries with backoff, time-outs,
-// giving up, no webhook configured, pg_notify, retention.
+// Notification delivery against a real HTTP receiver: bodies signed as Standard Webhooks says (and
+// verified here with the `standardwebhooks` library, a replay refused), one delivery per
+// notification even with maintenance runs (and bare delivery runners) racing, retries with backoff,
+// time-outs, giving up, no webhook configured or a secret of the old form, pg_notify, retention.
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { asService, asUser, type Caller, serviceToken, test, testDb } from "../helpers/service.ts";
 import { claim, createJob, runMaintenance, sleep, tasks, update } from "../helpers/jobs.ts";
 import { spawnServer } from "../../../scripts/lib/server_process.ts";
+import { Webhook, WebhookVerificationError } from "standardwebhooks";
 import {
   deliverNotifications,
-  signatureFor,
-  verifySignature,
+  NotificationSigner,
   type WebhookConfig,
+  webhookSecretProblem,
 } from "../../functions/job-operations/notifications.ts";
+import { type Notification, notificationReceiver } from "../../../examples/webhook_receiver.ts";
 import { NotificationBody } from "../../functions/_shared/operations_schemas.ts";
 import { DEFAULT_DB_URL } from "../../functions/_shared/env.ts";
 
-const SECRET = `test-webhook-secret-${crypto.randomUUID()}`;
+/** A Standard Webhooks secret: whsec_ and the base64 of 32 random bytes. */
+function newSecret(): string {
+  return `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
+}
+const SECRET = newSecret();
 const DB_URL = Deno.env.get("SUPABASE_DB_URL") ?? DEFAULT_DB_URL;
 
 interface Received {
@@ -53,17 +60,44 @@ function receiver(
   };
 }
 
-/** An independent HMAC-SHA256 (not the module's) to check the signature header. */
-async function hmacHex(secret: string, raw: string): Promise<string> {
+/**
+ * An independent Standard Webhooks signature (WebCrypto, not the library): base64 HMAC-SHA256 of
+ * "id.timestamp.body" with the secret's decoded bytes.
+ */
+async function standardSignature(secret: string, id: string, timestamp: string, raw: string) {
+  const bytes = Uint8Array.from(atob(secret.slice("whsec_".length)), (c) => c.charCodeAt(0));
   const key = await crypto.subtle.importKey(
     "raw",
-    new TextEncoder().encode(secret),
+    bytes,
     { name: "HMAC", hash: "SHA-256" },
     false,
     ["sign"],
   );
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(raw));
-  return Array.from(new Uint8Array(mac), (b) => b.toString(16).padStart(2, "0")).join("");
+  const content = new TextEncoder().encode(`${id}.${timestamp}.${raw}`);
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, content));
+  return `v1,${btoa(String.fromCharCode(...mac))}`;
+}
+
+/** What a receiver does with the library: the parsed body, or the library's refusal. */
+function verify(secret: string, raw: string, headers: Headers | Record<string, string>) {
+  const plain = headers instanceof Headers ? Object.fromEntries(headers) : headers;
+  try {
+    return { ok: true as const, body: new Webhook(secret).verify(raw, plain) };
+  } catch (error) {
+    assert.ok(error instanceof WebhookVerificationError, String(error));
+    return { ok: false as const, refusal: error.message };
+  }
+}
+
+/** Runs `f` with the clock `ms` ahead (Date.now, which the library reads), then puts it back. */
+async function later<T>(ms: number, f: () => T | Promise<T>): Promise<T> {
+  const now = Date.now;
+  Date.now = () => now() + ms;
+  try {
+    return await f();
+  } finally {
+    Date.now = now;
+  }
 }
 
 /** A job failed for good (a code its retry policy does not retry): one job.failed notification. */
@@ -124,10 +158,19 @@ test("a job failing for good: exactly one signed delivery, with two maintenance 
     const tries = hook.forJob(job.id);
     assert.deepEqual(tries.map((t) => t.answered), [500, 200], "one failed try, one delivery");
     for (const [i, t] of tries.entries()) {
-      assert.equal(t.headers.get("x-notification-id"), notificationId, "same id on every try");
+      assert.equal(t.headers.get("webhook-id"), notificationId, "same id on every try");
+      assert.equal(t.headers.get("x-notification-id"), notificationId, "the alias of webhook-id");
       assert.equal(t.headers.get("x-notification-attempt"), String(i + 1));
       assert.equal(t.headers.get("content-type"), "application/json");
-      assert.equal(t.headers.get("x-signature"), `sha256=${await hmacHex(SECRET, t.raw)}`);
+      assert.equal(t.headers.get("x-signature"), null, "the former scheme is gone");
+      const timestamp = t.headers.get("webhook-timestamp")!;
+      assert.match(timestamp, /^\d{10}$/);
+      assert.ok(Math.abs(Number(timestamp) * 1000 - t.at) < 2000, "signed when sent");
+      assert.equal(
+        t.headers.get("webhook-signature"),
+        await standardSignature(SECRET, notificationId, timestamp, t.raw),
+      );
+      assert.deepEqual(verify(SECRET, t.raw, t.headers), { ok: true, body: t.body });
       assert.deepEqual(Object.keys(t.body), [
         "id",
         "type",
@@ -369,12 +412,119 @@ test("retention purges delivered and failed notifications, never pending ones", 
   await sql`delete from notifications where job_id = ${jobId}`;
 });
 
-test("signatures: sha256=<hex HMAC of the raw body>; a changed body or secret does not verify", async () => {
-  const body = '{"id":"x","type":"job.failed"}';
-  const header = await signatureFor(SECRET, body);
-  assert.equal(header, `sha256=${await hmacHex(SECRET, body)}`);
-  assert.ok(await verifySignature(SECRET, body, header));
-  assert.equal(await verifySignature(SECRET, `${body} `, header), false);
-  assert.equal(await verifySignature("another secret", body, header), false);
-  assert.equal(await verifySignature(SECRET, body, null), false);
+test("Standard Webhooks: the library verifies a delivery and refuses a replay past its tolerance", async () => {
+  const hook = receiver();
+  const config: WebhookConfig = {
+    url: hook.url,
+    secret: SECRET,
+    timeoutMs: 5000,
+    maxAttempts: 3,
+    retryBaseMs: 100,
+    retryMaxMs: 1000,
+    concurrency: 10,
+  };
+  try {
+    const { job, notificationId } = await failJob(await asUser());
+    await deliverNotifications(config, { deadline: Date.now() + 5000 });
+    const [captured] = hook.forJob(job.id);
+    assert.equal(captured.headers.get("webhook-id"), notificationId);
+    const headers = Object.fromEntries(captured.headers);
+
+    // what the example receiver (docs/operations.md) answers to the delivery and to replays of it
+    const handled: Notification[] = [];
+    const receive = notificationReceiver(SECRET, (n) => handled.push(n));
+    const send = (h: Record<string, string>, raw = captured.raw) =>
+      receive(new Request(hook.url, { method: "POST", headers: h, body: raw }));
+    assert.equal((await send(headers)).status, 204);
+    assert.equal((await send(headers)).status, 204, "a resend within the tolerance is accepted");
+    assert.deepEqual(handled.map((n) => n.id), [notificationId], "and handled once (webhook-id)");
+
+    // a captured delivery replayed more than five minutes later: refused by the library
+    assert.equal(await later(4 * 60_000, () => verify(SECRET, captured.raw, headers).ok), true);
+    assert.deepEqual(await later(5 * 60_000 + 2000, () => verify(SECRET, captured.raw, headers)), {
+      ok: false,
+      refusal: "Message timestamp too old",
+    });
+    const replayed = await later(10 * 60_000, () => send(headers));
+    assert.equal(replayed.status, 401);
+    assert.equal(await replayed.text(), "Message timestamp too old");
+    // ... and with its timestamp moved to now, the signature no longer matches
+    const fresh = { ...headers, "webhook-timestamp": String(Math.floor(Date.now() / 1000) + 1) };
+    assert.deepEqual(verify(SECRET, captured.raw, fresh), {
+      ok: false,
+      refusal: "No matching signature found",
+    });
+    assert.equal((await send(fresh)).status, 401);
+    // a changed body, another secret, a missing header
+    assert.equal(
+      verify(SECRET, captured.raw.replace("job.failed", "job.failex"), headers).ok,
+      false,
+    );
+    assert.equal(verify(newSecret(), captured.raw, headers).ok, false);
+    const { "webhook-signature": _signature, ...unsigned } = headers;
+    assert.deepEqual(verify(SECRET, captured.raw, unsigned), {
+      ok: false,
+      refusal: "Missing required headers",
+    });
+    assert.equal(handled.length, 1);
+  } finally {
+    await hook.close();
+  }
+});
+
+Deno.test("signing with two secrets while rotating: a receiver that knows either one verifies", () => {
+  const [before, after] = [newSecret(), newSecret()];
+  const body = '{"id":"n1","type":"job.failed"}';
+  const headers = new NotificationSigner(`${before} ${after}`).headers("n1", body);
+  assert.equal(headers["webhook-signature"].split(" ").length, 2);
+  assert.ok(headers["webhook-signature"].split(" ").every((s) => s.startsWith("v1,")));
+  assert.equal(verify(before, body, headers).ok, true);
+  assert.equal(verify(after, body, headers).ok, true);
+  assert.equal(verify(newSecret(), body, headers).ok, false);
+  // a try signed six minutes ago is old for both
+  const old = new NotificationSigner(after).headers("n1", body, new Date(Date.now() - 6 * 60_000));
+  assert.deepEqual(verify(after, body, old), { ok: false, refusal: "Message timestamp too old" });
+});
+
+Deno.test("NOTIFY_WEBHOOK_SECRET must be whsec_<base64 of 24..64 bytes>: a secret of the old form is refused", () => {
+  assert.equal(webhookSecretProblem(SECRET), null);
+  assert.equal(webhookSecretProblem(`${SECRET}  ${newSecret()}`), null);
+  assert.match(webhookSecretProblem("my-old-hmac-secret")!, /is not a Standard Webhooks secret/);
+  assert.match(webhookSecretProblem(SECRET.slice("whsec_".length))!, /is not/);
+  assert.match(webhookSecretProblem(`whsec_${btoa("short key")}`)!, /holds 9 bytes/);
+  assert.match(webhookSecretProblem(`whsec_${btoa("x".repeat(65))}`)!, /holds 65 bytes/);
+  assert.match(webhookSecretProblem("whsec_not base64!")!, /is not/);
+  assert.match(webhookSecretProblem(`${SECRET} old-secret`)!, /\(secret 2\) is not/);
+  assert.match(webhookSecretProblem(" ")!, /is empty/);
+});
+
+test("with a secret of the old form nothing is sent: notifications wait, no try is spent", async () => {
+  const hook = receiver();
+  const server = await spawnServer({
+    SUPABASE_DB_URL: DB_URL,
+    LOG_LEVEL: "silent",
+    NOTIFY_WEBHOOK_URL: hook.url,
+    NOTIFY_WEBHOOK_SECRET: "the-former-x-signature-secret",
+  });
+  try {
+    const { job, notificationId } = await failJob(await asUser());
+    const res = await fetch(`${server.url}/functions/v1/job-operations`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${await serviceToken()}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ action: "runMaintenance", data: {} }),
+    });
+    assert.equal(res.status, 200);
+    const ran = (await res.json()).data;
+    assert.equal(ran.notifications_delivered, 0);
+    assert.equal(hook.forJob(job.id).length, 0);
+    const row = await notification(notificationId);
+    assert.equal(row.status, "pending");
+    assert.equal(row.attempts, 0);
+  } finally {
+    await server.stop();
+    await hook.close();
+  }
 });

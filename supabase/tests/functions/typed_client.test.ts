@@ -69,7 +69,9 @@ test("a refusal is a JobServiceError with the API's code, details, request id an
     to: "paused",
     allowed: ["queued", "cancelled", "cancelling"],
   });
-  assert.equal(conflict.request_id, "typed-409");
+  // the server's id of the request (the one its log and audit rows carry), not the caller's
+  assert.match(conflict.request_id ?? "", /^[0-9a-f-]{36}$/);
+  assert.notEqual(conflict.request_id, "typed-409");
 
   const invalid = await refusal(user.getJob({ job_id: "not-a-uuid" }));
   assert.equal(invalid.status, 400);

@@ -319,11 +319,13 @@ test("cancel: pending tasks cancelled at once, running ones told to stop, cancel
 test("every move writes an event and an audit row with actor and request id", async () => {
   const user = await asUser();
   const job = await createJob(user);
-  const requestId = `req-${crypto.randomUUID()}`;
+  const clientId = `req-${crypto.randomUUID()}`;
   const res = await user.call("updateBatchJob", { job_id: job.id, status: "paused" }, {
-    "x-request-id": requestId,
+    "x-request-id": clientId,
   });
   assert.equal(res.status, 200);
+  const requestId = res.headers.get("x-request-id")!;
+  assert.notEqual(requestId, clientId);
   const [event] = await testDb()`
     select from_status, to_status, actor_role, actor_id, request_id from job_events
     where job_id = ${job.id} and type = 'status_changed'`;
@@ -335,12 +337,14 @@ test("every move writes an event and an audit row with actor and request id", as
     request_id: requestId,
   });
   const [audit] = await testDb()`
-    select action, actor_id, request_id, before ->> 'status' as before, after ->> 'status' as after
+    select action, actor_id, request_id, client_request_id, before ->> 'status' as before,
+           after ->> 'status' as after
     from audit_log where job_id = ${job.id} and action = 'job.updated'`;
   assert.deepEqual({ ...audit }, {
     action: "job.updated",
     actor_id: user.userId,
     request_id: requestId,
+    client_request_id: clientId,
     before: "queued",
     after: "paused",
   });
