@@ -157,6 +157,32 @@ comment on function job_service.visible_job_owner(jsonb) is
 -- ---------------------------------------------------------------------------------------------
 -- createJob
 -- ---------------------------------------------------------------------------------------------
+create function job_service.insert_tasks(p_job_id uuid, p_tasks jsonb) returns integer
+language plpgsql
+as $$
+declare
+  v_added integer;
+begin
+  -- One statement for all tasks and their queue entries; ORDER BY keeps ids in the order the
+  -- caller listed the tasks.
+  with inserted as (
+    insert into job_service.tasks (job_id, payload, memory, cpu)
+    select p_job_id, t.value -> 'payload', (t.value #>> '{resources,memory}')::numeric,
+           (t.value #>> '{resources,cpu}')::numeric
+    from jsonb_array_elements(p_tasks) with ordinality as t (value, ord)
+    order by t.ord
+    returning id, run_after
+  )
+  insert into job_service.task_ready (job_id, task_id, run_after)
+  select p_job_id, id, run_after from inserted;
+  get diagnostics v_added = row_count;
+  return v_added;
+end
+$$;
+comment on function job_service.insert_tasks(uuid, jsonb) is
+  'The tasks of createJob and addTasks (already validated) and their ready-queue entries, in the '
+  'order given; returns how many. The caller keeps the job''s counters.';
+
 create function job_service_api.create_job(
   p_ctx jsonb,
   p_job jsonb,
@@ -249,18 +275,7 @@ begin
   perform job_service.create_job_shards(v_job, v_task_count);
 
   if v_task_count > 0 then
-    -- One statement for all tasks and their queue entries; ORDER BY keeps ids in the order the
-    -- caller listed the tasks.
-    with inserted as (
-      insert into job_service.tasks (job_id, payload, memory, cpu)
-      select v_job_id, t.value -> 'payload', (t.value #>> '{resources,memory}')::numeric,
-             (t.value #>> '{resources,cpu}')::numeric
-      from jsonb_array_elements(p_tasks) with ordinality as t (value, ord)
-      order by t.ord
-      returning id, run_after
-    )
-    insert into job_service.task_ready (job_id, task_id, run_after)
-    select v_job_id, id, run_after from inserted;
+    perform job_service.insert_tasks(v_job_id, p_tasks);
   end if;
 
   return jsonb_build_object('created', true, 'job', job_service.job_json(v_job));

@@ -100,23 +100,36 @@ create trigger jobs_event_progress
   when ((old.current_phase, old.progress_percentage) is distinct from (new.current_phase, new.progress_percentage))
   execute function job_service.log_job_progress();
 
-create function job_service.queue_failure_notification() returns trigger
-language plpgsql security definer set search_path = ''
+create function job_service.queue_notification(p_type text, p_job_id uuid, p_user_id uuid, p_payload jsonb)
+returns uuid
+language plpgsql
 as $$
 declare
   v_id uuid;
 begin
   insert into job_service.notifications (type, job_id, user_id, payload)
-  values ('job.failed', new.id, new.user_id, jsonb_build_object(
+  values (p_type, p_job_id, p_user_id, p_payload)
+  returning id into v_id;
+  perform pg_notify('batch_job_notifications',
+    jsonb_build_object('id', v_id, 'type', p_type, 'job_id', p_job_id)::text);
+  return v_id;
+end
+$$;
+comment on function job_service.queue_notification(text, uuid, uuid, jsonb) is
+  'A notification into the outbox, in the caller''s transaction, announced on channel '
+  'batch_job_notifications (delivered after commit); returns its id.';
+
+create function job_service.queue_failure_notification() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  perform job_service.queue_notification('job.failed', new.id, new.user_id, jsonb_build_object(
     'attempt', new.attempt,
     'product_id', new.product_id,
     'sending_group_id', new.sending_group_id,
     'last_error', (select jsonb_build_object('code', e.code, 'category', e.category, 'message', e.message)
                    from job_service.job_errors e where e.job_id = new.id order by e.id desc limit 1)
-  ))
-  returning id into v_id;
-  perform pg_notify('batch_job_notifications',
-    jsonb_build_object('id', v_id, 'type', 'job.failed', 'job_id', new.id)::text);
+  ));
   return null;
 end
 $$;

@@ -33,17 +33,7 @@ begin
     end if;
   end if;
 
-  with inserted as (
-    insert into job_service.tasks (job_id, payload, memory, cpu)
-    select p_job_id, t.value -> 'payload', (t.value #>> '{resources,memory}')::numeric,
-           (t.value #>> '{resources,cpu}')::numeric
-    from jsonb_array_elements(p_tasks) with ordinality as t (value, ord)
-    order by t.ord
-    returning id, run_after
-  )
-  insert into job_service.task_ready (job_id, task_id, run_after)
-  select p_job_id, id, run_after from inserted;
-  get diagnostics v_added = row_count;
+  v_added := job_service.insert_tasks(p_job_id, p_tasks);
 
   update job_service.job_shards set pending = pending + v_added where job_id = p_job_id and shard = 0;
   insert into job_service.job_events (job_id, type, actor_role, actor_id, request_id, details)

@@ -7,7 +7,6 @@ declare
   v_job job_service.jobs;
   v_shard job_service.job_shard_ends;
   v_over boolean;
-  v_notification uuid;
 begin
   select * into v_job from job_service.jobs where id = p_job_id;
   if v_job.max_memory is null then
@@ -26,13 +25,9 @@ begin
           jsonb_build_object('memory', v_shard.usage_memory, 'cpu', v_shard.usage_cpu,
                              'max_memory', v_job.max_memory, 'max_cpu', v_job.max_cpu));
   if v_over then
-    insert into job_service.notifications (type, job_id, user_id, payload)
-    values ('job.resource_limit_exceeded', p_job_id, v_job.user_id,
-            jsonb_build_object('memory', v_shard.usage_memory, 'cpu', v_shard.usage_cpu,
-                               'max_memory', v_job.max_memory, 'max_cpu', v_job.max_cpu))
-    returning id into v_notification;
-    perform pg_notify('batch_job_notifications', jsonb_build_object(
-      'id', v_notification, 'type', 'job.resource_limit_exceeded', 'job_id', p_job_id)::text);
+    perform job_service.queue_notification('job.resource_limit_exceeded', p_job_id, v_job.user_id,
+      jsonb_build_object('memory', v_shard.usage_memory, 'cpu', v_shard.usage_cpu,
+                         'max_memory', v_job.max_memory, 'max_cpu', v_job.max_cpu));
   end if;
 end
 $$;

@@ -12,7 +12,6 @@ declare
   v_total integer := 0;
   v_lost integer;
   v_workers text[];
-  v_notification uuid;
 begin
   perform job_service.set_request_context(p_ctx);
   for v_job_id in
@@ -46,12 +45,9 @@ begin
     perform job_service.release_ended(v_ended);
     v_total := v_total + cardinality(v_ended);
     if v_lost > 0 then
-      insert into job_service.notifications (type, job_id, user_id, payload)
-      values ('task.worker_lost', v_job_id, v_job.user_id, jsonb_build_object(
-        'tasks', v_lost, 'workers', (select jsonb_agg(distinct w) from unnest(v_workers) w)))
-      returning id into v_notification;
-      perform pg_notify('batch_job_notifications', jsonb_build_object(
-        'id', v_notification, 'type', 'task.worker_lost', 'job_id', v_job_id)::text);
+      perform job_service.queue_notification('task.worker_lost', v_job_id, v_job.user_id,
+        jsonb_build_object('tasks', v_lost,
+                           'workers', (select jsonb_agg(distinct w) from unnest(v_workers) w)));
     end if;
     if exists (select 1 from unnest(v_ended) e where e.outcome in ('failed', 'cancelled')) then
       perform job_service.after_tasks_ended(array[v_job_id], p_ctx);
