@@ -2,6 +2,9 @@
 // restored into a new empty one (which lacks Supabase's roles' helpers, so restore bootstraps it)
 // and compared with it table by table, row for row, with its sequences, schema and privileges.
 // A restore into a database that is not empty is refused; a damaged backup restores nothing.
+// Hygiene (#16): no password on any command line the scripts run, archives private whatever the
+// caller's umask, a checksum beside the archive that restore checks before it changes anything
+// (a tampered archive is refused with the target untouched), schema names from an archive quoted.
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { test } from "../helpers/service.ts";
@@ -24,9 +27,15 @@ function sibling(suffix: string): string {
 }
 
 async function run(script: string, ...args: string[]) {
+  return await runWith({}, script, ...args);
+}
+
+/** Runs a script with extra environment, under umask 022 (so that its own umask must do the work). */
+async function runWith(env: Record<string, string>, script: string, ...args: string[]) {
   const out = await new Deno.Command("bash", {
-    args: [`${ROOT}scripts/${script}`, ...args],
+    args: ["-c", 'umask 022 && exec bash "$@"', "bash", `${ROOT}scripts/${script}`, ...args],
     cwd: ROOT,
+    env,
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -41,6 +50,64 @@ async function dropDatabase(url: string): Promise<void> {
   const sql = postgres(admin.toString(), { max: 1, onnotice: () => {} });
   try {
     await sql.unsafe(`drop database if exists "${name}" with (force)`);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/**
+ * pg_dump, pg_restore and psql wrapped to log every command line they are started with (and the
+ * mode and content of the PGPASSFILE they get) before running the real tool: `env` puts them first
+ * on PATH.
+ */
+async function recordingTools(dir: string) {
+  const log = `${dir}/command-lines.log`;
+  await Deno.writeTextFile(log, "");
+  for (const tool of ["pg_dump", "pg_restore", "psql"]) {
+    const found = await new Deno.Command("bash", { args: ["-c", `command -v ${tool}`] }).output();
+    const real = new TextDecoder().decode(found.stdout).trim();
+    assert.ok(real, `${tool} is installed`);
+    await Deno.writeTextFile(
+      `${dir}/${tool}`,
+      `#!/usr/bin/env bash
+{ printf 'argv:'; printf ' %q' "$0" "$@"; printf '\\n'; } >>'${log}'
+if [ -n "\${PGPASSFILE:-}" ]; then
+  printf 'pgpass %s: %s\\n' "$(stat -c %a "$PGPASSFILE")" "$(cat "$PGPASSFILE")" >>'${log}'
+fi
+exec '${real}' "$@"
+`,
+      { mode: 0o755 },
+    );
+  }
+  return {
+    env: { PATH: `${dir}:${Deno.env.get("PATH")}` },
+    read: () => Deno.readTextFile(log),
+  };
+}
+
+/** A database URL with a password (trust authentication ignores it: only where it travels counts). */
+function withPassword(url: string, password: string): string {
+  const u = new URL(url);
+  u.password = encodeURIComponent(password);
+  return u.toString();
+}
+
+async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** What a database holds, to show that a refused restore changed nothing in it. */
+async function snapshotOf(url: string): Promise<string> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const [row] = await sql`
+      select (select string_agg(nspname, ',' order by nspname) from pg_namespace) as schemas,
+             (select count(*) from pg_class)::int as relations,
+             (select count(*) from pg_proc)::int as routines,
+             (select count(*) from pg_type)::int as types,
+             (select string_agg(extname, ',' order by extname) from pg_extension) as extensions`;
+    return JSON.stringify(row);
   } finally {
     await sql.end({ timeout: 5 });
   }
@@ -202,11 +269,40 @@ test("backup and restore: a populated database round-trips row for row", async (
 
     // a fresh database, as `createdb` leaves it: no Supabase roles' helpers, no schemas
     await dropAndCreate(target);
-    const backup = await run("backup.sh", source, file);
+    // URLs with a password (with characters a URL must escape): it must reach libpq through a
+    // private PGPASSFILE, never a command line of psql, pg_dump or pg_restore
+    const password = `pw:${crypto.randomUUID()}@/%'`;
+    const tools = await recordingTools(dir);
+    const backup = await runWith(tools.env, "backup.sh", withPassword(source, password), file);
     assert.equal(backup.code, 0, backup.stderr);
-    const restore = await run("restore.sh", file, target);
+    const restore = await runWith(tools.env, "restore.sh", file, withPassword(target, password));
     assert.equal(restore.code, 0, restore.stderr);
     assert.match(restore.stdout, /applying supabase\/local\/bootstrap\.sql/);
+    const commandLines = await tools.read();
+    for (const tool of ["pg_dump", "pg_restore", "psql"]) {
+      assert.match(commandLines, new RegExp(`argv: \\S*/${tool} `), `${tool} ran`);
+    }
+    const pgpass = `*:*:*:*:${password.replaceAll(":", "\\:")}`;
+    for (const line of commandLines.split("\n").filter((l) => l !== "")) {
+      if (line.startsWith("argv: ")) {
+        assert.ok(!line.includes(password.slice(3, 39)), `no password on a command line: ${line}`);
+      } else {
+        assert.equal(line, `pgpass 600: ${pgpass}`, "the password in a private PGPASSFILE");
+      }
+    }
+    // the archive and its checksum: private although the caller's umask was 022
+    assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600);
+    assert.equal((await Deno.stat(`${file}.sha256`)).mode! & 0o777, 0o600);
+    assert.equal(
+      await Deno.readTextFile(`${file}.sha256`),
+      `${await sha256Hex(await Deno.readFile(file))}  backup.dump\n`,
+      "FILE.sha256 in sha256sum's format",
+    );
+    assert.deepEqual(
+      [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.includes("partial")),
+      [],
+      "no temporary file left",
+    );
 
     const tables = await tablesOf(src);
     assert.deepEqual(await tablesOf(dst), tables, "the same tables");
@@ -251,13 +347,15 @@ test("backup and restore: a populated database round-trips row for row", async (
     assert.notEqual(again.code, 0);
     assert.match(again.stderr, /not empty/);
 
-    // a damaged backup restores nothing
+    // a backup damaged before its checksum was taken (so the checksum matches) restores nothing:
+    // pg_restore fails mid-stream and the transaction is rolled back
     const damaged = `${dir}/damaged.dump`;
     const bytes = await Deno.readFile(file);
     for (let i = Math.floor(bytes.length * 0.9); i < Math.floor(bytes.length * 0.9) + 2000; i++) {
       bytes[i] ^= 0x5a;
     }
     await Deno.writeFile(damaged, bytes);
+    await Deno.writeTextFile(`${damaged}.sha256`, `${await sha256Hex(bytes)}  damaged.dump\n`);
     const empty = sibling("backup_damaged");
     await dropAndCreate(empty);
     const broken = await run("restore.sh", damaged, empty);
@@ -275,6 +373,107 @@ test("backup and restore: a populated database round-trips row for row", async (
     await server.stop().catch(() => {});
     await src.end({ timeout: 5 });
     await dst.end({ timeout: 5 });
+    await dropDatabase(source);
+    await dropDatabase(target);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+test("a tampered archive, or one without its checksum, is refused before anything is restored", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "batch-jobs-backup-" });
+  const file = `${dir}/backup.dump`;
+  const target = sibling("backup_tampered");
+  try {
+    const source = Deno.env.get("TEST_DB_URL") ?? Deno.env.get("SUPABASE_DB_URL") ??
+      DEFAULT_DB_URL;
+    const backup = await run("backup.sh", source, file);
+    assert.equal(backup.code, 0, backup.stderr);
+    // a fresh database: restore would apply the bootstrap first, so any step taken would show
+    await dropAndCreate(target);
+    const before = await snapshotOf(target);
+
+    // one byte changed in the middle of the archive, its checksum file as backup.sh wrote it
+    const tampered = `${dir}/tampered.dump`;
+    const bytes = await Deno.readFile(file);
+    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+    await Deno.writeFile(tampered, bytes);
+    await Deno.copyFile(`${file}.sha256`, `${tampered}.sha256`);
+    const refused = await run("restore.sh", tampered, target);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /does not match its checksum .*nothing was restored/);
+    assert.equal(refused.stdout, "", "no step was taken");
+    assert.equal(await snapshotOf(target), before, "the target database is unchanged");
+
+    // no checksum beside it, or a checksum file that is not one
+    await Deno.remove(`${tampered}.sha256`);
+    const unchecked = await run("restore.sh", tampered, target);
+    assert.equal(unchecked.code, 2);
+    assert.match(unchecked.stderr, /no checksum .*tampered\.dump\.sha256/);
+    await Deno.writeTextFile(`${tampered}.sha256`, "; drop database postgres\n");
+    const garbage = await run("restore.sh", tampered, target);
+    assert.equal(garbage.code, 2);
+    assert.match(garbage.stderr, /is not a sha256sum line/);
+    assert.equal(await snapshotOf(target), before, "still unchanged");
+
+    // the untouched archive restores into the same database
+    const restored = await run("restore.sh", file, target);
+    assert.equal(restored.code, 0, restored.stderr);
+    assert.notEqual(await snapshotOf(target), before);
+  } finally {
+    await dropDatabase(target);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+test("schema names from an archive are quoted, never pasted into SQL", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "batch-jobs-backup-" });
+  const source = sibling("backup_hostile_source");
+  const target = sibling("backup_hostile_target");
+  // a name that, pasted into `nspname in ('…')`, would end the literal and run a statement
+  const hostile = `x'); create table public.pwned (); --`;
+  const ident = `"${hostile.replaceAll('"', '""')}"`;
+  try {
+    await dropAndCreate(source);
+    const src = postgres(source, { max: 1, onnotice: () => {} });
+    try {
+      await src.unsafe(`create schema ${ident}`);
+      await src.unsafe(`create table ${ident}.t (id int primary key, v text)`);
+      await src.unsafe(`insert into ${ident}.t values (1, 'kept')`);
+    } finally {
+      await src.end({ timeout: 5 });
+    }
+    // an archive of that schema, made by pg_dump itself, with its checksum
+    const file = `${dir}/hostile.dump`;
+    const dump = await new Deno.Command("pg_dump", {
+      args: [`--dbname=${source}`, "--format=custom", `--schema=${ident}`, `--file=${file}`],
+      stderr: "piped",
+    }).output();
+    assert.equal(dump.code, 0, new TextDecoder().decode(dump.stderr));
+    await Deno.writeTextFile(
+      `${file}.sha256`,
+      `${await sha256Hex(await Deno.readFile(file))}  hostile.dump\n`,
+    );
+
+    await dropAndCreate(target);
+    const restored = await run("restore.sh", file, target);
+    assert.equal(restored.code, 0, restored.stderr);
+    const dst = postgres(target, { max: 1, onnotice: () => {} });
+    try {
+      const [{ pwned }] = await dst`select to_regclass('public.pwned') as pwned`;
+      assert.equal(pwned, null, "nothing from the name ran");
+      assert.deepEqual(
+        (await dst.unsafe(`select id, v from ${ident}.t`)).map((r) => ({ ...r })),
+        [{ id: 1, v: "kept" }],
+        "the schema is restored under its exact name",
+      );
+    } finally {
+      await dst.end({ timeout: 5 });
+    }
+    // and the emptiness check reads the name as data too
+    const again = await run("restore.sh", file, target);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /not empty \(\d+ objects in x'\); create table/);
+  } finally {
     await dropDatabase(source);
     await dropDatabase(target);
     await Deno.remove(dir, { recursive: true });

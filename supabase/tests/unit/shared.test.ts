@@ -12,6 +12,7 @@ import { decodeCursor, encodeCursor } from "../../functions/job-operations/curso
 import { ApiError } from "../../functions/_shared/errors.ts";
 import { requestSchema } from "../../functions/_shared/dispatcher.ts";
 import { jobOperationsActions } from "../../functions/job-operations/handler.ts";
+import { logRequest, requestIdsOf } from "../../functions/_shared/request.ts";
 
 Deno.test("canonicalJson sorts keys at every level and ignores undefined", () => {
   assert.equal(
@@ -112,4 +113,35 @@ Deno.test("config.toml declares both functions and every path in it resolves", a
       `${name} comes from npm (JSR and deno.land are unreachable here)`,
     );
   }
+});
+
+Deno.test("request ids: a fresh server id per request, the caller's kept beside it and logged", () => {
+  const withId = (id?: string) =>
+    new Request("http://x/", { headers: id === undefined ? {} : { "x-request-id": id } });
+  const a = requestIdsOf(withId("client.id:1-2_3"));
+  const b = requestIdsOf(withId("client.id:1-2_3"));
+  assert.match(a.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.notEqual(a.id, b.id, "the caller cannot choose or repeat the server's id");
+  assert.equal(a.client, "client.id:1-2_3");
+  assert.equal(requestIdsOf(withId("bad id")).client, null);
+  assert.equal(requestIdsOf(withId("x".repeat(129))).client, null);
+  assert.equal(requestIdsOf(withId()).client, null);
+
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (line: string) => lines.push(line);
+  try {
+    logRequest({
+      function: "job-operations",
+      request_id: a.id,
+      client_request_id: a.client,
+      status: 200,
+      duration_ms: 1,
+    });
+  } finally {
+    console.log = log;
+  }
+  const line = JSON.parse(lines[0]);
+  assert.equal(line.request_id, a.id);
+  assert.equal(line.client_request_id, "client.id:1-2_3");
 });
