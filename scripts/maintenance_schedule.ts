@@ -1,7 +1,7 @@
 // deno task maintenance:schedule --url https://<ref>.supabase.co
 // The one step that schedules runMaintenance every minute on a Supabase project: runs
-// job_service_api.schedule_maintenance(url, key) against SUPABASE_DB_URL (the project's database
-// as its `postgres` role), which stores the URL and the key in Vault and creates the pg_cron job
+// job_service_api.schedule_maintenance(url, key) against DATABASE_URL, else SUPABASE_DB_URL (the
+// project's database as its `postgres` role), which stores the URL and the key in Vault and creates the pg_cron job
 // that calls the function through pg_net. Running it again updates both and leaves one schedule.
 //
 // The key (a secret key sb_secret_… or the legacy service_role key) comes from MAINTENANCE_KEY or
@@ -20,7 +20,8 @@ const { values } = parseArgs({
 const USAGE =
   `usage: MAINTENANCE_KEY=… deno task maintenance:schedule --url https://<ref>.supabase.co
    or: deno task maintenance:schedule --url https://<ref>.supabase.co < key-file
-The database is SUPABASE_DB_URL (Dashboard > Connect: the session pooler or direct URL, user postgres).`;
+The database is DATABASE_URL, else SUPABASE_DB_URL (Dashboard > Connect: the session pooler or
+direct connection, user postgres).`;
 
 if (values.help) {
   console.log(USAGE);
@@ -72,7 +73,7 @@ if (!key) {
   Deno.exit(2);
 }
 
-const dbUrl = env("SUPABASE_DB_URL") ?? DEFAULT_DB_URL;
+const dbUrl = env("DATABASE_URL") ?? env("SUPABASE_DB_URL") ?? DEFAULT_DB_URL;
 const sql = postgres(dbUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
 try {
   const [{ result }] = await sql`

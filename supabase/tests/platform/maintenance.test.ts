@@ -285,7 +285,7 @@ async function scheduleTask(env: Record<string, string>, args: string[], stdin?:
   const child = new Deno.Command(Deno.execPath(), {
     args: ["task", "-q", "maintenance:schedule", ...args],
     cwd: ROOT,
-    env: { SUPABASE_DB_URL: DB, ...env },
+    env: { DATABASE_URL: DB, ...env },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
