@@ -339,6 +339,10 @@ test("deno task maintenance:schedule stores URL and key in Vault and schedules o
 
     const maintenance = await stats();
     assert.equal(maintenance.scheduled, true, "getStats sees the schedule");
+    // a cron schema its owner may not read does not break getStats
+    await sql`revoke usage on schema cron from project_owner`;
+    assert.equal((await stats()).scheduled, false);
+    await sql`grant usage on schema cron to project_owner`;
 
     // the functions' own role may not call it
     const runtime = new URL(DB);
