@@ -2,7 +2,7 @@
 // only; `deno task db:reset` starts over), then serve both functions and print how to call them.
 // Without SUPABASE_DB_URL and with nothing at the default address, the database lives in an
 // embedded PostgreSQL that stops with the command (Ctrl-C).
-import { asRuntimeRole, createIfMissing, migrate } from "./lib/database.ts";
+import { asRuntimeRole, createIfMissing, maintenanceScheduled, migrate } from "./lib/database.ts";
 import { localDatabase, onExitSignal } from "./lib/local_database.ts";
 import { signToken } from "./lib/tokens.ts";
 import { signingSecret } from "./lib/local_auth.ts";
@@ -33,6 +33,12 @@ try {
       created ? "created, " : ""
     }${applied.length} migrations applied`,
   );
+  if (!await maintenanceScheduled(url)) {
+    console.log(
+      "maintenance: not scheduled here (no pg_cron job; deno task maintenance:schedule on a project): " +
+        "claims run the overdue timers, notifications and retention wait for runMaintenance",
+    );
+  }
 } catch (error) {
   await db.stop();
   throw error;

@@ -115,8 +115,41 @@ export function summarize(samples: LoadSample[], concurrency: number): Latency {
   };
 }
 
-/** H2: one createJob with `tasks` tasks over HTTP, wall time from sending to the parsed answer. */
-export async function bulkCreate(server: ServerProcess, tasks: number): Promise<number> {
+/** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux). */
+let clockTicks: number | undefined;
+async function ticksPerSecond(): Promise<number> {
+  if (clockTicks === undefined) {
+    const out = await new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).output()
+      .catch(() => null);
+    const value = out?.success ? Number(new TextDecoder().decode(out.stdout).trim()) : NaN;
+    clockTicks = Number.isInteger(value) && value > 0 ? value : 100;
+  }
+  return clockTicks;
+}
+
+/**
+ * CPU time a process has used so far (user + system, every thread: the isolate, the garbage
+ * collector, the sockets), in ms, from /proc/<pid>/stat (utime and stime, fields 14 and 15).
+ * Its resolution is one clock tick (10 ms).
+ */
+export async function processCpuMs(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // the command name (field 2) is in parentheses and may hold spaces: count from after it
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  if (!Number.isFinite(ticks)) throw new Error(`no CPU times for process ${pid}`);
+  return ticks * 1000 / await ticksPerSecond();
+}
+
+/**
+ * H2: one createJob with `tasks` tasks over HTTP: the wall time from sending to the parsed answer,
+ * and the CPU time the function's process spent meanwhile (the Edge Runtime gives a request about
+ * 2 s of CPU; platform.md wants < 1 s). The server is otherwise idle then.
+ */
+export async function bulkCreate(
+  server: ServerProcess,
+  tasks: number,
+): Promise<{ ms: number; cpuMs: number }> {
   const token = await userToken();
   const data = {
     ...smallJob(0),
@@ -126,6 +159,7 @@ export async function bulkCreate(server: ServerProcess, tasks: number): Promise<
     ),
   };
   const body = JSON.stringify({ action: "createJob", data }); // serialised before the clock starts
+  const cpuBefore = await processCpuMs(server.pid);
   const start = performance.now();
   const res = await fetch(`${server.url}/functions/v1/job-operations`, {
     method: "POST",
@@ -134,12 +168,13 @@ export async function bulkCreate(server: ServerProcess, tasks: number): Promise<
   });
   const answer = await res.json();
   const ms = performance.now() - start;
+  const cpuMs = await processCpuMs(server.pid) - cpuBefore;
   if (res.status !== 201 || answer.data?.tasks?.total !== tasks) {
     throw new Error(
       `bulk createJob answered ${res.status}: ${JSON.stringify(answer).slice(0, 300)}`,
     );
   }
-  return ms;
+  return { ms, cpuMs };
 }
 
 /** H3: workers calling task-operations claimTasks / completeTasks over HTTP. */

@@ -258,7 +258,15 @@ export const EXAMPLES: Record<string, ActionExample[]> = {
         failed: 0,
         delivered_in_window: 3,
       },
-      maintenance: { running: false, lease_expires_at: null, overdue_retries: 0 },
+      maintenance: {
+        running: false,
+        lease_expires_at: null,
+        overdue_retries: 0,
+        last_run_at: "2026-11-28T09:14:00.412Z",
+        scheduled: true,
+        overdue: false,
+        due_timers_last_run_at: null,
+      },
     },
   }],
   setGroupRateLimit: [{

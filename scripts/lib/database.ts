@@ -161,3 +161,11 @@ export async function resetDatabase(url: string): Promise<string[]> {
   await dropAndCreate(url);
   return await migrate(url);
 }
+
+/** Whether the pg_cron job that calls runMaintenance exists (never where pg_cron is missing). */
+export async function maintenanceScheduled(url: string): Promise<boolean> {
+  return await withConnection(url, async (sql) => {
+    const [{ scheduled }] = await sql`select job_service.maintenance_scheduled() as scheduled`;
+    return scheduled === true;
+  });
+}

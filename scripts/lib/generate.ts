@@ -113,8 +113,78 @@ ${table.join("\n")}
 `;
 }
 
+const FUNCTIONS_DIR = new URL("../../supabase/functions/", import.meta.url);
+const ROOT_CONFIG = new URL("../../deno.json", import.meta.url);
+const IMPORT_RE =
+  /(?:^|[;\s])(?:import|export)\s+(?:type\s+)?(?:[\w*{}\s,$]+?\s+from\s+)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
+
+/** The deployed functions: every folder of supabase/functions with an index.ts, but _shared. */
+export function functionNames(): string[] {
+  const names: string[] = [];
+  for (const entry of Deno.readDirSync(FUNCTIONS_DIR)) {
+    if (!entry.isDirectory || entry.name.startsWith("_") || entry.name.startsWith(".")) continue;
+    try {
+      Deno.statSync(new URL(`${entry.name}/index.ts`, FUNCTIONS_DIR));
+      names.push(entry.name);
+    } catch { /* not a function */ }
+  }
+  return names.sort();
+}
+
+/**
+ * The bare specifiers a function's module graph imports (its index.ts and every module it reaches
+ * by relative imports), read from the sources as Supabase's CLI reads them to upload a function.
+ * A relative import that leaves supabase/functions fails here: it would not be deployed.
+ */
+export function functionPackages(name: string): string[] {
+  const packages = new Set<string>();
+  const seen = new Set<string>();
+  const queue = [new URL(`${name}/index.ts`, FUNCTIONS_DIR)];
+  while (queue.length > 0) {
+    const file = queue.pop()!;
+    if (seen.has(file.href)) continue;
+    seen.add(file.href);
+    if (!file.href.startsWith(FUNCTIONS_DIR.href)) {
+      throw new Error(`${name} imports ${file.pathname}, outside supabase/functions`);
+    }
+    const text = Deno.readTextFileSync(file);
+    for (const m of text.matchAll(IMPORT_RE)) {
+      const specifier = m[1] ?? m[2];
+      if (specifier.startsWith("./") || specifier.startsWith("../")) {
+        queue.push(new URL(specifier, file));
+      } else if (!/^(npm|node|jsr|https?):/.test(specifier)) {
+        // a package or one of its subpaths (@scope/name/sub, name/sub): its import map key
+        const parts = specifier.split("/");
+        packages.add(specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0]);
+      }
+    }
+  }
+  return [...packages].sort();
+}
+
+/**
+ * supabase/functions/<name>/deno.json, as Supabase recommends for deployment (guides/functions/
+ * dependencies): only the imports that function uses, at the versions of the root deno.json.
+ */
+export function functionConfig(name: string): string {
+  const root = JSON.parse(Deno.readTextFileSync(ROOT_CONFIG)) as {
+    imports: Record<string, string>;
+  };
+  const imports: Record<string, string> = {};
+  for (const pkg of functionPackages(name)) {
+    const target = root.imports[pkg];
+    if (!target) throw new Error(`${name} imports ${pkg}, which deno.json's imports do not map`);
+    imports[pkg] = target;
+  }
+  return `${JSON.stringify({ imports }, null, 2)}\n`;
+}
+
 export function generatedFiles(): GeneratedFile[] {
   return [
+    ...functionNames().map((name) => ({
+      path: `supabase/functions/${name}/deno.json`,
+      content: functionConfig(name),
+    })),
     {
       path: "supabase/migrations/20261128000500_job_status_machine.sql",
       content: statusMachineMigration(),

@@ -20,6 +20,8 @@ interface Routine {
   result: string;
   returnsSet: boolean;
   source: string;
+  /** the functions' runtime role may execute it (operator-only entry points are not) */
+  runtime: boolean;
 }
 
 export interface EntryPoint {
@@ -68,12 +70,14 @@ export async function readCatalogue(sql: postgres.Sql): Promise<Catalogue> {
       result: string;
       returns_set: boolean;
       source: string;
+      runtime: boolean;
     }[]
   >`
     select n.nspname as schema, p.proname as name, p.proargnames as arg_names,
            array(select format_type(t, null) from unnest(p.proargtypes) t) as arg_types,
            p.proargmodes::text[] as arg_modes,
-           pg_get_function_result(p.oid) as result, p.proretset as returns_set, p.prosrc as source
+           pg_get_function_result(p.oid) as result, p.proretset as returns_set, p.prosrc as source,
+           coalesce(has_function_privilege('job_service_runtime', p.oid, 'execute'), false) as runtime
     from pg_proc p join pg_namespace n on n.oid = p.pronamespace
     where n.nspname in ('job_service', 'job_service_api') and p.prokind = 'f'
     order by n.nspname, p.proname`;
@@ -98,6 +102,7 @@ export async function readCatalogue(sql: postgres.Sql): Promise<Catalogue> {
       result: r.result,
       returnsSet: r.returns_set,
       source: r.source,
+      runtime: r.runtime,
     };
   });
   const byName = new Map<string, Routine>();
@@ -129,7 +134,11 @@ export async function readCatalogue(sql: postgres.Sql): Promise<Catalogue> {
     return codes;
   };
 
-  const entryPoints = routines.filter((r) => r.schema === "job_service_api").map((r) => ({
+  // the functions' boundary: the entry points their role may call (not the operator's own, such as
+  // schedule_maintenance)
+  const entryPoints = routines.filter((r) => r.schema === "job_service_api" && r.runtime).map((
+    r,
+  ) => ({
     name: r.name,
     args: r.args,
     result: r.result,

@@ -6,9 +6,12 @@
 create table job_service.maintenance_lease (
   id boolean primary key default true check (id),
   holder uuid,
-  expires_at timestamptz not null
+  expires_at timestamptz not null,
+  -- when the latest run gave the lease back (getStats: is the schedule running?)
+  last_run_at timestamptz
 );
-comment on table job_service.maintenance_lease is 'Who is running maintenance now (one row).';
+comment on table job_service.maintenance_lease is
+  'Who is running maintenance now, and when a run last finished (one row).';
 alter table job_service.maintenance_lease enable row level security;
 insert into job_service.maintenance_lease (holder, expires_at) values (null, '-infinity');
 
@@ -29,9 +32,12 @@ language sql
 -- a lease row held by someone else is not worth waiting for: the lease runs out anyway
 set lock_timeout = '2s'
 as $$
-  update job_service.maintenance_lease set holder = null, expires_at = '-infinity' where holder = p_run
+  update job_service.maintenance_lease
+  set holder = null, expires_at = '-infinity', last_run_at = clock_timestamp()
+  where holder = p_run
 $$;
-comment on function job_service_api.end_maintenance(uuid) is 'Gives the maintenance lease back (only its holder can).';
+comment on function job_service_api.end_maintenance(uuid) is
+  'Gives the maintenance lease back (only its holder can) and records when the run finished.';
 
 create index jobs_finished_idx on job_service.jobs (finished_at)
   where status in ('completed', 'cancelled', 'failed');

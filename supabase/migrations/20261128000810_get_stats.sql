@@ -160,10 +160,19 @@ begin
                             where status = 'delivered'
                               and delivered_at >= v_now - p_window_minutes * interval '1 minute'));
 
+  -- Maintenance: a run at work now, when one last finished, whether the schedule exists, and
+  -- whether it is late (no run finished in the last 2 minutes; the schedule runs every minute);
+  -- when the claims last ran the overdue timers in its place.
   select jsonb_build_object(
     'running', l.holder is not null and l.expires_at > v_now,
     'lease_expires_at', case when l.holder is not null and l.expires_at > v_now then job_service.iso(l.expires_at) end,
-    'overdue_retries', v_overdue_retries)
+    'overdue_retries', v_overdue_retries,
+    'last_run_at', job_service.iso(l.last_run_at),
+    'scheduled', job_service.maintenance_scheduled(),
+    'overdue', not (l.holder is not null and l.expires_at > v_now)
+               and (l.last_run_at is null or l.last_run_at < v_now - interval '2 minutes'),
+    'due_timers_last_run_at', (select job_service.iso(d.last_run_at) from job_service.due_timers d
+                               where d.last_run_at > '-infinity'))
   into v_maintenance
   from job_service.maintenance_lease l;
 
@@ -182,4 +191,5 @@ comment on function job_service_api.get_stats(integer) is
   'getStats: jobs by status; queue depth (pending due/delayed, running, parallel capacity, reported '
   'usage); tasks ended per minute over the last 1, 5 and 15 minutes; errors by category and top codes '
   'over the last p_window_minutes; reservations and usage against resource limits; the notification '
-  'outbox; whether maintenance is running and how late it is. Read-only, no locks, bounded reads.';
+  'outbox; maintenance: running, last run, scheduled, overdue, and the claims'' overdue timers. '
+  'Read-only, no locks, bounded reads.';

@@ -43,3 +43,7 @@ begin
   end loop;
 end
 $$;
+
+-- 4. Operator-only entry points: called by the project's operator (`postgres`), never by the
+--    functions. schedule_maintenance writes Vault secrets and the cron job.
+revoke execute on function job_service_api.schedule_maintenance(text, text) from job_service_runtime;

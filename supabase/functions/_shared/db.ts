@@ -3,7 +3,7 @@
 import postgres from "postgres";
 import { ApiError, type ErrorCode, serviceUnavailable, validationError } from "./errors.ts";
 import type { SqlErrorCode } from "./sql_api.ts";
-import { databaseConfig, env, intEnv } from "./env.ts";
+import { databaseConfig, env, intEnv, poolMax } from "./env.ts";
 import { ConnectionPool, isConnectionError } from "./connection_pool.ts";
 
 export type Sql = postgres.Sql;
@@ -22,7 +22,7 @@ function getPool(): ConnectionPool {
       onnotice: () => {},
       connection: { application_name: env("DB_APPLICATION_NAME") ?? "batch-job-service" },
     };
-    pool = new ConnectionPool(intEnv("DB_POOL_MAX", 10), () => postgres(url, options));
+    pool = new ConnectionPool(poolMax(), () => postgres(url, options));
   }
   return pool;
 }

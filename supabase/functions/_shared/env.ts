@@ -30,3 +30,30 @@ export function intEnv(name: string, fallback: number): number {
   const value = raw === undefined ? NaN : Number(raw);
   return Number.isInteger(value) && value >= 0 ? value : fallback;
 }
+
+/** Whether a URL names this machine (unset counts as local: the local commands). */
+export function isLoopbackUrl(url: string | undefined): boolean {
+  if (url === undefined) return true;
+  try {
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, "");
+    return host === "localhost" || host === "::1" || /^127\./.test(host);
+  } catch {
+    return false;
+  }
+}
+
+/** Connections per instance where SUPABASE_URL names a project (not this machine). */
+export const DEPLOYED_POOL_MAX = 3;
+/** Connections per instance of the local server (one long-lived process takes all the load). */
+export const LOCAL_POOL_MAX = 10;
+
+/**
+ * The pool size of one function instance: DB_POOL_MAX, else small when deployed. The Edge Runtime
+ * runs many short-lived instances, each with its own pool, against one database (or pooler) whose
+ * connections are few; locally one process serves everything.
+ */
+export function poolMax(): number {
+  const fallback = isLoopbackUrl(env("SUPABASE_URL")) ? LOCAL_POOL_MAX : DEPLOYED_POOL_MAX;
+  const max = intEnv("DB_POOL_MAX", fallback);
+  return max >= 1 ? max : fallback;
+}

@@ -99,9 +99,19 @@ export const Stats = z.object({
     delivered_in_window: count,
   }),
   maintenance: z.object({
-    running: z.boolean(),
+    running: z.boolean().describe("a runMaintenance run holds the lease now"),
     lease_expires_at: Timestamp.nullable(),
     overdue_retries: count.describe("retrying jobs due for more than 2 minutes"),
+    last_run_at: Timestamp.nullable().describe("when the latest runMaintenance run finished"),
+    scheduled: z.boolean().describe(
+      "the pg_cron job that calls runMaintenance every minute exists (job_service_api.schedule_maintenance)",
+    ),
+    overdue: z.boolean().describe(
+      "no runMaintenance run finished in the last 2 minutes (the schedule runs every minute)",
+    ),
+    due_timers_last_run_at: Timestamp.nullable().describe(
+      "when claims last ran the overdue timers (leases, retries, cancellations) themselves",
+    ),
   }),
 });
 export type Stats = z.infer<typeof Stats>;
@@ -118,6 +128,16 @@ export const MaintenanceResult = z.object({
   jobs_purged: count,
 });
 export type MaintenanceResult = z.infer<typeof MaintenanceResult>;
+
+/** What the overdue timers run by a claim did (job_service_api.run_due_timers). */
+export const DueTimersResult = z.object({
+  ran: z.boolean(),
+  skipped: z.enum(["busy", "maintenance", "recent"]).optional(),
+  leases_expired: count.optional(),
+  retries_started: count.optional(),
+  jobs_cancelled: count.optional(),
+});
+export type DueTimersResult = z.infer<typeof DueTimersResult>;
 
 export const NOTIFICATION_TYPES = [
   "job.failed",

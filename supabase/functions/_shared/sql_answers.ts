@@ -10,7 +10,7 @@ import type {
   FailAnswer,
   HeartbeatAnswer,
 } from "./task_schemas.ts";
-import type { NotificationBody, Stats } from "./operations_schemas.ts";
+import type { DueTimersResult, NotificationBody, Stats } from "./operations_schemas.ts";
 import type { JobFacts } from "./job_machine.ts";
 
 /** Who calls, as every entry point that writes the audit trail receives it (`p_ctx`). */
@@ -55,5 +55,6 @@ export interface SqlAnswers {
   heartbeat: z.output<typeof HeartbeatAnswer>[];
   job_facts: JobFacts;
   list_jobs: { jobs: BatchJob[]; next: CursorPosition | null };
+  run_due_timers: DueTimersResult;
   set_group_rate_limit: z.output<typeof GroupRateLimit>;
 }

@@ -58,6 +58,7 @@ export const SQL_RAISES = {
   list_jobs: [],
   purge_finished_jobs: [],
   purge_notifications: [],
+  run_due_timers: ["INVALID_PROGRESS", "INVALID_TRANSITION", "VALIDATION_ERROR"],
   set_group_rate_limit: ["INVALID_PROGRESS", "INVALID_TRANSITION", "VALIDATION_ERROR"],
   signing_key: [],
   start_due_retries: ["INVALID_PROGRESS", "INVALID_TRANSITION", "VALIDATION_ERROR"],
@@ -363,6 +364,20 @@ export async function purgeNotifications(
     "answer",
   );
   return row.answer as number;
+}
+
+/** job_service_api.run_due_timers; raises INVALID_PROGRESS, INVALID_TRANSITION, VALIDATION_ERROR. */
+export async function runDueTimers(
+  args: { ctx: SqlContext; limit: number | null },
+): Promise<SqlAnswers["run_due_timers"]> {
+  const row = await queryOne(
+    (sql) =>
+      sql`select job_service_api.run_due_timers(${
+        jsonb(sql, args.ctx)
+      }, ${args.limit}::integer) as answer`,
+    "answer",
+  );
+  return row.answer as SqlAnswers["run_due_timers"];
 }
 
 /** job_service_api.set_group_rate_limit; raises INVALID_PROGRESS, INVALID_TRANSITION, VALIDATION_ERROR. */

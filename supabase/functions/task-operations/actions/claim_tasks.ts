@@ -3,6 +3,7 @@ import type { Action } from "../../_shared/dispatcher.ts";
 import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
 import { ClaimTasksData, ClaimTasksResult } from "../../_shared/task_schemas.ts";
+import { runDueTimers } from "../due_timers.ts";
 
 export const claimTasks: Action<typeof ClaimTasksData> = {
   data: ClaimTasksData,
@@ -13,6 +14,9 @@ export const claimTasks: Action<typeof ClaimTasksData> = {
   },
 
   async handle(data, ctx) {
+    // first the overdue timers (at most once a second): a lease that ran out is claimable again in
+    // this very claim, even where no maintenance schedule runs
+    await runDueTimers(ctx);
     const result = await db.claimTasks({
       ctx: sqlContext(ctx),
       worker: data.worker_id,
