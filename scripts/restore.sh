@@ -9,8 +9,9 @@
 #   3. pg_restore of schema, data, grants and policies (objects owned by the restoring user) with
 #      exactly the backup's privileges; schemas the target already has (public) keep their own
 #      owner, grants and comment;
-#   4. ANALYZE (statistics are not part of a dump), and where pg_cron and pg_net exist, the
-#      runMaintenance schedule again (it lives in the cron schema, outside the backup).
+#   4. ANALYZE (statistics are not part of a dump), and the maintenance schedule again where the
+#      project's Vault still holds its URL and key (the schedule lives in the cron schema, outside
+#      the backup); else a line naming `deno task maintenance:schedule`.
 # See docs/operations.md for what a restore does not bring back (Vault secrets, function secrets).
 # The URL's password never appears on a command line (a private PGPASSFILE); files it writes are
 # private (umask 077, mktemp); schema names read from the archive reach SQL only quoted.
@@ -199,14 +200,17 @@ q -c "analyze" >/dev/null
 if [ "$(q -c "select to_regclass('job_service.jobs') is not null")" = "t" ]; then
   q -f "$root/supabase/migrations/20261128000310_realtime.sql" >/dev/null
 fi
-scheduled=$(q -c "
-  select exists (select from pg_available_extensions where name = 'pg_cron')
-     and exists (select from pg_available_extensions where name = 'pg_net')
-     and to_regprocedure('job_service.invoke_maintenance()') is not null")
-if [ "$scheduled" = "t" ]; then
-  q -c "create extension if not exists pg_cron" -c "create extension if not exists pg_net" \
-    -c "select cron.schedule('batch-jobs-maintenance', '* * * * *', 'select job_service.invoke_maintenance()')" \
-    >/dev/null && echo "restore: runMaintenance scheduled with pg_cron (set the Vault secrets, docs/operations.md)"
+# the maintenance schedule lives in the cron schema, outside the backup: where the project's Vault
+# still holds its URL and key, the one maintenance step runs again with them; else it is named
+if [ "$(q -c "select to_regprocedure('job_service.maintenance_secret(text)') is not null")" = "t" ] &&
+  [ "$(q -c "select job_service.maintenance_secret('batch_jobs_project_url') is not null
+                and job_service.maintenance_secret('batch_jobs_service_key') is not null")" = "t" ] &&
+  q -c "select job_service_api.schedule_maintenance(
+          job_service.maintenance_secret('batch_jobs_project_url'),
+          job_service.maintenance_secret('batch_jobs_service_key'))" >/dev/null 2>&1; then
+  echo "restore: runMaintenance scheduled again with pg_cron (URL and key from Vault)"
+else
+  echo "restore: maintenance is not scheduled here; run deno task maintenance:schedule (docs/operations.md)"
 fi
 
 tables=$(q <<SQL

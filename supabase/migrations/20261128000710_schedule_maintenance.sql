@@ -12,7 +12,9 @@
 --
 -- Nothing here names vault, cron or net statically: those schemas exist only where the extensions
 -- are installed (every Supabase project; not a plain PostgreSQL), so their objects are reached by
--- dynamic SQL once they are known to be there.
+-- dynamic SQL once they are known to be there. The schema goes in through format('%I') rather than
+-- in a constant string: plpgsql_check (`supabase db lint`, run in CI) resolves constant EXECUTE
+-- strings too, and would fail on a database without the extensions.
 
 -- The extensions, created as Supabase's docs create them, where the server has them.
 do $$
@@ -57,7 +59,7 @@ begin
   if to_regclass('vault.decrypted_secrets') is null then
     return null;
   end if;
-  execute 'select decrypted_secret from vault.decrypted_secrets where name = $1 limit 1'
+  execute format('select decrypted_secret from %I.decrypted_secrets where name = $1 limit 1', 'vault')
     into v_value using p_name;
   return v_value;
 end
@@ -72,11 +74,11 @@ as $$
 declare
   v_id uuid;
 begin
-  execute 'select id from vault.secrets where name = $1 limit 1' into v_id using p_name;
+  execute format('select id from %I.secrets where name = $1 limit 1', 'vault') into v_id using p_name;
   if v_id is null then
-    execute 'select vault.create_secret($1, $2, $3)' using p_value, p_name, p_description;
+    execute format('select %I.create_secret($1, $2, $3)', 'vault') using p_value, p_name, p_description;
   else
-    execute 'select vault.update_secret($1, $2)' using v_id, p_value;
+    execute format('select %I.update_secret($1, $2)', 'vault') using v_id, p_value;
   end if;
 end
 $$;
@@ -92,7 +94,7 @@ begin
   if to_regclass('cron.job') is null then
     return false;
   end if;
-  execute 'select exists (select from cron.job where jobname = $1 and active)'
+  execute format('select exists (select from %I.job where jobname = $1 and active)', 'cron')
     into v_scheduled using (select cron_job from job_service.maintenance_names());
   return v_scheduled;
 exception when insufficient_privilege then
@@ -122,7 +124,8 @@ begin
       using hint = 'Run job_service_api.schedule_maintenance(url, key) (deno task maintenance:schedule).';
     return null;
   end if;
-  execute 'select net.http_post(url := $1, body := $2, headers := $3, timeout_milliseconds := $4)'
+  execute format('select %I.http_post(url := $1, body := $2, headers := $3, timeout_milliseconds := $4)',
+                  'net')
     into v_request
     using rtrim(v_url, '/') || '/functions/v1/job-operations',
           '{"action":"runMaintenance","data":{}}'::jsonb,
@@ -184,10 +187,10 @@ begin
   -- cron.schedule replaces a job of the same name; a database other than pg_cron's own is named
   v_cron_db := coalesce(nullif(current_setting('cron.database_name', true), ''), current_database());
   if v_cron_db = current_database() then
-    execute 'select cron.schedule($1, $2, $3)' into v_job
+    execute format('select %I.schedule($1, $2, $3)', 'cron') into v_job
       using v_names.cron_job, '* * * * *', 'select job_service.invoke_maintenance()';
   else
-    execute 'select cron.schedule_in_database($1, $2, $3, $4)' into v_job
+    execute format('select %I.schedule_in_database($1, $2, $3, $4)', 'cron') into v_job
       using v_names.cron_job, '* * * * *', 'select job_service.invoke_maintenance()',
             current_database();
   end if;
