@@ -2,7 +2,13 @@
 // (sql_api.ts) types each answer from here. A new JSON-answering entry point needs its line here
 // (deno check fails on sql_api.ts until it has one).
 import type { z } from "zod";
-import type { BatchJob, DeleteJobResult, GroupRateLimit, JobWithHistory } from "./job_schemas.ts";
+import type {
+  BatchJob,
+  DeleteJobResult,
+  GroupRateLimit,
+  JobWithHistory,
+  UserLimits,
+} from "./job_schemas.ts";
 import type {
   AddTasksResult,
   ClaimTasksResult,
@@ -56,4 +62,5 @@ export interface SqlAnswers {
   job_facts: JobFacts;
   list_jobs: { jobs: BatchJob[]; next: CursorPosition | null };
   set_group_rate_limit: z.output<typeof GroupRateLimit>;
+  set_user_limits: z.output<typeof UserLimits>;
 }
