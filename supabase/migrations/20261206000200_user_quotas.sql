@@ -290,6 +290,13 @@ begin
   -- after the counting checks in flight for this user, so that each of them sees old or new limits
   perform pg_advisory_xact_lock(hashtextextended('user_quota:' || p_user_id::text, 0));
   v_before := job_service.effective_user_limits(p_user_id);
+  if p_limits = '{}'::jsonb then
+    -- nothing to change: the call only answers the user's limits (the dashboard's look-up)
+    v_after := v_before;
+    return jsonb_build_object('user_id', p_user_id, 'max_priority', v_after.max_priority,
+                              'max_active_jobs', v_after.max_active_jobs,
+                              'max_pending_tasks', v_after.max_pending_tasks);
+  end if;
   -- omitted fields keep their value (the stored one, or the default for a user without a row)
   insert into job_service.user_limits as u (user_id, max_priority, max_active_jobs, max_pending_tasks)
   values (
@@ -314,7 +321,8 @@ end
 $$;
 comment on function job_service_api.set_user_limits(jsonb, uuid, jsonb) is
   'setUserLimits: sets a user''s quotas (null = no limit; fields absent from p_limits keep their '
-  'value) and audits the change; answers the user''s limits.';
+  'value) and audits the change; answers the user''s limits. With no field it changes and audits '
+  'nothing: it only answers them.';
 
 revoke execute on function job_service.default_user_limit(text), job_service.effective_user_limits(uuid),
   job_service.raise_quota_exceeded(text, integer, bigint, bigint),
