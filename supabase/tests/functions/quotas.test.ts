@@ -176,6 +176,15 @@ test("QUOTA_EXCEEDED under concurrency: of two creates racing for the last place
     assert.equal(answers.find((a) => a.status === 409)!.error!.code, "QUOTA_EXCEEDED");
     assert.equal(await jobsOf(user.userId!), 1);
   }
+  // eight racing creates for three places: exactly three pass, whatever order they commit in
+  const user = await asUser();
+  await limitsOf(user, { max_active_jobs: 3, max_pending_tasks: 100 });
+  const many = await Promise.all(
+    Array.from({ length: 8 }, () => user.call("createJob", jobData({ tasks: tasks(2) }))),
+  );
+  assert.equal(many.filter((a) => a.status === 201).length, 3);
+  assert.ok(many.every((a) => a.status === 201 || a.error?.code === "QUOTA_EXCEEDED"));
+  assert.equal(await jobsOf(user.userId!), 3);
   assert.equal(await deadlocks(), deadlocksBefore, "no deadlock");
 });
 
