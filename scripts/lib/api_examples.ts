@@ -274,6 +274,16 @@ export const EXAMPLES: Record<string, ActionExample[]> = {
     status: 200,
     response: { sending_group_id: "group-42", max_per_second: 50, burst: 100 },
   }],
+  setUserLimits: [{
+    data: { user_id: USER_ID, max_priority: 60, max_active_jobs: 20 },
+    status: 200,
+    response: {
+      user_id: USER_ID,
+      max_priority: 60,
+      max_active_jobs: 20,
+      max_pending_tasks: null,
+    },
+  }],
   addTasks: [{
     data: { job_id: JOB_ID, tasks: [{ payload: { to: "c@example.com" } }] },
     status: 201,

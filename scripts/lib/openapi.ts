@@ -83,6 +83,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   PRECONDITION_FAILED: 409,
   IDEMPOTENCY_CONFLICT: 409,
   JOB_CLOSED: 409,
+  QUOTA_EXCEEDED: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   INTERNAL_ERROR: 500,
@@ -96,7 +97,7 @@ export const ERROR_MEANING: Record<number, string> = {
   403: "Role not allowed for this function, action or field.",
   404: "Job or task absent, or another user's (never revealed); NOT_FOUND: no such function path.",
   405: "Any method but POST and OPTIONS.",
-  409: "The state of the job or task does not allow the request.",
+  409: "The state of the job or task does not allow the request, or a user's quota is exceeded.",
   413:
     "Body over 8 MiB (a larger Content-Length is answered before the body is read), over 1 MiB " +
     "for any action but createJob and addTasks, or JSON that no valid request matches in size: " +

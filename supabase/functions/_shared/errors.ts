@@ -23,7 +23,8 @@ export type ErrorCode =
   | "LEASE_LOST"
   | "PRECONDITION_FAILED"
   | "IDEMPOTENCY_CONFLICT"
-  | "JOB_CLOSED";
+  | "JOB_CLOSED"
+  | "QUOTA_EXCEEDED";
 
 /**
  * Codes the SQL raises that no answer carries: STALE_DECISION makes updateBatchJob decide again;

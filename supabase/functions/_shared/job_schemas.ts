@@ -295,3 +295,21 @@ export const GroupRateLimit = z.object({
   max_per_second: z.number().nullable(),
   burst: z.int().nullable(),
 });
+
+/** setUserLimits (api.md, "Quotas"): null is no limit; an omitted field keeps its value. */
+export const SetUserLimitsData = z.strictObject({
+  user_id: Id,
+  max_priority: z.int().min(BOUNDS.priority.min).max(BOUNDS.priority.max).nullable().optional(),
+  max_active_jobs: z.int().min(BOUNDS.maxActiveJobs.min).max(BOUNDS.maxActiveJobs.max).nullable()
+    .optional(),
+  max_pending_tasks: z.int().min(BOUNDS.maxPendingTasks.min).max(BOUNDS.maxPendingTasks.max)
+    .nullable().optional(),
+});
+
+/** A user's limits after setUserLimits: `null` is no limit. */
+export const UserLimits = z.object({
+  user_id: Id,
+  max_priority: z.int().nullable(),
+  max_active_jobs: z.int().nullable(),
+  max_pending_tasks: z.int().nullable(),
+});

@@ -32,7 +32,12 @@ export const BOUNDS = {
   messageBytes: bound(1, 4 * 1024, { table: "job_errors", column: "message", only: "max" }),
   stackBytes: bound(0, 16 * 1024, { table: "job_errors", column: "stack", only: "max" }),
   // numbers
-  priority: bound(0, 100, { table: "jobs", column: "priority" }),
+  priority: bound(
+    0,
+    100,
+    { table: "jobs", column: "priority" },
+    { table: "user_limits", column: "max_priority" },
+  ),
   maxParallelTasks: bound(1, 1000, { table: "jobs", column: "max_parallel_tasks" }),
   maxAttempts: bound(1, 100, { table: "jobs", column: "max_attempts" }),
   retryIntervalMs: bound(0, 86_400_000, { table: "jobs", column: "retry_interval_ms" }),
@@ -59,6 +64,9 @@ export const BOUNDS = {
     { table: "job_rate_limits", column: "burst", only: "min" },
     { table: "sending_group_limits", column: "burst", only: "min" },
   ),
+  // quotas (setUserLimits)
+  maxActiveJobs: bound(0, 1_000_000, { table: "user_limits", column: "max_active_jobs" }),
+  maxPendingTasks: bound(0, 1_000_000_000, { table: "user_limits", column: "max_pending_tasks" }),
   leaseMs: bound(1000, 3_600_000, { domain: "lease_ms" }),
   // the API's alone
   retryOnErrors: bound(0, 50),

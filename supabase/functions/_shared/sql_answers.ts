@@ -2,7 +2,13 @@
 // (sql_api.ts) types each answer from here. A new JSON-answering entry point needs its line here
 // (deno check fails on sql_api.ts until it has one).
 import type { z } from "zod";
-import type { BatchJob, DeleteJobResult, GroupRateLimit, JobWithHistory } from "./job_schemas.ts";
+import type {
+  BatchJob,
+  DeleteJobResult,
+  GroupRateLimit,
+  JobWithHistory,
+  UserLimits,
+} from "./job_schemas.ts";
 import type {
   AddTasksResult,
   ClaimTasksResult,
@@ -57,4 +63,5 @@ export interface SqlAnswers {
   list_jobs: { jobs: BatchJob[]; next: CursorPosition | null };
   run_due_timers: DueTimersResult;
   set_group_rate_limit: z.output<typeof GroupRateLimit>;
+  set_user_limits: z.output<typeof UserLimits>;
 }

@@ -16,6 +16,7 @@ export const SQL_ERROR_CODES = [
   "JOB_NOT_FOUND",
   "LEASE_LOST",
   "PRECONDITION_FAILED",
+  "QUOTA_EXCEEDED",
   "STALE_DECISION",
   "TASK_NOT_FOUND",
   "VALIDATION_ERROR",
@@ -30,6 +31,7 @@ export const SQL_RAISES = {
     "INVALID_TRANSITION",
     "JOB_NOT_FOUND",
     "PRECONDITION_FAILED",
+    "QUOTA_EXCEEDED",
     "STALE_DECISION",
     "VALIDATION_ERROR",
   ],
@@ -37,7 +39,7 @@ export const SQL_RAISES = {
   claim_notifications: [],
   claim_tasks: ["INVALID_PROGRESS", "INVALID_TRANSITION", "JOB_NOT_FOUND", "VALIDATION_ERROR"],
   complete_tasks: ["INVALID_PROGRESS", "INVALID_TRANSITION", "VALIDATION_ERROR"],
-  create_job: ["IDEMPOTENCY_CONFLICT", "INVALID_PROGRESS", "INVALID_TRANSITION"],
+  create_job: ["IDEMPOTENCY_CONFLICT", "INVALID_PROGRESS", "INVALID_TRANSITION", "QUOTA_EXCEEDED"],
   delete_job: ["INVALID_PROGRESS", "INVALID_TRANSITION", "JOB_NOT_FOUND", "VALIDATION_ERROR"],
   end_maintenance: [],
   expire_leases: ["INVALID_PROGRESS", "INVALID_TRANSITION", "VALIDATION_ERROR"],
@@ -60,8 +62,14 @@ export const SQL_RAISES = {
   purge_notifications: [],
   run_due_timers: ["INVALID_PROGRESS", "INVALID_TRANSITION", "VALIDATION_ERROR"],
   set_group_rate_limit: ["INVALID_PROGRESS", "INVALID_TRANSITION", "VALIDATION_ERROR"],
+  set_user_limits: [],
   signing_key: [],
-  start_due_retries: ["INVALID_PROGRESS", "INVALID_TRANSITION", "VALIDATION_ERROR"],
+  start_due_retries: [
+    "INVALID_PROGRESS",
+    "INVALID_TRANSITION",
+    "QUOTA_EXCEEDED",
+    "VALIDATION_ERROR",
+  ],
 } as const satisfies Record<string, readonly SqlErrorCode[]>;
 
 /** job_service_api.add_tasks; raises JOB_CLOSED, JOB_NOT_FOUND, VALIDATION_ERROR. */
@@ -78,7 +86,7 @@ export async function addTasks(
   return row.answer as SqlAnswers["add_tasks"];
 }
 
-/** job_service_api.apply_job_update; raises INVALID_PROGRESS, INVALID_TRANSITION, JOB_NOT_FOUND, PRECONDITION_FAILED, STALE_DECISION, VALIDATION_ERROR. */
+/** job_service_api.apply_job_update; raises INVALID_PROGRESS, INVALID_TRANSITION, JOB_NOT_FOUND, PRECONDITION_FAILED, QUOTA_EXCEEDED, STALE_DECISION, VALIDATION_ERROR. */
 export async function applyJobUpdate(
   args: {
     ctx: SqlContext;
@@ -164,7 +172,7 @@ export async function completeTasks(
   return row.answer as SqlAnswers["complete_tasks"];
 }
 
-/** job_service_api.create_job; raises IDEMPOTENCY_CONFLICT, INVALID_PROGRESS, INVALID_TRANSITION. */
+/** job_service_api.create_job; raises IDEMPOTENCY_CONFLICT, INVALID_PROGRESS, INVALID_TRANSITION, QUOTA_EXCEEDED. */
 export async function createJob(
   args: {
     ctx: SqlContext;
@@ -399,6 +407,20 @@ export async function setGroupRateLimit(
   return row.answer as SqlAnswers["set_group_rate_limit"];
 }
 
+/** job_service_api.set_user_limits; raises nothing of its own. */
+export async function setUserLimits(
+  args: { ctx: SqlContext; user_id: string | null; limits: unknown },
+): Promise<SqlAnswers["set_user_limits"]> {
+  const row = await queryOne(
+    (sql) =>
+      sql`select job_service_api.set_user_limits(${jsonb(sql, args.ctx)}, ${args.user_id}::uuid, ${
+        jsonb(sql, args.limits)
+      }) as answer`,
+    "answer",
+  );
+  return row.answer as SqlAnswers["set_user_limits"];
+}
+
 /** job_service_api.signing_key; raises nothing of its own. */
 export async function signingKey(args: { name: string | null }): Promise<Uint8Array | null> {
   const row = await queryOne(
@@ -408,7 +430,7 @@ export async function signingKey(args: { name: string | null }): Promise<Uint8Ar
   return row.answer as Uint8Array | null;
 }
 
-/** job_service_api.start_due_retries; raises INVALID_PROGRESS, INVALID_TRANSITION, VALIDATION_ERROR. */
+/** job_service_api.start_due_retries; raises INVALID_PROGRESS, INVALID_TRANSITION, QUOTA_EXCEEDED, VALIDATION_ERROR. */
 export async function startDueRetries(
   args: { ctx: SqlContext; limit: number | null },
 ): Promise<number> {

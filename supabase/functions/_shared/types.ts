@@ -26,23 +26,10 @@ export type JobEventRow = z.output<typeof jobs.JobEvent>;
 export type RateLimitView = z.output<typeof jobs.RateLimitView>;
 export type GroupRateLimit = z.output<typeof jobs.GroupRateLimit>;
 
-/**
- * setUserLimits (api.md, "Quotas"): the action is not served yet; these types follow api.md's
- * contract until its zod schema lands next to the others and they are derived from it.
- */
-export interface SetUserLimitsData {
-  user_id: string;
-  max_priority?: number | null;
-  max_active_jobs?: number | null;
-  max_pending_tasks?: number | null;
-}
+/** setUserLimits (api.md, "Quotas"): what the service sends; an omitted field keeps its value. */
+export type SetUserLimitsData = z.input<typeof jobs.SetUserLimitsData>;
 /** The user's limits after setUserLimits: `null` is no limit. */
-export interface UserLimits {
-  user_id: string;
-  max_priority: number | null;
-  max_active_jobs: number | null;
-  max_pending_tasks: number | null;
-}
+export type UserLimits = z.output<typeof jobs.UserLimits>;
 
 /** Every action of job-operations: its `data` as a caller writes it, and its answer's `data`. */
 export interface JobOperations {
@@ -69,7 +56,10 @@ export interface JobOperations {
     data: z.input<typeof jobs.SetGroupRateLimitData>;
     answer: z.output<typeof jobs.GroupRateLimit>;
   };
-  setUserLimits: { data: SetUserLimitsData; answer: UserLimits };
+  setUserLimits: {
+    data: z.input<typeof jobs.SetUserLimitsData>;
+    answer: z.output<typeof jobs.UserLimits>;
+  };
 }
 
 /** Every action of task-operations (service only). */

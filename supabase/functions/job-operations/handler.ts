@@ -8,6 +8,7 @@ import { runMaintenance } from "./actions/run_maintenance.ts";
 import { getStats } from "./actions/get_stats.ts";
 import { deleteJob } from "./actions/delete_job.ts";
 import { setGroupRateLimit } from "./actions/set_group_rate_limit.ts";
+import { setUserLimits } from "./actions/set_user_limits.ts";
 
 export const jobOperationsActions = {
   createJob,
@@ -18,6 +19,7 @@ export const jobOperationsActions = {
   runMaintenance,
   getStats,
   setGroupRateLimit,
+  setUserLimits,
 };
 
 export const handler = createHandler({

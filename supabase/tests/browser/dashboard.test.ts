@@ -366,21 +366,28 @@ browserTest(
     await page.getByRole("button", { name: "Show current limit" }).click();
     await page.getByText(`Group ${group}: 2.5 starts per second, burst 3.`).waitFor();
 
-    // user quotas: what the page says depends on whether the service has setUserLimits yet
-    let served = true;
-    try {
-      await (await asService()).setUserLimits({ user_id: alice });
-    } catch (error) {
-      assert.ok(error instanceof JobServiceError && error.code === "UNKNOWN_ACTION", String(error));
-      served = false;
-    }
-    await page.getByLabel("User id").fill(alice);
+    // user quotas: saved from the page (after its confirmation), read back through the API and by
+    // the page's look-up
+    await page.getByLabel("User id", { exact: true }).fill(alice);
+    await page.getByLabel("Active jobs", { exact: true }).fill("7");
+    await page.getByLabel("Highest priority", { exact: true }).fill("none");
+    await page.getByRole("button", { name: "Save quotas" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Save quotas" }).click();
+    const quotas = page.locator("section", { hasText: "User quotas" }).locator("dl");
+    await quotas.waitFor();
+    assert.match(await quotas.innerText(), /Active jobs\s+7/);
+    assert.deepEqual(await (await asService()).setUserLimits({ user_id: alice }), {
+      user_id: alice,
+      max_priority: null,
+      max_active_jobs: 7,
+      max_pending_tasks: null,
+    });
+    await page.reload();
+    await page.getByLabel("User id", { exact: true }).fill(alice);
     await page.getByRole("button", { name: "Show current quotas" }).click();
-    if (served) {
-      await page.locator("section", { hasText: "User quotas" }).locator("dl").waitFor();
-    } else {
-      await page.getByText("User quotas are not available on this service yet").waitFor();
-    }
+    await quotas.waitFor();
+    assert.match(await quotas.innerText(), /Active jobs\s+7/);
+    assert.match(await quotas.innerText(), /Highest priority\s+no limit/);
     await assertAccessible(page, "operations");
     await screenshot(page, "operations");
   },

@@ -18,10 +18,13 @@ insert into declared_routines values
     ('job_service.cancel_pending_tasks', false, ''),
     ('job_service.check_job_completion', false, ''),
     ('job_service.check_job_tail', false, ''),
+    ('job_service.check_user_quota', false, ''),
     ('job_service.client_request_id', false, ''),
     ('job_service.claim_from_job', false, ''),
     ('job_service.create_job_shards', false, ''),
     ('job_service.default_burst', false, ''),
+    ('job_service.default_user_limit', false, ''),
+    ('job_service.effective_user_limits', false, ''),
     ('job_service.end_failed_run', false, ''),
     ('job_service.enforce_job_status', false, ''),
     ('job_service.fail_outcome', false, ''),
@@ -43,6 +46,7 @@ insert into declared_routines values
     ('job_service.queue_failure_notification', true, ''),
     ('job_service.queue_notification', false, ''),
     ('job_service.raise_not_found', false, ''),
+    ('job_service.raise_quota_exceeded', false, ''),
     ('job_service.rate_limit_json', false, ''),
     ('job_service.refuse_audit_change', false, ''),
     ('job_service.refuse_limit_change', false, ''),
@@ -83,6 +87,7 @@ insert into declared_routines values
     -- the operator's one maintenance step (Vault, pg_cron): never the functions
     ('job_service_api.schedule_maintenance', true, ''),
     ('job_service_api.set_group_rate_limit', true, 'job_service_runtime'),
+    ('job_service_api.set_user_limits', true, 'job_service_runtime'),
     ('job_service_api.signing_key', true, 'job_service_runtime'),
     ('job_service_api.start_due_retries', true, 'job_service_runtime');
 
@@ -132,7 +137,8 @@ insert into declared_tables values
     ('signing_keys', '', ''),
     ('task_ready', 'service_role', 'DELETE,INSERT,REFERENCES,SELECT,TRIGGER,TRUNCATE,UPDATE'),
     ('tasks', 'authenticated', 'SELECT'),
-    ('tasks', 'service_role', 'DELETE,INSERT,REFERENCES,SELECT,TRIGGER,TRUNCATE,UPDATE');
+    ('tasks', 'service_role', 'DELETE,INSERT,REFERENCES,SELECT,TRIGGER,TRUNCATE,UPDATE'),
+    ('user_limits', 'service_role', 'DELETE,INSERT,REFERENCES,SELECT,TRIGGER,TRUNCATE,UPDATE');
 
 create temporary view actual_tables as
 select c.relname::text as tbl, coalesce(pg_get_userbyid(a.grantee), '')::text as grantee,

@@ -21,6 +21,7 @@ import {
   GetJobData,
   ListJobsData,
   RunMaintenanceData,
+  SetUserLimitsData,
   UpdateBatchJobData,
 } from "../../functions/_shared/job_schemas.ts";
 import {
@@ -92,7 +93,9 @@ async function fingerprint(): Promise<string> {
               from job_shard_ends) as ends,
            (select count(*) from job_errors) as errors, (select count(*) from job_events) as events,
            (select count(*) from audit_log) as audit, (select count(*) from idempotency_keys) as keys,
-           (select count(*) from notifications) as notifications`;
+           (select count(*) from notifications) as notifications,
+           (select count(*) from user_limits) as user_limits,
+           (select max(updated_at) from user_limits) as limits_updated`;
   return JSON.stringify(row);
 }
 
@@ -416,6 +419,26 @@ const ACTIONS: Record<string, ActionSpec> = {
     valid: () => fc.constant({}),
     invalid: { retention_days: badInt(0, 3650) },
     required: [],
+  },
+  setUserLimits: {
+    fn: "job-operations",
+    as: "service",
+    schema: SetUserLimitsData,
+    // never sent valid (a valid body stores limits); null is a valid limit (no limit)
+    valid: () =>
+      fc.record({
+        user_id: fc.uuid(),
+        max_priority: fc.option(fc.integer({ min: 0, max: 100 })),
+        max_active_jobs: fc.option(fc.integer({ min: 0, max: 1_000_000 })),
+        max_pending_tasks: fc.option(fc.integer({ min: 0, max: 1_000_000_000 })),
+      }, { requiredKeys: ["user_id"] }),
+    invalid: {
+      user_id: notUuid,
+      max_priority: badInt(0, 100).filter((v) => v !== null),
+      max_active_jobs: badInt(0, 1_000_000).filter((v) => v !== null),
+      max_pending_tasks: badInt(0, 1_000_000_000).filter((v) => v !== null),
+    },
+    required: ["user_id"],
   },
   addTasks: {
     fn: "task-operations",

@@ -128,11 +128,11 @@ const COMMON_ERRORS: Record<number, string[]> = {
 
 /** What each action may answer besides the common errors (api.md). */
 export const DOCUMENTED: Record<string, Record<number, string[] | null>> = {
-  createJob: { 201: null, 200: null, 409: ["IDEMPOTENCY_CONFLICT"] },
+  createJob: { 201: null, 200: null, 409: ["IDEMPOTENCY_CONFLICT", "QUOTA_EXCEEDED"] },
   updateBatchJob: {
     200: null,
     404: ["JOB_NOT_FOUND"],
-    409: ["INVALID_TRANSITION", "INVALID_PROGRESS", "PRECONDITION_FAILED"],
+    409: ["INVALID_TRANSITION", "INVALID_PROGRESS", "PRECONDITION_FAILED", "QUOTA_EXCEEDED"],
   },
   deleteJob: { 200: null, 202: null, 404: ["JOB_NOT_FOUND"] },
   getJob: { 200: null, 404: ["JOB_NOT_FOUND"] },
@@ -140,6 +140,7 @@ export const DOCUMENTED: Record<string, Record<number, string[] | null>> = {
   runMaintenance: { 200: null },
   getStats: { 200: null },
   setGroupRateLimit: { 200: null },
+  setUserLimits: { 200: null },
   addTasks: { 201: null, 404: ["JOB_NOT_FOUND"], 409: ["JOB_CLOSED"] },
   claimTasks: { 200: null, 404: ["JOB_NOT_FOUND"] },
   heartbeat: { 200: null },
