@@ -60,7 +60,7 @@ export const SQL_RAISES = {
   list_jobs: [],
   purge_finished_jobs: [],
   purge_notifications: [],
-  run_due_timers: ["INVALID_PROGRESS", "INVALID_TRANSITION", "VALIDATION_ERROR"],
+  run_due_timers: ["INVALID_PROGRESS", "INVALID_TRANSITION", "QUOTA_EXCEEDED", "VALIDATION_ERROR"],
   set_group_rate_limit: ["INVALID_PROGRESS", "INVALID_TRANSITION", "VALIDATION_ERROR"],
   set_user_limits: [],
   signing_key: [],
@@ -374,7 +374,7 @@ export async function purgeNotifications(
   return row.answer as number;
 }
 
-/** job_service_api.run_due_timers; raises INVALID_PROGRESS, INVALID_TRANSITION, VALIDATION_ERROR. */
+/** job_service_api.run_due_timers; raises INVALID_PROGRESS, INVALID_TRANSITION, QUOTA_EXCEEDED, VALIDATION_ERROR. */
 export async function runDueTimers(
   args: { ctx: SqlContext; limit: number | null },
 ): Promise<SqlAnswers["run_due_timers"]> {
