@@ -232,6 +232,10 @@ begin
     end if;
   end if;
 
+  -- quotas (api.md; user_quotas migration): after the idempotency key, so that a replay of a
+  -- created job is never refused
+  perform job_service.check_user_quota(v_owner, (p_job ->> 'priority')::integer, 1, v_task_count);
+
   insert into job_service.jobs (
     id, user_id, product_id, sending_group_id, status, priority, max_parallel_tasks,
     max_attempts, retry_interval_ms, retry_on_errors, retry_backoff, max_retry_interval_ms,

@@ -259,7 +259,14 @@ language plpgsql
 as $$
 declare
   v_counts job_service.task_counts;
+  v_job record;
 begin
+  -- the recovery of a failed job (failed -> queued) makes it active again: checked like a create
+  -- (quotas, user_quotas migration)
+  select user_id, status into v_job from job_service.jobs where id = p_job_id;
+  if v_job.status = 'failed' then
+    perform job_service.check_user_quota(v_job.user_id, null, 1, 0);
+  end if;
   perform job_service.requeue_failed_tasks(p_job_id);
   v_counts := job_service.job_counts(p_job_id);
   update job_service.jobs
