@@ -274,6 +274,9 @@ create domain job_service.worker_id as text check (char_length(value) between 1 
 comment on domain job_service.worker_id is 'A worker''s id (1..128 characters).';
 create domain job_service.lease_ms as integer check (value between 1000 and 3600000);
 comment on domain job_service.lease_ms is 'A lease duration in ms.';
+create domain job_service.claim_limit as integer check (value between 1 and 1000);
+comment on domain job_service.claim_limit is
+  'Tasks one claimTasks call may ask for (a worker process claims for all its free slots at once).';
 create domain job_service.run_number as integer check (value >= 0);
 comment on domain job_service.run_number is 'A task''s attempt number (0 before its first run).';
 

@@ -58,7 +58,7 @@ create function job_service.claim_from_job(
 )
 language plpgsql
 -- see claim_tasks (which turns sorts off for its own candidate query only); and nested loops over
--- keys only: a claim joins at most its limit of rows (100), for which a hash or merge join costs
+-- keys only: a claim joins at most its limit of rows (1000, most often 10), for which a hash or merge join costs
 -- more to set up, on every call, than it can save
 set enable_seqscan = off
 set jit = off
@@ -457,8 +457,10 @@ set jit = off
 set enable_sort = off
 as $$
 declare
+  -- the bound of limits.ts again (a domain: a call past it fails here, VALIDATION_ERROR)
+  v_limit constant job_service.claim_limit := p_limit;
   v_result json[] := '{}';
-  v_remaining integer := p_limit;
+  v_remaining integer := v_limit;
   v_job record;
   v_claim record;
   v_starved_groups text[] := '{}';
@@ -471,7 +473,7 @@ begin
     if not found then
       perform job_service.raise_not_found(p_job_id);
     end if;
-    v_claim := job_service.claim_from_job(v_one, p_limit, p_worker, p_lease_ms, null, v_now, p_ctx);
+    v_claim := job_service.claim_from_job(v_one, v_limit, p_worker, p_lease_ms, null, v_now, p_ctx);
     return json_build_object('tasks', array_to_json(v_claim.claimed));
   end if;
 
