@@ -77,7 +77,7 @@ as_postgres "$BIN/pg_ctl" -D "$DATA" -w stop >/dev/null
 cp -a "$DATA" "$SNAP"
 
 # The DO block of `cycles` cycles; with `stats`, pg_stat_statements and the WAL position are read
-# after the first N1 cycles and at the end, and the differences raised as a notice.
+# after the first N1 cycles and at the end, and the differences raised as a warning.
 cycles_sql() {
   local cycles=$1 stats=${2:-}
   local mark="" report
@@ -117,7 +117,7 @@ begin
   end if;
   ${stats:+select sum(calls) into statements from pg_stat_statements
     where not toplevel and query not like '%json_array_elements(answer%';
-  raise notice 'STATS % %', statements, pg_current_wal_lsn() - wal;}
+  raise warning 'STATS % %', statements, pg_current_wal_lsn() - wal;}
 end \$\$;"
 }
 

@@ -19,6 +19,7 @@ insert into declared_routines values
     ('job_service.check_job_completion', false, ''),
     ('job_service.check_job_tail', false, ''),
     ('job_service.claim_from_job', false, ''),
+    ('job_service.claim_from_jobs', false, ''),
     ('job_service.create_job_shards', false, ''),
     ('job_service.default_burst', false, ''),
     ('job_service.end_failed_run', false, ''),
