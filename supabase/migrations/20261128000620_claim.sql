@@ -462,10 +462,12 @@ create function job_service.claim_from_jobs(
   p_now timestamptz
 ) returns json[]
 language plpgsql
--- see claim_from_job; sorts stay on: the window sums of budgets run per job in task order
+-- see claim_from_job (nested loops over keys only: a hash join would read all of tasks); sorts
+-- stay on: the window sums of budgets run per job in task order
 set enable_seqscan = off
 set jit = off
 set enable_sort = on
+set enable_hashjoin = off
 set enable_mergejoin = off
 as $$
 declare
