@@ -604,6 +604,8 @@ declare
   v_end boolean;
   v_simple boolean;
   v_last integer;
+  -- the batch's first job, as the walk read it: served alone by claim_from_job
+  v_lone record;
   v_want integer;
   v_claimed json[];
   -- the batch of jobs that claim_from_jobs serves in one statement, and the tasks it wants
@@ -689,6 +691,9 @@ begin
       if v_simple then
         -- rule 4's back-pressure (see claim_from_job): a job over its limits gives nothing
         if (v_job.job).max_memory is null or not (v_job.first).over_limit then
+          if v_batched = 0 then
+            v_lone := v_job;
+          end if;
           b_jobs := b_jobs || (v_job.job).id;
           b_shards := b_shards || (v_job.first).shard;
           b_ended := b_ended || (v_job.first).ended;
@@ -709,7 +714,14 @@ begin
     end if;
     -- the batch so far (higher jobs first): when it wants all that is left, before a job of the
     -- general path, or at the walk's end
-    if v_batched > 0 then
+    if v_batched > 0 and cardinality(b_jobs) = 1 then
+      -- a batch of one job (every claim from one job, as a worker of one busy job makes): the
+      -- per-job path, whose statements are cheaper for one job than the batch's
+      v_claim := job_service.claim_from_job(v_lone.job, v_remaining, p_worker, p_lease_ms,
+        v_lone.first, v_now, p_ctx);
+      v_result := v_result || v_claim.claimed;
+      v_remaining := v_remaining - cardinality(v_claim.claimed);
+    elsif v_batched > 0 then
       v_claimed := job_service.claim_from_jobs(b_jobs, b_shards, b_ended, b_want, b_rooms,
         b_max_parallel, b_fair_memory, b_fair_cpu, b_room_memory, b_room_cpu, b_released_memory,
         b_released_cpu, p_worker, p_lease_ms, v_now);
@@ -727,6 +739,8 @@ begin
         v_result := v_result || v_claim.claimed;
         v_remaining := v_remaining - cardinality(v_claim.claimed);
       end if;
+    end if;
+    if v_batched > 0 then
       b_jobs := '{}'; b_shards := '{}'; b_ended := '{}'; b_want := '{}'; b_rooms := '{}';
       b_max_parallel := '{}'; b_fair_memory := '{}'; b_fair_cpu := '{}'; b_room_memory := '{}';
       b_room_cpu := '{}'; b_released_memory := '{}'; b_released_cpu := '{}';
