@@ -606,6 +606,7 @@ declare
   v_last integer;
   -- the batch's first job, as the walk read it: served alone by claim_from_job
   v_lone record;
+  v_lone_want integer;
   v_want integer;
   v_claimed json[];
   -- the batch of jobs that claim_from_jobs serves in one statement, and the tasks it wants
@@ -691,22 +692,40 @@ begin
       if v_simple then
         -- rule 4's back-pressure (see claim_from_job): a job over its limits gives nothing
         if (v_job.job).max_memory is null or not (v_job.first).over_limit then
+          -- the first job of a batch is kept as read; the arrays of claim_from_jobs are built
+          -- only when a second one joins (most claims of a busy job never need them)
           if v_batched = 0 then
             v_lone := v_job;
+            v_lone_want := v_want;
+          else
+            if cardinality(b_jobs) = 0 then
+              b_jobs := array[(v_lone.job).id];
+              b_shards := array[(v_lone.first).shard];
+              b_ended := array[(v_lone.first).ended];
+              b_want := array[v_lone_want];
+              b_rooms := array[(v_lone.first).room];
+              b_max_parallel := array[(v_lone.job).max_parallel_tasks];
+              b_fair_memory := array[(v_lone.job).max_memory / (v_lone.job).max_parallel_tasks];
+              b_fair_cpu := array[(v_lone.job).max_cpu / (v_lone.job).max_parallel_tasks];
+              b_room_memory := array[(v_lone.first).room_memory];
+              b_room_cpu := array[(v_lone.first).room_cpu];
+              b_released_memory := array[(v_lone.first).released_memory];
+              b_released_cpu := array[(v_lone.first).released_cpu];
+            end if;
+            b_jobs := b_jobs || (v_job.job).id;
+            b_shards := b_shards || (v_job.first).shard;
+            b_ended := b_ended || (v_job.first).ended;
+            b_want := b_want || v_want;
+            b_rooms := b_rooms || (v_job.first).room;
+            b_max_parallel := b_max_parallel || (v_job.job).max_parallel_tasks;
+            b_fair_memory := b_fair_memory
+              || (v_job.job).max_memory / (v_job.job).max_parallel_tasks;
+            b_fair_cpu := b_fair_cpu || (v_job.job).max_cpu / (v_job.job).max_parallel_tasks;
+            b_room_memory := b_room_memory || (v_job.first).room_memory;
+            b_room_cpu := b_room_cpu || (v_job.first).room_cpu;
+            b_released_memory := b_released_memory || (v_job.first).released_memory;
+            b_released_cpu := b_released_cpu || (v_job.first).released_cpu;
           end if;
-          b_jobs := b_jobs || (v_job.job).id;
-          b_shards := b_shards || (v_job.first).shard;
-          b_ended := b_ended || (v_job.first).ended;
-          b_want := b_want || v_want;
-          b_rooms := b_rooms || (v_job.first).room;
-          b_max_parallel := b_max_parallel || (v_job.job).max_parallel_tasks;
-          b_fair_memory := b_fair_memory
-            || (v_job.job).max_memory / (v_job.job).max_parallel_tasks;
-          b_fair_cpu := b_fair_cpu || (v_job.job).max_cpu / (v_job.job).max_parallel_tasks;
-          b_room_memory := b_room_memory || (v_job.first).room_memory;
-          b_room_cpu := b_room_cpu || (v_job.first).room_cpu;
-          b_released_memory := b_released_memory || (v_job.first).released_memory;
-          b_released_cpu := b_released_cpu || (v_job.first).released_cpu;
           v_batched := v_batched + v_want;
         end if;
         continue when v_batched < v_remaining;
@@ -714,7 +733,7 @@ begin
     end if;
     -- the batch so far (higher jobs first): when it wants all that is left, before a job of the
     -- general path, or at the walk's end
-    if v_batched > 0 and cardinality(b_jobs) = 1 then
+    if v_batched > 0 and cardinality(b_jobs) = 0 then
       -- a batch of one job (every claim from one job, as a worker of one busy job makes): the
       -- per-job path, whose statements are cheaper for one job than the batch's
       v_claim := job_service.claim_from_job(v_lone.job, v_remaining, p_worker, p_lease_ms,
@@ -740,12 +759,12 @@ begin
         v_remaining := v_remaining - cardinality(v_claim.claimed);
       end if;
     end if;
-    if v_batched > 0 then
+    if cardinality(b_jobs) > 0 then
       b_jobs := '{}'; b_shards := '{}'; b_ended := '{}'; b_want := '{}'; b_rooms := '{}';
       b_max_parallel := '{}'; b_fair_memory := '{}'; b_fair_cpu := '{}'; b_room_memory := '{}';
       b_room_cpu := '{}'; b_released_memory := '{}'; b_released_cpu := '{}';
-      v_batched := 0;
     end if;
+    v_batched := 0;
     exit when v_end or v_remaining <= 0;
     if not v_simple then
       -- an expression, not a query: no executor start-up per job
