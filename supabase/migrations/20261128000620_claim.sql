@@ -677,6 +677,19 @@ begin
   loop
     fetch v_candidates into v_job;
     v_end := not found;
+    if v_limit = 1 and not v_end then
+      -- a claim of one task (every one-at-a-time worker's) takes it from one job: the per-job
+      -- path straight away, without the batch's bookkeeping
+      continue when v_job.sending_group_id = any (v_starved_groups);
+      v_claim := job_service.claim_from_job(v_job.job, 1, p_worker, p_lease_ms, v_job.first,
+        v_now, p_ctx);
+      if v_claim.starved_group is not null then
+        v_starved_groups := v_starved_groups || v_claim.starved_group;
+      end if;
+      v_result := v_claim.claimed;
+      exit when cardinality(v_result) > 0;
+      continue;
+    end if;
     v_simple := false;
     if not v_end then
       -- a group whose tokens a higher job could not get gives none to lower jobs in this claim
