@@ -610,18 +610,18 @@ declare
   v_claimed json[];
   -- the batch of jobs that claim_from_jobs serves in one statement, and the tasks it wants
   v_batched integer := 0;
-  b_jobs uuid[] := '{}';
-  b_shards smallint[] := '{}';
-  b_ended integer[] := '{}';
-  b_want integer[] := '{}';
-  b_rooms integer[] := '{}';
-  b_max_parallel integer[] := '{}';
-  b_fair_memory numeric[] := '{}';
-  b_fair_cpu numeric[] := '{}';
-  b_room_memory numeric[] := '{}';
-  b_room_cpu numeric[] := '{}';
-  b_released_memory numeric[] := '{}';
-  b_released_cpu numeric[] := '{}';
+  b_jobs uuid[] := '{}'::uuid[];
+  b_shards smallint[] := '{}'::smallint[];
+  b_ended integer[] := '{}'::integer[];
+  b_want integer[] := '{}'::integer[];
+  b_rooms integer[] := '{}'::integer[];
+  b_max_parallel integer[] := '{}'::integer[];
+  b_fair_memory numeric[] := '{}'::numeric[];
+  b_fair_cpu numeric[] := '{}'::numeric[];
+  b_room_memory numeric[] := '{}'::numeric[];
+  b_room_cpu numeric[] := '{}'::numeric[];
+  b_released_memory numeric[] := '{}'::numeric[];
+  b_released_cpu numeric[] := '{}'::numeric[];
 begin
   if p_job_id is not null then
     select * into v_one from job_service.jobs where id = p_job_id;
@@ -772,9 +772,18 @@ begin
       end if;
     end if;
     if cardinality(b_jobs) > 0 then
-      b_jobs := '{}'; b_shards := '{}'; b_ended := '{}'; b_want := '{}'; b_rooms := '{}';
-      b_max_parallel := '{}'; b_fair_memory := '{}'; b_fair_cpu := '{}'; b_room_memory := '{}';
-      b_room_cpu := '{}'; b_released_memory := '{}'; b_released_cpu := '{}';
+      b_jobs := '{}'::uuid[];
+      b_shards := '{}'::smallint[];
+      b_ended := '{}'::integer[];
+      b_want := '{}'::integer[];
+      b_rooms := '{}'::integer[];
+      b_max_parallel := '{}'::integer[];
+      b_fair_memory := '{}'::numeric[];
+      b_fair_cpu := '{}'::numeric[];
+      b_room_memory := '{}'::numeric[];
+      b_room_cpu := '{}'::numeric[];
+      b_released_memory := '{}'::numeric[];
+      b_released_cpu := '{}'::numeric[];
     end if;
     v_batched := 0;
     exit when v_end or v_remaining <= 0;
