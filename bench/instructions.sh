@@ -13,6 +13,11 @@
 # that commit. Needs valgrind and PostgreSQL's server binaries; runs as root (the cluster as user
 # postgres) or as the postgres user; uses a throw-away cluster on PORT (default 5433), deleted at the
 # end unless KEEP=1 (then `callgrind_annotate --inclusive=yes` on its callgrind files).
+#
+# JOBS=n spreads the tasks over n jobs of equal priority (with MAX_PARALLEL=4, a claim of 40 takes
+# from 10 jobs, as in T2); each report is then made from the claim's answer. A third run, without
+# valgrind and with pg_stat_statements, counts the SQL statements (nested in the entry points) and
+# the WAL bytes of the same N2 - N1 cycles; all three figures are also given per task.
 set -euo pipefail
 
 LIMIT=${1:-1}
@@ -20,9 +25,14 @@ LIMIT=${1:-1}
 RESOURCE_LIMITS=${RESOURCE_LIMITS:-null}
 # the job's max_parallel_tasks, e.g. 4 for a job of T2 (one claim shard, less room than a claim of 10)
 MAX_PARALLEL=${MAX_PARALLEL:-1000}
-TAKE=$((LIMIT < MAX_PARALLEL ? LIMIT : MAX_PARALLEL)) # tasks a claim gets
-N1=${N1:-50}
-N2=${N2:-450}
+JOBS=${JOBS:-1}
+ROOM=$((MAX_PARALLEL * JOBS))
+TAKE=$((LIMIT < ROOM ? LIMIT : ROOM)) # tasks a claim gets
+# fewer cycles for big claims, so that the runs stay short (the difference is what counts)
+if [ "$TAKE" -ge 50 ]; then N1=${N1:-5} N2=${N2:-45}; else N1=${N1:-50} N2=${N2:-450}; fi
+# tasks per job: enough for N2 cycles (and at least 5 000 in all)
+PER_JOB=$(((N2 * TAKE + JOBS - 1) / JOBS + MAX_PARALLEL))
+[ $((PER_JOB * JOBS)) -ge 5000 ] || PER_JOB=$(((5000 + JOBS - 1) / JOBS))
 PORT=${PORT:-5433}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${PG_BIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
@@ -58,23 +68,37 @@ select job_service_api.create_job('$CTX',
                     "max_retry_interval":3600000},
     "resource_limits":$RESOURCE_LIMITS,"start":true,"metadata":{}}',
   (select jsonb_agg(jsonb_build_object('payload', jsonb_build_object('n', g)))
-   from generate_series(1, 5000) g), null, null);
+   from generate_series(1, $PER_JOB) g), null, null)
+from generate_series(1, $JOBS);
 vacuum analyze job_service.jobs, job_service.job_shards, job_service.job_shard_ends, job_service.tasks, job_service.task_ready;
 checkpoint;
 SQL
 as_postgres "$BIN/pg_ctl" -D "$DATA" -w stop >/dev/null
 cp -a "$DATA" "$SNAP"
 
-# Instructions of a single-user backend running `cycles` cycles, from the snapshot.
-count() {
-  local cycles=$1
-  rm -rf "$DATA" && cp -a "$SNAP" "$DATA"
+# The DO block of `cycles` cycles; with `stats`, pg_stat_statements and the WAL position are read
+# after the first N1 cycles and at the end, and the differences raised as a warning.
+cycles_sql() {
+  local cycles=$1 stats=${2:-}
+  local mark="" report
+  if [ -n "$stats" ]; then
+    mark="if i = $N1 + 1 then perform pg_stat_statements_reset(); wal := pg_current_wal_lsn(); end if;"
+  fi
+  if [ "$JOBS" = 1 ]; then
+    report="reports[i]"
+  else
+    # the claimed tasks, from the answer (several jobs: not in id order)
+    report="(select '[' || string_agg(format('{\"task_id\": %s}', t ->> 'task_id'), ', ') || ']'
+               from json_array_elements(answer::json -> 'tasks') t)"
+  fi
   # Each call's answer is turned into text and each report parsed from text, as when a worker
   # calls over the wire. The reports are written before the loop: the queue hands out tasks in id
   # order, so cycle i completes tasks (i-1)*TAKE+1 .. i*TAKE; the count checked at the end says
   # that every report found its tasks.
   printf '%s\n' "do \$\$
 declare
+  wal pg_lsn;
+  statements bigint;
   answer text;
   ctx constant jsonb := '$CTX';
   reports constant text[] := array(
@@ -82,15 +106,26 @@ declare
     from generate_series(1, $cycles * $TAKE) g group by (g - 1) / $TAKE order by (g - 1) / $TAKE);
 begin
   for i in 1..$cycles loop
+    $mark
     answer := job_service_api.claim_tasks(ctx, 'worker', $LIMIT, null, 300000)::text;
     commit;
-    answer := job_service_api.complete_tasks(ctx, 'worker', reports[i]::jsonb)::text;
+    answer := job_service_api.complete_tasks(ctx, 'worker', $report::jsonb)::text;
     commit;
   end loop;
   if (select count(*) from job_service.tasks where status = 'succeeded') <> $cycles * $TAKE then
     raise exception 'the reports did not complete the claimed tasks';
   end if;
-end \$\$;" >"$WORK/cycles.sql"
+  ${stats:+select sum(calls) into statements from pg_stat_statements
+    where not toplevel and query not like '%json_array_elements(answer%';
+  raise warning 'STATS % %', statements, pg_current_wal_lsn() - wal;}
+end \$\$;"
+}
+
+# Instructions of a single-user backend running `cycles` cycles, from the snapshot.
+count() {
+  local cycles=$1
+  rm -rf "$DATA" && cp -a "$SNAP" "$DATA"
+  cycles_sql "$cycles" >"$WORK/cycles.sql"
   [ "$(id -u)" = 0 ] && chown postgres "$WORK/cycles.sql"
   as_postgres valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.$cycles" \
     "$BIN/postgres" --single -j -D "$DATA" engine <"$WORK/cycles.sql" >"$WORK/single.$cycles" 2>&1
@@ -101,7 +136,33 @@ end \$\$;" >"$WORK/cycles.sql"
   awk '/^(summary|totals):/ { print $2; exit }' "$WORK/callgrind.$cycles"
 }
 
+# Statements and WAL of cycles N1 + 1 .. N2, without valgrind.
+stats() {
+  rm -rf "$DATA" && cp -a "$SNAP" "$DATA"
+  cycles_sql "$N2" stats >"$WORK/stats.sql"
+  [ "$(id -u)" = 0 ] && chown postgres "$WORK/stats.sql"
+  as_postgres "$BIN/postgres" --single -j -D "$DATA" \
+    -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all \
+    engine <"$WORK/stats.sql" >"$WORK/single.stats" 2>&1
+  if grep -q ERROR "$WORK/single.stats"; then
+    grep ERROR "$WORK/single.stats" >&2
+    exit 1
+  fi
+  sed -n 's/.*STATS \([0-9]*\) \([0-9.]*\).*/\1 \2/p' "$WORK/single.stats"
+}
+# the extension, in the snapshot
+rm -rf "$DATA" && cp -a "$SNAP" "$DATA"
+echo "create extension pg_stat_statements;" |
+  as_postgres "$BIN/postgres" --single -j -D "$DATA" engine >/dev/null 2>&1
+rm -rf "$SNAP" && cp -a "$DATA" "$SNAP"
+
 short=$(count "$N1")
 long=$(count "$N2")
-echo "claim $LIMIT + complete: $(((long - short) / (N2 - N1))) instructions per cycle" \
-  "($N1 and $N2 cycles: $short / $long)"
+read -r statements wal <<<"$(stats)"
+cycles=$((N2 - N1))
+per_cycle=$(((long - short) / cycles))
+echo "claim $LIMIT + complete ($JOBS job(s), max_parallel_tasks $MAX_PARALLEL, $TAKE tasks a" \
+  "cycle): $per_cycle instructions per cycle ($N1 and $N2 cycles: $short / $long)"
+awk -v i="$per_cycle" -v s="$statements" -v w="$wal" -v c="$cycles" -v t="$TAKE" 'BEGIN {
+  printf "per task: %d instructions, %.2f statements, %.0f WAL bytes (per cycle: %.1f statements, %.0f WAL bytes)\n",
+    i / t, s / c / t, w / c / t, s / c, w / c }'

@@ -42,10 +42,13 @@ import {
   summarize,
 } from "./lib/http.ts";
 import { buildRows, emptyResults, renderTable } from "./lib/report.ts";
+import { runT4 } from "./lib/t4.ts";
 
 const cfg = config(Deno.args);
 const MODES: Mode[] = ["single", "batched"];
 const C_MAX = Math.max(...cfg.concurrencies);
+/** seconds of the time budget kept for T4, which runs once after the rounds (full runs) */
+const T4_RESERVE = cfg.quick ? 0 : 300;
 /** H1's requests go in this many slices per side, alternating HTTP and in-process */
 const H1_SLICES = cfg.quick ? 2 : 5;
 const results = emptyResults();
@@ -289,8 +292,8 @@ const machineInfo = await machine();
 const server = await spawnServer(functionEnv());
 try {
   let longestRound = 0;
-  for (let round = 0; round < cfg.rounds; round++) {
-    if (round > 0 && elapsed() + longestRound > cfg.budgetSeconds) {
+  for (let round = 0; round < (cfg.only === "t4" ? 0 : cfg.rounds); round++) {
+    if (round > 0 && elapsed() + longestRound + T4_RESERVE > cfg.budgetSeconds) {
       log(`time budget (${cfg.budgetSeconds} s): stopping after ${round} round(s)`);
       break;
     }
@@ -307,6 +310,20 @@ try {
     longestRound = Math.max(longestRound, elapsed() - roundStart);
   }
   results.m1PeakRssMiB = await peakRssMiB(server.pid);
+  if (cfg.only === undefined || cfg.only === "t4") {
+    log(`T4: ${cfg.t4Jobs * cfg.t4TasksPerJob} tasks over ${cfg.t4Jobs} jobs, C=${C_MAX} batched`);
+    await attempt("T4", async () => {
+      const r = await runT4(cfg.t4Jobs, cfg.t4TasksPerJob, C_MAX);
+      results.t4 = r;
+      log(
+        `T4: first tenth ${Math.round(r.earlyTasksPerSecond)} tasks/s, last tenth ` +
+          `${Math.round(r.lateTasksPerSecond)}, all ${Math.round(r.tasksPerSecond)}; createJob ` +
+          `${r.createEmptyMs.toFixed(1)} ms empty, ${r.createFullMs.toFixed(1)} ms with the ` +
+          `finished tasks kept; ${JSON.stringify(r.samples)}`,
+      );
+      return r.tasksPerSecond;
+    }, []);
+  }
 } finally {
   await server.stop();
 }

@@ -13,6 +13,9 @@ import { type ClaimedTask, JobServiceClient } from "../client/job_service.ts";
 
 export type { ClaimedTask };
 
+/** the most tasks one claimTasks call may ask for (the API's bound, limits.ts `claimLimit`) */
+const CLAIM_LIMIT = 1000;
+
 export interface TaskContext {
   /** aborted when the job asks this task to stop, or the lease is lost */
   signal: AbortSignal;
@@ -37,7 +40,8 @@ export interface WorkerOptions {
   handler: Handler;
   /** tasks run at once (default 10) */
   concurrency?: number;
-  /** tasks asked for per claim (default: the free slots, at most 100) */
+  /** tasks asked for per claim at most (default and cap: the API's claim limit, 1 000); a claim
+   * asks for all free slots at once, up to this */
   batchSize?: number;
   /** lease per task (default 60 s); heartbeats renew it at a third of that */
   leaseMs?: number;
@@ -107,7 +111,7 @@ export class Worker {
       try {
         ({ tasks } = await this.client.claimTasks({
           worker_id: this.options.workerId,
-          limit: Math.min(free, this.options.batchSize ?? 100),
+          limit: Math.min(free, this.options.batchSize ?? CLAIM_LIMIT, CLAIM_LIMIT),
           lease_ms: this.options.leaseMs ?? 60_000,
         }));
       } catch (error) {

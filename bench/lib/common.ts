@@ -7,14 +7,18 @@ export const BENCH_DB_URL = Deno.env.get("BENCH_DB_URL") ??
 /** Sizes of one invocation. `--quick` keeps every scenario but makes it small. */
 export interface Config {
   quick: boolean;
-  /** `--only=sql` or `--only=http`: one half of every round (a check of one part, no full table) */
-  only?: "sql" | "http";
+  /** `--only=sql`, `--only=http` (one half of every round) or `--only=t4` (T4 alone): a check of
+   * one part, no full table */
+  only?: "sql" | "http" | "t4";
   rounds: number;
   /** T1 and T3 tasks; T2 is jobs × tasksPerJob */
   n: number;
   concurrencies: number[];
   t2Jobs: number;
   t2TasksPerJob: number;
+  /** T4: a backlog of t4Jobs × t4TasksPerJob tasks */
+  t4Jobs: number;
+  t4TasksPerJob: number;
   /** seconds per pgbench measurement */
   pgbenchSeconds: number;
   h1Requests: number;
@@ -27,8 +31,8 @@ export interface Config {
 export function config(args: string[]): Config {
   const quick = args.includes("--quick");
   const onlyArg = args.find((a) => a.startsWith("--only="))?.slice(7);
-  if (onlyArg !== undefined && onlyArg !== "sql" && onlyArg !== "http") {
-    throw new Error(`bad --only=${onlyArg} (sql or http)`);
+  if (onlyArg !== undefined && onlyArg !== "sql" && onlyArg !== "http" && onlyArg !== "t4") {
+    throw new Error(`bad --only=${onlyArg} (sql, http or t4)`);
   }
   const only = onlyArg as Config["only"];
   const roundsArg = args.find((a) => a.startsWith("--rounds="));
@@ -46,6 +50,8 @@ export function config(args: string[]): Config {
       concurrencies: [1, 8, 32],
       t2Jobs: 10,
       t2TasksPerJob: 20,
+      t4Jobs: 100,
+      t4TasksPerJob: 100,
       pgbenchSeconds: 1,
       h1Requests: 64,
       h2Tasks: 10_000,
@@ -60,6 +66,8 @@ export function config(args: string[]): Config {
       concurrencies: [1, 8, 32],
       t2Jobs: 100,
       t2TasksPerJob: 200,
+      t4Jobs: 10_000,
+      t4TasksPerJob: 100,
       pgbenchSeconds: 4,
       h1Requests: 1_000,
       h2Tasks: 10_000,

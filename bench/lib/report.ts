@@ -2,6 +2,7 @@
 // docs/performance.md), with each target of quality.md judged.
 import { type Config, median, type Mode } from "./common.ts";
 import type { Latency } from "./http.ts";
+import type { T4Result } from "./t4.ts";
 
 /** Raw figures of every round; the table and latest.json are built from their medians. */
 export interface Results {
@@ -20,6 +21,8 @@ export interface Results {
   m1PeakRssMiB: number | null;
   /** the server's peak RSS so far after each HTTP stage: what drives M1 */
   m1Stages: { round: number; stage: string; peakMiB: number }[];
+  /** T4, run once after the rounds (null when it was not run or broke) */
+  t4: T4Result | null;
   /** rounds completed (fewer than asked when the time budget ran out) */
   roundsRun: number;
   /** runs recorded in T2 and judged against the engine's invariants (docs/architecture.md) */
@@ -42,6 +45,7 @@ export function emptyResults(): Results {
     h3: { single: [], batched: [] },
     m1PeakRssMiB: null,
     m1Stages: [],
+    t4: null,
     roundsRun: 0,
     t2RunsChecked: 0,
     violations: [],
@@ -201,6 +205,43 @@ export function buildRows(results: Results, cfg: Config): Row[] {
       ratio: `${pct(div(h3, t1Ours(mode, cMax)))} of T1`,
       target: "reported",
       result: h3 === undefined ? "FAIL" : "",
+    });
+  }
+  const t4 = results.t4 ?? undefined;
+  if (t4 !== undefined || cfg.only === undefined || cfg.only === "t4") {
+    const late = div(t4?.lateTasksPerSecond, t4?.earlyTasksPerSecond);
+    const create = div(t4?.createFullMs, t4?.createEmptyMs);
+    const end = t4?.samples.at(-1);
+    rows.push({
+      scenario: `T4 backlog of ${(cfg.t4Jobs * cfg.t4TasksPerJob).toLocaleString("en-US")} ` +
+        `tasks, C=${cMax} batched, last / first tenth (tasks/s)`,
+      ours: `${int(t4?.lateTasksPerSecond)} / ${int(t4?.earlyTasksPerSecond)}`,
+      graphile: "",
+      pgboss: "",
+      basis: `all ${int(t4?.tasksPerSecond)}`,
+      ratio: pct(late),
+      target: "≥ 80 %",
+      result: judge(late === undefined ? undefined : late >= 0.8),
+    }, {
+      scenario: "T4 createJob (10 tasks) with the backlog's finished tasks kept (p50)",
+      ours: ms(t4?.createFullMs),
+      graphile: "",
+      pgboss: "",
+      basis: `empty ${ms(t4?.createEmptyMs)}`,
+      ratio: `${pct(create)} of empty`,
+      target: "≤ 120 %",
+      result: judge(create === undefined ? undefined : create <= 1.2),
+    }, {
+      scenario: "T4 tables at the end: tasks / queue / shards, dead task rows",
+      ours: end === undefined
+        ? "—"
+        : `${end.tasksMiB} / ${end.queueMiB} / ${end.shardsMiB} MiB, ${int(end.deadTasks)} dead`,
+      graphile: "",
+      pgboss: "",
+      basis: "",
+      ratio: "",
+      target: "reported",
+      result: t4 === undefined ? "FAIL" : "",
     });
   }
   const m1 = results.m1PeakRssMiB ?? undefined;

@@ -49,17 +49,16 @@ export interface WorkerResult extends Throughput {
 const PROCESS_WORKER = "bench-process";
 const STALL_MS = 15_000;
 /**
- * Batched mode: claims one process has in flight at once. Slots beyond wait for a turn, as
- * graphile-worker's slots wait for its local queue's one fetch: on 2 CPUs, 32 concurrent claims
- * spent the CPUs on one another (T1 batched C = 32: 4,500 tasks/s with every slot claiming, 9,200
- * with 4 in flight, 8,500 with 8; C = 8 unchanged; docs/performance.md, finding 24).
+ * Batched mode's local queue holds up to this many tasks per slot: a claim asks for the queue's
+ * free room, up to 10 × C tasks in one call, as graphile-worker's `localQueue: { size: 10 * C }`.
  */
-const BATCHED_CLAIMS_IN_FLIGHT = 4;
+const LOCAL_QUEUE_PER_SLOT = 10;
 
 /**
  * Runs C worker slots until `total` tasks succeeded and the count query confirms it. "single": each
- * slot claims one task and completes it. "batched": each slot claims up to 10, at most
- * BATCHED_CLAIMS_IN_FLIGHT claims at once; the completions of all slots go to one merger that sends
+ * slot claims one task and completes it (its own worker id). "batched": the process keeps a local
+ * queue that one claim at a time fills for all slots, asking for its free room (up to 10 × C tasks),
+ * as graphile-worker's local queue does; the completions of all slots go to one merger that sends
  * whatever has accumulated as one call (at most 1 000 tasks), like graphile-worker's
  * completeJobBatchDelay 0; slots do not wait for it, as graphile's do not.
  */
@@ -70,10 +69,11 @@ export async function runWorkers(transport: Transport, options: {
   jobIds: string[];
   once: OnceChecker;
   history?: Run[];
+  /** told the count of tasks succeeded after every completion (T4's early and late tenths) */
+  progress?: (succeeded: number) => void;
 }): Promise<WorkerResult> {
   const { c, mode, total, once, history } = options;
   const stats = { emptyClaims: 0, claims: 0, completions: 0 };
-  const limit = mode === "batched" ? 10 : 1;
   let succeeded = 0;
   let failure: unknown;
   let lastProgress = performance.now();
@@ -89,9 +89,51 @@ export async function runWorkers(transport: Transport, options: {
     for (const run of runs) run.status = "succeeded";
     succeeded += outcomes.length;
     lastProgress = performance.now();
+    options.progress?.(succeeded);
   };
 
-  // The merger of batched mode: one call in flight; what arrives meanwhile goes in the next one.
+  /** a claim that found nothing: back off, and fail the run when nothing moved for too long */
+  const idleClaim = async (idle: number) => {
+    // a task that can never be claimed again (lost by the engine) must not hang the run
+    if (performance.now() - lastProgress > STALL_MS) {
+      throw new Error(`no progress for ${STALL_MS} ms at ${succeeded} of ${total} tasks`);
+    }
+    stats.emptyClaims++;
+    await sleep(Math.min(50, 2 ** Math.min(idle, 6)));
+  };
+
+  const record = (task: ClaimedTask, claimedAt: number): Run => {
+    once.mark(task.payload.n); // the no-op handler
+    const run = {
+      task_id: task.task_id,
+      job_id: task.job_id,
+      claimed_at: claimedAt,
+      ended_at: performance.now(),
+      status: "sent",
+      reserved: task.resources,
+    };
+    history?.push(run);
+    return run;
+  };
+
+  // One at a time: each slot claims one task and completes it.
+  const slot = async (index: number) => {
+    const worker = `bench-slot-${index}`;
+    let idle = 0; // consecutive empty claims: a worker that finds nothing backs off
+    while (succeeded < total && failure === undefined) {
+      stats.claims++;
+      const tasks = await transport.claim(worker, 1);
+      if (tasks.length === 0) {
+        await idleClaim(++idle);
+        continue;
+      }
+      idle = 0;
+      const claimedAt = performance.now();
+      await complete(worker, tasks.map((t) => record(t, claimedAt)));
+    }
+  };
+
+  // Batched: the merger, one call in flight; what arrives meanwhile goes in the next one.
   const pending: Run[] = [];
   let flushing: Promise<void> | undefined;
   const flush = async () => {
@@ -100,67 +142,81 @@ export async function runWorkers(transport: Transport, options: {
     flushing = undefined;
   };
 
-  // batched mode's claim turns: a slot whose turn comes takes the place of the one that ended
-  let claiming = 0;
-  const turns: (() => void)[] = [];
-  const claim = async (worker: string): Promise<ClaimedTask[]> => {
-    if (mode === "single") return await transport.claim(worker, limit);
-    if (claiming < BATCHED_CLAIMS_IN_FLIGHT) claiming++;
-    else await new Promise<void>((resolve) => turns.push(resolve));
+  // Batched: the local queue, filled by one claim in flight at a time whenever it holds fewer
+  // tasks than there are slots.
+  const size = LOCAL_QUEUE_PER_SLOT * c;
+  const queue: { task: ClaimedTask; claimedAt: number }[] = [];
+  const waiting: (() => void)[] = []; // slots waiting for a task
+  let refill: (() => void) | undefined; // the fetcher waiting for room
+  let fetching = true;
+  const wake = () => {
+    for (const resolve of waiting.splice(0)) resolve();
+    const r = refill;
+    refill = undefined;
+    r?.();
+  };
+  const running = () => succeeded < total && failure === undefined;
+  const fetcher = async () => {
+    let idle = 0;
     try {
-      return await transport.claim(worker, limit);
+      while (running()) {
+        if (queue.length >= c) {
+          await new Promise<void>((resolve) => (refill = resolve));
+          continue;
+        }
+        stats.claims++;
+        const tasks = await transport.claim(PROCESS_WORKER, size - queue.length);
+        if (tasks.length === 0) {
+          // completions still in flight may be the last ones: wait for them, not the stall
+          await idleClaim(++idle);
+          continue;
+        }
+        idle = 0;
+        const claimedAt = performance.now();
+        for (const task of tasks) queue.push({ task, claimedAt });
+        for (const resolve of waiting.splice(0)) resolve();
+      }
     } finally {
-      const next = turns.shift();
-      if (next) next();
-      else claiming--;
+      fetching = false;
+      wake();
     }
   };
-
-  const slot = async (index: number) => {
-    const worker = mode === "batched" ? PROCESS_WORKER : `bench-slot-${index}`;
-    let idle = 0; // consecutive empty claims: a worker that finds nothing backs off
-    while (succeeded < total && failure === undefined) {
-      stats.claims++;
-      const tasks = await claim(worker);
-      if (tasks.length === 0) {
-        // a task that can never be claimed again (lost by the engine) must not hang the run
-        if (performance.now() - lastProgress > STALL_MS) {
-          throw new Error(`no progress for ${STALL_MS} ms at ${succeeded} of ${total} tasks`);
-        }
-        stats.emptyClaims++;
-        await sleep(Math.min(50, 2 ** Math.min(++idle, 6)));
+  const batchedSlot = async () => {
+    while (running()) {
+      if (queue.length === 0) {
+        if (!fetching) return;
+        await new Promise<void>((resolve) => waiting.push(resolve));
         continue;
       }
-      idle = 0;
-      const claimedAt = performance.now();
-      const runs = tasks.map((t) => {
-        once.mark(t.payload.n); // the no-op handler
-        return {
-          task_id: t.task_id,
-          job_id: t.job_id,
-          claimed_at: claimedAt,
-          ended_at: performance.now(),
-          status: "sent",
-          reserved: t.resources,
-        };
-      });
-      history?.push(...runs);
-      if (mode === "single") {
-        await complete(worker, runs);
-      } else {
-        pending.push(...runs);
-        flushing ??= flush().catch((error) => {
-          failure = error;
-        });
+      const next = queue.shift()!;
+      if (queue.length < c && refill) {
+        const r = refill;
+        refill = undefined;
+        r();
       }
+      pending.push(record(next.task, next.claimedAt));
+      flushing ??= flush().catch((error) => {
+        failure ??= error;
+        wake();
+      });
+      // the no-op handler returns at once: let the merger and the fetcher run between tasks
+      await Promise.resolve();
     }
   };
 
   const start = performance.now();
-  await Promise.all(Array.from({ length: c }, (_, i) =>
-    slot(i).catch((error) => {
-      failure ??= error;
-    })));
+  const fail = (error: unknown) => {
+    failure ??= error;
+    wake();
+  };
+  if (mode === "single") {
+    await Promise.all(Array.from({ length: c }, (_, i) => slot(i).catch(fail)));
+  } else {
+    await Promise.all([
+      fetcher().catch(fail),
+      ...Array.from({ length: c }, () => batchedSlot().catch(fail)),
+    ]);
+  }
   await flushing;
   if (failure !== undefined) throw failure;
   const n = await transport.countSucceeded(options.jobIds);

@@ -274,6 +274,9 @@ create domain job_service.worker_id as text check (char_length(value) between 1 
 comment on domain job_service.worker_id is 'A worker''s id (1..128 characters).';
 create domain job_service.lease_ms as integer check (value between 1000 and 3600000);
 comment on domain job_service.lease_ms is 'A lease duration in ms.';
+create domain job_service.claim_limit as integer check (value between 1 and 1000);
+comment on domain job_service.claim_limit is
+  'Tasks one claimTasks call may ask for (a worker process claims for all its free slots at once).';
 create domain job_service.run_number as integer check (value >= 0);
 comment on domain job_service.run_number is 'A task''s attempt number (0 before its first run).';
 
@@ -314,7 +317,7 @@ create table job_service.tasks (
   created_at timestamptz not null default now(),
   started_at timestamptz,
   finished_at timestamptz
-) with (fillfactor = 90);
+) with (fillfactor = 70);
 comment on table job_service.tasks is
   'One unit of work of a job; ids grow in creation order (older task first). Only the primary key '
   'and job_id are indexed, so claims and reports update rows in place (HOT).';

@@ -58,7 +58,7 @@ create function job_service.claim_from_job(
 )
 language plpgsql
 -- see claim_tasks (which turns sorts off for its own candidate query only); and nested loops over
--- keys only: a claim joins at most its limit of rows (100), for which a hash or merge join costs
+-- keys only: a claim joins at most its limit of rows (1000, most often 10), for which a hash or merge join costs
 -- more to set up, on every call, than it can save
 set enable_seqscan = off
 set jit = off
@@ -438,6 +438,140 @@ comment on function job_service.claim_from_job(job_service.jobs, integer, text, 
   'tasks first; no more starts than the job''s and its sending group''s token buckets allow. Never '
   'waits on another claim (SKIP LOCKED).';
 
+create function job_service.claim_from_jobs(
+  -- the jobs of the batch in the walk's (priority) order, each as the caller read it with its first
+  -- claim shard (read and locked by the walk): the shard, its end count, the releases and budget
+  -- room it saw, how many tasks the batch wants of the job (never more than the shard's room)
+  p_jobs uuid[],
+  p_shards smallint[],
+  p_ended integer[],
+  p_want integer[],
+  p_rooms integer[],
+  p_max_parallel integer[],
+  -- budgeted jobs only (null elsewhere): the fair share of a task without resources, the shard's
+  -- budget room and the releases seen
+  p_fair_memory numeric[],
+  p_fair_cpu numeric[],
+  p_room_memory numeric[],
+  p_room_cpu numeric[],
+  p_released_memory numeric[],
+  p_released_cpu numeric[],
+  p_worker text,
+  p_lease_ms integer,
+  p_now timestamptz
+) returns json[]
+language plpgsql
+-- see claim_from_job (nested loops over keys only: a hash join would read all of tasks); sorts
+-- stay on: the window sums of budgets run per job in task order
+set enable_seqscan = off
+set jit = off
+set enable_sort = on
+set enable_hashjoin = off
+set enable_mergejoin = off
+as $$
+declare
+  v_claimed json[];
+begin
+  -- Rules 1–4 for every job of the batch at once, in one statement: each job's row locked FOR
+  -- KEY SHARE SKIP LOCKED and still running without rate limits (else it gives nothing to this
+  -- claim), its due queue rows taken in task order up to what the batch wants of it (within its
+  -- shard's room), for a budgeted job only the prefix whose reservations fit the shard's budget
+  -- room; the rows taken off the queue by address, the tasks started, each job's shard counted
+  -- once; a budgeted job that got a lock but nothing that fits has its shard passed by until one
+  -- of its runs ends (as claim_from_job does).
+  with batch as (
+    select b.*
+    from unnest(p_jobs, p_shards, p_want, p_fair_memory, p_fair_cpu, p_room_memory, p_room_cpu)
+      with ordinality as b (job_id, shard, want, fair_memory, fair_cpu, room_memory, room_cpu, k)
+  ), locked as (
+    select b.*
+    from batch b
+    where exists (
+      select from job_service.jobs j
+      where j.id = b.job_id and j.status = 'running' and not j.rate_limited and not j.group_limited
+      for key share skip locked
+    )
+  ), due as (
+    select l.k, r.task_id, r.row_address, l.fair_memory, l.room_memory, l.room_cpu,
+           sum(coalesce(t.memory, l.fair_memory)) over w as memory_total,
+           sum(coalesce(t.cpu, l.fair_cpu)) over w as cpu_total
+    from locked l
+    cross join lateral (
+      select q.task_id, q.ctid as row_address from job_service.task_ready q
+      where q.job_id = l.job_id and q.run_after <= now()
+      order by q.task_id limit l.want
+      for update skip locked
+    ) r
+    -- a task's own resources only matter for a budgeted job
+    left join job_service.tasks t on l.fair_memory is not null and t.id = r.task_id
+    window w as (partition by l.k order by r.task_id)
+  ), fitting as (
+    select k, task_id, row_address from due
+    where fair_memory is null or (memory_total <= room_memory and cpu_total <= room_cpu)
+  ), taken as (
+    delete from job_service.task_ready
+    where ctid = any (array(select row_address from fitting))
+    returning job_id, task_id
+  ), runs as (
+    update job_service.tasks t
+    set status = 'running',
+        worker_id = p_worker,
+        lease_ms = p_lease_ms,
+        lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+        shard = p_shards[n.k],
+        attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
+        repeat_attempt = false,
+        stop_requested = false,
+        reserved_memory = case when p_fair_memory[n.k] is not null
+          then coalesce(t.memory, p_fair_memory[n.k]) end,
+        reserved_cpu = case when p_fair_memory[n.k] is not null
+          then coalesce(t.cpu, p_fair_cpu[n.k]) end,
+        usage_memory = null,
+        usage_cpu = null,
+        ended_by = null,
+        ended_attempt = null,
+        started_at = p_now
+    from (select task_id, array_position(p_jobs, job_id) as k from taken) n
+    where t.id = n.task_id
+    returning n.k, t.id, t.reserved_memory, t.reserved_cpu, t as task
+  ), per_job as (
+    select k, count(*)::integer as n, coalesce(sum(reserved_memory), 0) as memory,
+           coalesce(sum(reserved_cpu), 0) as cpu
+    from runs group by k
+  ), counted as (
+    update job_service.job_shards s
+    set started = s.started + coalesce(p.n, 0),
+        ended_seen = case when p.n is not null then p_ended[x.k] else s.ended_seen end,
+        pending = s.pending - coalesce(p.n, 0),
+        reserved_memory = s.reserved_memory + coalesce(p.memory, 0),
+        released_memory_seen = case when p.n is not null and p_fair_memory[x.k] is not null
+          then p_released_memory[x.k] else s.released_memory_seen end,
+        reserved_cpu = s.reserved_cpu + coalesce(p.cpu, 0),
+        released_cpu_seen = case when p.n is not null and p_fair_memory[x.k] is not null
+          then p_released_cpu[x.k] else s.released_cpu_seen end,
+        unfit_at_ended = case when p.n is null then p_ended[x.k] else s.unfit_at_ended end
+    from (
+      -- the jobs that started runs, and the budgeted ones whose lock was granted but whose next
+      -- task did not fit while runs of theirs are running (only an end frees budget)
+      select l.k from locked l
+      where l.k in (select k from per_job)
+         or (l.fair_memory is not null and p_rooms[l.k] < p_max_parallel[l.k])
+    ) x
+    left join per_job p on p.k = x.k
+    where s.job_id = p_jobs[x.k] and s.shard = p_shards[x.k]
+  )
+  select coalesce(array_agg(job_service.task_json(r.task) order by r.k, r.id), '{}')
+  into v_claimed
+  from runs r;
+  return v_claimed;
+end
+$$;
+comment on function job_service.claim_from_jobs(uuid[], smallint[], integer[], integer[], integer[], integer[], numeric[], numeric[], numeric[], numeric[], numeric[], numeric[], text, integer, timestamptz) is
+  'Claims for a batch of running jobs without rate limits, each from the one claim shard the walk '
+  'locked, in one statement (claim_from_job''s rules 1–4 per job, set-based): job locks, due tasks '
+  'in order within each shard''s room and budget, queue rows removed, tasks started, each shard '
+  'counted once. The claimed tasks in the batch''s job order, then task order.';
+
 create function job_service_api.claim_tasks(
   p_ctx jsonb,
   p_worker text,
@@ -456,21 +590,45 @@ set jit = off
 set enable_sort = off
 as $$
 declare
+  -- the bound of limits.ts again (a domain: a call past it fails here, VALIDATION_ERROR)
+  v_limit constant job_service.claim_limit := p_limit;
   v_result json[] := '{}'::json[];
-  v_remaining integer := p_limit;
+  v_remaining integer := v_limit;
   v_job record;
   v_claim record;
   v_starved_groups text[] := '{}'::text[];
   v_now constant timestamptz := clock_timestamp();
   v_one job_service.jobs;
   v_candidates refcursor;
+  v_end boolean;
+  v_simple boolean;
+  v_last integer;
+  -- the batch's first job, as the walk read it: served alone by claim_from_job
+  v_lone record;
+  v_lone_want integer;
+  v_want integer;
+  v_claimed json[];
+  -- the batch of jobs that claim_from_jobs serves in one statement, and the tasks it wants
+  v_batched integer := 0;
+  b_jobs uuid[] := '{}'::uuid[];
+  b_shards smallint[] := '{}'::smallint[];
+  b_ended integer[] := '{}'::integer[];
+  b_want integer[] := '{}'::integer[];
+  b_rooms integer[] := '{}'::integer[];
+  b_max_parallel integer[] := '{}'::integer[];
+  b_fair_memory numeric[] := '{}'::numeric[];
+  b_fair_cpu numeric[] := '{}'::numeric[];
+  b_room_memory numeric[] := '{}'::numeric[];
+  b_room_cpu numeric[] := '{}'::numeric[];
+  b_released_memory numeric[] := '{}'::numeric[];
+  b_released_cpu numeric[] := '{}'::numeric[];
 begin
   if p_job_id is not null then
     select * into v_one from job_service.jobs where id = p_job_id;
     if not found then
       perform job_service.raise_not_found(p_job_id);
     end if;
-    v_claim := job_service.claim_from_job(v_one, p_limit, p_worker, p_lease_ms, null, v_now, p_ctx);
+    v_claim := job_service.claim_from_job(v_one, v_limit, p_worker, p_lease_ms, null, v_now, p_ctx);
     return json_build_object('tasks', array_to_json(v_claim.claimed));
   end if;
 
@@ -517,18 +675,129 @@ begin
     order by j.priority desc, j.created_at, j.id;
   loop
     fetch v_candidates into v_job;
-    exit when not found;
-    -- a group whose tokens a higher job could not get gives none to lower jobs in this claim
-    continue when v_job.sending_group_id = any (v_starved_groups);
-    -- an expression, not a query: no executor start-up per job
-    v_claim := job_service.claim_from_job(v_job.job, v_remaining, p_worker, p_lease_ms, v_job.first,
-                                      v_now, p_ctx);
-    if v_claim.starved_group is not null then
-      v_starved_groups := v_starved_groups || v_claim.starved_group;
+    v_end := not found;
+    if v_limit = 1 and not v_end then
+      -- a claim of one task (every one-at-a-time worker's) takes it from one job: the per-job
+      -- path straight away, without the batch's bookkeeping
+      continue when v_job.sending_group_id = any (v_starved_groups);
+      v_claim := job_service.claim_from_job(v_job.job, 1, p_worker, p_lease_ms, v_job.first,
+        v_now, p_ctx);
+      if v_claim.starved_group is not null then
+        v_starved_groups := v_starved_groups || v_claim.starved_group;
+      end if;
+      v_result := v_claim.claimed;
+      exit when cardinality(v_result) > 0;
+      continue;
     end if;
-    v_result := v_result || v_claim.claimed;
-    v_remaining := v_remaining - cardinality(v_claim.claimed);
-    exit when v_remaining <= 0;
+    v_simple := false;
+    if not v_end then
+      -- a group whose tokens a higher job could not get gives none to lower jobs in this claim
+      continue when v_job.sending_group_id = any (v_starved_groups);
+      -- A running job without rate limits whose first shard has room for what the claim still
+      -- wants of it (or that has no other shard) joins the batch that claim_from_jobs serves in
+      -- one statement; any other job (queued, rate-limited, or needing more shards) takes
+      -- claim_from_job's general path, after the batch of the jobs before it.
+      v_want := least((v_job.first).room, v_remaining - v_batched);
+      v_simple := (v_job.job).status = 'running' and not (v_job.job).rate_limited
+        and not (v_job.job).group_limited
+        and (v_want = v_remaining - v_batched or (v_job.job).shard_count = 1);
+      if v_simple then
+        -- rule 4's back-pressure (see claim_from_job): a job over its limits gives nothing
+        if (v_job.job).max_memory is null or not (v_job.first).over_limit then
+          -- the first job of a batch is kept as read; the arrays of claim_from_jobs are built
+          -- only when a second one joins (most claims of a busy job never need them)
+          if v_batched = 0 then
+            v_lone := v_job;
+            v_lone_want := v_want;
+          else
+            if cardinality(b_jobs) = 0 then
+              b_jobs := array[(v_lone.job).id];
+              b_shards := array[(v_lone.first).shard];
+              b_ended := array[(v_lone.first).ended];
+              b_want := array[v_lone_want];
+              b_rooms := array[(v_lone.first).room];
+              b_max_parallel := array[(v_lone.job).max_parallel_tasks];
+              b_fair_memory := array[(v_lone.job).max_memory / (v_lone.job).max_parallel_tasks];
+              b_fair_cpu := array[(v_lone.job).max_cpu / (v_lone.job).max_parallel_tasks];
+              b_room_memory := array[(v_lone.first).room_memory];
+              b_room_cpu := array[(v_lone.first).room_cpu];
+              b_released_memory := array[(v_lone.first).released_memory];
+              b_released_cpu := array[(v_lone.first).released_cpu];
+            end if;
+            b_jobs := b_jobs || (v_job.job).id;
+            b_shards := b_shards || (v_job.first).shard;
+            b_ended := b_ended || (v_job.first).ended;
+            b_want := b_want || v_want;
+            b_rooms := b_rooms || (v_job.first).room;
+            b_max_parallel := b_max_parallel || (v_job.job).max_parallel_tasks;
+            b_fair_memory := b_fair_memory
+              || (v_job.job).max_memory / (v_job.job).max_parallel_tasks;
+            b_fair_cpu := b_fair_cpu || (v_job.job).max_cpu / (v_job.job).max_parallel_tasks;
+            b_room_memory := b_room_memory || (v_job.first).room_memory;
+            b_room_cpu := b_room_cpu || (v_job.first).room_cpu;
+            b_released_memory := b_released_memory || (v_job.first).released_memory;
+            b_released_cpu := b_released_cpu || (v_job.first).released_cpu;
+          end if;
+          v_batched := v_batched + v_want;
+        end if;
+        continue when v_batched < v_remaining;
+      end if;
+    end if;
+    -- the batch so far (higher jobs first): when it wants all that is left, before a job of the
+    -- general path, or at the walk's end
+    if v_batched > 0 and cardinality(b_jobs) = 0 then
+      -- a batch of one job (every claim from one job, as a worker of one busy job makes): the
+      -- per-job path, whose statements are cheaper for one job than the batch's
+      v_claim := job_service.claim_from_job(v_lone.job, v_remaining, p_worker, p_lease_ms,
+        v_lone.first, v_now, p_ctx);
+      v_result := v_result || v_claim.claimed;
+      v_remaining := v_remaining - cardinality(v_claim.claimed);
+    elsif v_batched > 0 then
+      v_claimed := job_service.claim_from_jobs(b_jobs, b_shards, b_ended, b_want, b_rooms,
+        b_max_parallel, b_fair_memory, b_fair_cpu, b_room_memory, b_room_cpu, b_released_memory,
+        b_released_cpu, p_worker, p_lease_ms, v_now);
+      v_result := v_result || v_claimed;
+      v_remaining := v_remaining - cardinality(v_claimed);
+      -- Only the batch's last job may have been asked for less than its room (the batch wanted
+      -- all that was left). When the batch got less than it wanted (a budget that stops a job
+      -- early, queue rows another claim holds), that job may give more, before any lower job:
+      -- the general path, which reads the shard again (the claim holds it).
+      v_last := cardinality(b_jobs);
+      if v_remaining > 0 and b_want[v_last] < b_rooms[v_last] then
+        select * into v_one from job_service.jobs where id = b_jobs[v_last];
+        v_claim := job_service.claim_from_job(v_one, v_remaining, p_worker, p_lease_ms, null,
+          v_now, p_ctx);
+        v_result := v_result || v_claim.claimed;
+        v_remaining := v_remaining - cardinality(v_claim.claimed);
+      end if;
+    end if;
+    if cardinality(b_jobs) > 0 then
+      b_jobs := '{}'::uuid[];
+      b_shards := '{}'::smallint[];
+      b_ended := '{}'::integer[];
+      b_want := '{}'::integer[];
+      b_rooms := '{}'::integer[];
+      b_max_parallel := '{}'::integer[];
+      b_fair_memory := '{}'::numeric[];
+      b_fair_cpu := '{}'::numeric[];
+      b_room_memory := '{}'::numeric[];
+      b_room_cpu := '{}'::numeric[];
+      b_released_memory := '{}'::numeric[];
+      b_released_cpu := '{}'::numeric[];
+    end if;
+    v_batched := 0;
+    exit when v_end or v_remaining <= 0;
+    if not v_simple then
+      -- an expression, not a query: no executor start-up per job
+      v_claim := job_service.claim_from_job(v_job.job, v_remaining, p_worker, p_lease_ms,
+        v_job.first, v_now, p_ctx);
+      if v_claim.starved_group is not null then
+        v_starved_groups := v_starved_groups || v_claim.starved_group;
+      end if;
+      v_result := v_result || v_claim.claimed;
+      v_remaining := v_remaining - cardinality(v_claim.claimed);
+      exit when v_remaining <= 0;
+    end if;
   end loop;
   close v_candidates;
   return json_build_object('tasks', array_to_json(v_result));

@@ -68,7 +68,8 @@ export const BOUNDS = {
   maxActiveJobs: bound(0, 1_000_000, { table: "user_limits", column: "max_active_jobs" }),
   maxPendingTasks: bound(0, 1_000_000_000, { table: "user_limits", column: "max_pending_tasks" }),
   leaseMs: bound(1000, 3_600_000, { domain: "lease_ms" }),
+  // tasks one claimTasks call may ask for: a worker process claims for all its free slots at once
+  claimLimit: bound(1, 1000, { domain: "claim_limit" }),
   // the API's alone
   retryOnErrors: bound(0, 50),
-  claimLimit: bound(1, 100),
 } as const satisfies Record<string, Bound>;

@@ -466,12 +466,12 @@ const ACTIONS: Record<string, ActionSpec> = {
     valid: (t) =>
       fc.record({
         worker_id: fc.constant("fuzz-claimer"),
-        limit: fc.integer({ min: 1, max: 100 }),
+        limit: fc.integer({ min: 1, max: 1000 }),
         job_id: fc.constant(t.jobId),
       }),
     invalid: {
       worker_id: badWorker,
-      limit: badInt(1, 100),
+      limit: badInt(1, 1000),
       job_id: notUuid,
       lease_ms: badInt(1000, 3_600_000),
     },

@@ -63,7 +63,7 @@ test("claimTasks: leases, attempts, limit, order, job filter, 404 for an unknown
   for (
     const bad of [{ worker_id: "", limit: 1 }, { worker_id: "w", limit: 0 }, {
       worker_id: "w",
-      limit: 101,
+      limit: 1001,
     }, {
       worker_id: "w",
       limit: 1,
