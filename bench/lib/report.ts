@@ -227,7 +227,7 @@ export function buildRows(results: Results, cfg: Config): Row[] {
       ours: ms(t4?.createFullMs),
       graphile: "",
       pgboss: "",
-      basis: `empty ${ms(t4?.createEmptyMs)}`,
+      basis: `empty ${ms(t4?.createEmptyMs)}, vacuumed ${ms(t4?.createVacuumedMs)}`,
       ratio: `${pct(create)} of empty`,
       target: "≤ 120 %",
       result: judge(create === undefined ? undefined : create <= 1.2),

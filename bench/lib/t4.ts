@@ -46,6 +46,8 @@ export interface T4Result {
   tasksPerSecond: number;
   createEmptyMs: number;
   createFullMs: number;
+  /** the same after a VACUUM of the hot tables: what of the difference is their dead rows */
+  createVacuumedMs: number;
   samples: TableSample[];
 }
 
@@ -170,6 +172,14 @@ export async function runT4(jobs: number, perJob: number, c: number): Promise<T4
     throw new Error(`T4: ${problems.length} problems: ${problems.slice(0, 3).join("; ")}`);
   }
   const createFullMs = await createLatency(50);
+  const vacuum = connect(1);
+  try {
+    await vacuum`vacuum job_service.tasks, job_service.task_ready, job_service.job_shards,
+      job_service.job_shard_ends, job_service.jobs`;
+  } finally {
+    await vacuum.end();
+  }
+  const createVacuumedMs = await createLatency(50);
   return {
     tasks: total,
     jobs,
@@ -179,6 +189,7 @@ export async function runT4(jobs: number, perJob: number, c: number): Promise<T4
     tasksPerSecond: result.tasksPerSecond,
     createEmptyMs,
     createFullMs,
+    createVacuumedMs,
     samples,
   };
 }
