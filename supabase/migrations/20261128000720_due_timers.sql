@@ -1,5 +1,6 @@
 -- Overdue timers through the service's own traffic, for a deployment whose maintenance schedule
--- does not run (not set up yet, or broken): the claims call run_due_timers, which does the timer
+-- does not run (not set up yet, or broken): claims (before) and reports (after) call run_due_timers,
+-- which does the timer
 -- steps of runMaintenance that the engine's promises rest on (expired leases, due retries,
 -- cancelling jobs whose runs have all ended, and with them pending deletions), bounded:
 -- - at most 100 rows of work per call, in the caller's one short transaction;

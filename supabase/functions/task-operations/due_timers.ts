@@ -1,6 +1,6 @@
-// Overdue timers on the back of the workers' claims: where the maintenance schedule does not run
-// (not set up yet, or broken), expired leases are still reclaimed, due retries still start and
-// cancelling jobs (pending deletions too) still finish. The database bounds the work
+// Overdue timers on the back of the workers' claims (before) and reports (after): where the
+// maintenance schedule does not run (not set up yet, or broken), expired leases are still reclaimed,
+// due retries still start and cancelling jobs (pending deletions too) still finish. The database bounds the work
 // (job_service_api.run_due_timers: ≤ 100 rows a call, one caller at a time, at most once a second
 // per database, never while runMaintenance runs); this module asks at most once a second per
 // instance, so a busy worker fleet costs one extra statement per instance and second. A failure

@@ -140,6 +140,29 @@ test("no schedule: a task whose lease expired is claimable again after a claim c
   assert.equal(after.overdue, true, "no runMaintenance run in the last 2 minutes");
 });
 
+test("no schedule: a report runs the overdue timers after it is recorded", async () => {
+  const { sql } = await setUp();
+  const job = await createJob({
+    tasks: [{ payload: { n: 1 } }, { payload: { n: 2 } }],
+    retry_config: { max_attempts: 3, retry_interval: 0, retry_on_errors: ["WORKER_LOST"] },
+  });
+  const [gone] = await claim("w-gone", job.id, 1, 1000);
+  const [live] = await claim("w-live", job.id, 1, 60_000);
+  await timersDue(sql);
+  // no claim comes; the live worker's report is recorded, then the timers reclaim the lost lease
+  const done = await service<{ status: string }>("task-operations", "completeTask", {
+    worker_id: "w-live",
+    task_id: live.task_id,
+  });
+  assert.equal(done.status, 200, done.code);
+  assert.equal(done.data.status, "succeeded");
+  const [task] = await sql`select status from job_service.tasks where id = ${gone.task_id}`;
+  assert.equal(task.status, "pending", "the lost task waits for its next attempt");
+  const [error] =
+    await sql`select code, attempt from job_service.job_errors where task_id = ${gone.task_id}`;
+  assert.deepEqual({ ...error }, { code: "WORKER_LOST", attempt: 1 });
+});
+
 test("no schedule: a due retry of a job runs after a claim call", async () => {
   const { sql } = await setUp();
   const user = crypto.randomUUID();

@@ -3,6 +3,7 @@ import { ApiError } from "../../_shared/errors.ts";
 import type { Action, Context } from "../../_shared/dispatcher.ts";
 import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
+import { runDueTimers } from "../due_timers.ts";
 import {
   CompleteAnswer,
   CompleteTaskData,
@@ -10,8 +11,14 @@ import {
   CompleteTasksResult,
 } from "../../_shared/task_schemas.ts";
 
-function complete(ctx: Context, worker: string, items: { task_id: number; result?: unknown }[]) {
-  return db.completeTasks({ ctx: sqlContext(ctx), worker, items });
+type Items = { task_id: number; result?: unknown }[];
+
+async function complete(ctx: Context, worker: string, items: Items) {
+  const outcomes = await db.completeTasks({ ctx: sqlContext(ctx), worker, items });
+  // the overdue timers after the report (at most once a second), never before it: a report is
+  // judged under the lease it was sent with
+  await runDueTimers(ctx);
+  return outcomes;
 }
 
 export const completeTask: Action<typeof CompleteTaskData> = {

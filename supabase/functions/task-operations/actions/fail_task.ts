@@ -2,6 +2,7 @@
 import type { Action } from "../../_shared/dispatcher.ts";
 import * as db from "../../_shared/sql_api.ts";
 import { sqlContext } from "../../_shared/context.ts";
+import { runDueTimers } from "../due_timers.ts";
 import { LIMITS } from "../../_shared/job_schemas.ts";
 import { FailAnswer, FailTaskData } from "../../_shared/task_schemas.ts";
 import { truncateUtf8 } from "../../_shared/validation.ts";
@@ -27,6 +28,8 @@ export const failTask: Action<typeof FailTaskData> = {
       task_id: data.task_id,
       error,
     });
+    // the overdue timers after the report (at most once a second), as completions run them
+    await runDueTimers(ctx);
     return { status: 200, body: { data: result } };
   },
 };
