@@ -23,6 +23,20 @@ function newSecret(): string {
   return `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
 }
 const SECRET = newSecret();
+
+/** The delivery settings of these tests: the receiver's URL, the test secret, quick retries. */
+function webhookConfig(url: string, overrides: Partial<WebhookConfig> = {}): WebhookConfig {
+  return {
+    url,
+    secret: SECRET,
+    timeoutMs: 5000,
+    maxAttempts: 3,
+    retryBaseMs: 100,
+    retryMaxMs: 1000,
+    concurrency: 10,
+    ...overrides,
+  };
+}
 const DB_URL = Deno.env.get("SUPABASE_DB_URL") ?? DEFAULT_DB_URL;
 
 interface Received {
@@ -206,15 +220,7 @@ test("a job failing for good: exactly one signed delivery, with two maintenance 
 
 test("delivery is safe without the maintenance lease: racing runners never send one twice", async () => {
   const hook = receiver();
-  const config: WebhookConfig = {
-    url: hook.url,
-    secret: SECRET,
-    timeoutMs: 5000,
-    maxAttempts: 3,
-    retryBaseMs: 100,
-    retryMaxMs: 1000,
-    concurrency: 2,
-  };
+  const config = webhookConfig(hook.url, { concurrency: 2 });
   try {
     const user = await asUser();
     const failed = [];
@@ -242,15 +248,7 @@ test("a receiver that keeps failing: retried with backoff, a time-out is a failu
   const hook = receiver((body, tries) =>
     watched.has(body.job_id as string) ? (tries === 2 ? "hang" : 503) : 200
   );
-  const config: WebhookConfig = {
-    url: hook.url,
-    secret: SECRET,
-    timeoutMs: 300,
-    maxAttempts: 3,
-    retryBaseMs: 100,
-    retryMaxMs: 150,
-    concurrency: 10,
-  };
+  const config = webhookConfig(hook.url, { timeoutMs: 300, retryMaxMs: 150 });
   try {
     const user = await asUser();
     const { job, notificationId } = await failJob(user);
@@ -287,15 +285,7 @@ test("a receiver that keeps failing: retried with backoff, a time-out is a failu
 
 test("a try whose runner died is tried again after its lease; with no try left it is failed", async () => {
   const hook = receiver();
-  const config: WebhookConfig = {
-    url: hook.url,
-    secret: SECRET,
-    timeoutMs: 2000,
-    maxAttempts: 2,
-    retryBaseMs: 100,
-    retryMaxMs: 100,
-    concurrency: 10,
-  };
+  const config = webhookConfig(hook.url, { timeoutMs: 2000, maxAttempts: 2, retryMaxMs: 100 });
   try {
     const user = await asUser();
     const { job, notificationId } = await failJob(user);
@@ -414,15 +404,7 @@ test("retention purges delivered and failed notifications, never pending ones", 
 
 test("Standard Webhooks: the library verifies a delivery and refuses a replay past its tolerance", async () => {
   const hook = receiver();
-  const config: WebhookConfig = {
-    url: hook.url,
-    secret: SECRET,
-    timeoutMs: 5000,
-    maxAttempts: 3,
-    retryBaseMs: 100,
-    retryMaxMs: 1000,
-    concurrency: 10,
-  };
+  const config = webhookConfig(hook.url);
   try {
     const { job, notificationId } = await failJob(await asUser());
     await deliverNotifications(config, { deadline: Date.now() + 5000 });
