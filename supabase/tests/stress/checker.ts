@@ -290,7 +290,17 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
     list.push(c);
     callsByJob.set(id, list);
   }
-  const maintenanceCalls = calls.filter((c) => c.action === "runMaintenance");
+  // calls that may have run the overdue timers (expired leases, due retries that start a job's next
+  // attempt, cancellations): runMaintenance, and claims and reports, which run them on the side
+  // (task-operations/due_timers.ts)
+  const TIMER_ACTIONS = new Set([
+    "runMaintenance",
+    "claimTasks",
+    "completeTask",
+    "completeTasks",
+    "failTask",
+  ]);
+  const timerCalls = calls.filter((c) => TIMER_ACTIONS.has(c.action));
   /** every job as listJobs answers showed it, by job id */
   const listed = new Map<string, { call: Call; status: string }[]>();
   for (const c of calls) {
@@ -615,9 +625,11 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
         continue;
       }
       const prev = list[i - 1];
-      const recovered = [...(callsByJob.get(run.jobId) ?? []), ...maintenanceCalls].some((c) =>
+      // a due job retry (timers) only restarts a task that had failed for good
+      const failedForGood = prev.end === undefined || prev.end.outcome === "failed";
+      const recovered = [...(callsByJob.get(run.jobId) ?? []), ...timerCalls].some((c) =>
         c.start < run.claim.end && c.end > prev.claim.start &&
-        (c.action === "runMaintenance" ||
+        ((TIMER_ACTIONS.has(c.action) && (c.action === "runMaintenance" || failedForGood)) ||
           (c.action === "updateBatchJob" && (c.data.status === "queued" || unanswered(c))))
       );
       const ok = run.attempt === prev.attempt || run.attempt === prev.attempt + 1 ||
@@ -763,10 +775,12 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
      */
     const heldUntil = (answer: Call, alsoMaintenance: boolean) => {
       let to = Infinity;
-      const movers = alsoMaintenance ? [...list, ...maintenanceCalls] : list;
+      const movers = alsoMaintenance ? [...list, ...timerCalls] : list;
       for (const u of movers) {
         if (u === answer || u.end <= answer.start) continue;
-        if (u.action !== "updateBatchJob" && u.action !== "runMaintenance") continue;
+        if (u.action !== "updateBatchJob" && !(alsoMaintenance && TIMER_ACTIONS.has(u.action))) {
+          continue;
+        }
         to = Math.min(to, Math.max(u.start, answer.end));
       }
       return to;

@@ -453,6 +453,27 @@ Deno.test("checker catches attempts out of sequence and above max_attempts", () 
   assert.deepEqual(broken(h), ["attempt-sequence"]);
 });
 
+Deno.test("checker: a claim may start a due job retry (overdue timers), but only for a task that failed for good", () => {
+  const attemptBreaches = (outcome: string) => {
+    const h = new Builder().create(JOB, { tasks: 1, retry: { retry_interval: 10 } })
+      .at(10).claim("w1", [{ task_id: 1 }])
+      .at(20).fail("w1", 1, "TIMEOUT", "pending", T0 + 30)
+      .at(40).claim("w2", [{ task_id: 1, attempt: 2 }])
+      .at(50).fail("w2", 1, "TIMEOUT", outcome, outcome === "pending" ? T0 + 60 : undefined)
+      // no runMaintenance and no recovery by update: the claim ran the overdue timers itself
+      .at(100).claim("w3", [{ task_id: 1, attempt: 1 }])
+      .complete("w3", 1)
+      .end([completedJob(1)], [{ id: 1, status: "succeeded", attempt: 1 }]);
+    return checkHistory(h.history()).violations.filter((v) => v.invariant === "attempt-sequence");
+  };
+  assert.deepEqual(
+    attemptBreaches("failed"),
+    [],
+    "failed for good, then a job retry: attempt 1 again",
+  );
+  assert.equal(attemptBreaches("pending").length, 1, "a task retry must go on with attempt 2");
+});
+
 Deno.test("checker catches a claim from a paused, cancelled or deleted job", () => {
   for (const [status, answer] of [["paused", "paused"], ["cancelled", "cancelled"]]) {
     const h = new Builder().create(JOB, { tasks: 1 })
