@@ -1,0 +1,92 @@
+// deno task bench:ab [--c=8] [--mode=single|batched] [--n=20000] [--rounds=3] [--systems=ours,graphile]
+//
+// One T1 cell of `deno task bench`, ours and graphile-worker (and pg-boss if asked) alternating for
+// a few rounds on a freshly reset bench database: a quick A/B while changing the engine. The full
+// benchmark stays the measure of record.
+import { resetDatabase } from "../scripts/lib/database.ts";
+import { BENCH_DB_URL, connect, log, median, type Mode, OnceChecker } from "./lib/common.ts";
+import { checkJobs, cleanUp, createJobs, numberedTasks, sqlTransport } from "./lib/ours.ts";
+import * as graphile from "./lib/graphile.ts";
+import * as pgboss from "./lib/pgboss.ts";
+import { runWorkers } from "./lib/workers.ts";
+import process from "node:process";
+
+const probe = connect(1);
+/** WAL position, MultiXact pages made, transactions committed: the database's side of a run. */
+async function dbCounters(): Promise<{ wal: bigint; multixactPages: number; commits: number }> {
+  const [r] = await probe`select pg_current_wal_lsn() - '0/0' as wal,
+      (select sum(blks_zeroed) from pg_stat_slru where name like 'Multi%')::integer as multixact_pages,
+      (select xact_commit from pg_stat_database where datname = current_database())::integer as commits`;
+  return { wal: BigInt(r.wal), multixactPages: r.multixact_pages, commits: r.commits };
+}
+
+/** CPU seconds of the whole machine (user + system, from /proc/stat) and of this process. */
+function cpu(): { machine: number; self: number } {
+  const [, ...fields] = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq] = fields.map(Number);
+  const u = process.cpuUsage();
+  return { machine: (user + nice + system + irq + softirq) / 100, self: (u.user + u.system) / 1e6 };
+}
+
+const arg = (name: string, fallback: string) =>
+  Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const c = Number(arg("c", "8"));
+const mode = arg("mode", "single") as Mode;
+const n = Number(arg("n", "20000"));
+const rounds = Number(arg("rounds", "3"));
+const systems = arg("systems", "ours,graphile").split(",");
+
+async function ours(): Promise<number> {
+  await cleanUp();
+  const jobIds = await createJobs([
+    { priority: 50, maxParallel: 1_000, limits: null, tasks: numberedTasks(n) },
+  ]);
+  const transport = sqlTransport(c);
+  try {
+    const once = new OnceChecker(n, "ours");
+    const r = await runWorkers(transport, { c, mode, total: n, jobIds, once, history: [] });
+    const problems = await checkJobs(jobIds);
+    if (problems.length > 0) throw new Error(problems.slice(0, 5).join("; "));
+    return r.tasksPerSecond;
+  } finally {
+    await transport.close();
+  }
+}
+
+const runners: Record<string, () => Promise<number>> = {
+  ours,
+  graphile: async () => (await graphile.runT1(n, c, mode)).tasksPerSecond,
+  pgboss: async () => (await pgboss.runT1(n, c, mode)).tasksPerSecond,
+};
+
+await resetDatabase(BENCH_DB_URL);
+if (systems.includes("graphile")) await graphile.install();
+if (systems.includes("pgboss")) await pgboss.install();
+const figures: Record<string, number[]> = {};
+for (let round = 0; round < rounds; round++) {
+  for (let i = 0; i < systems.length; i++) {
+    const name = systems[(i + round) % systems.length];
+    const before = cpu();
+    const dbBefore = await dbCounters();
+    const tps = await runners[name]();
+    const after = cpu();
+    const dbAfter = await dbCounters();
+    (figures[name] ??= []).push(tps);
+    // CPU per task (the set-up of a run included, the same for every system): the workers'
+    // process, and the rest of the machine (the database, mostly)
+    const self = (after.self - before.self) / n * 1e6;
+    const rest = (after.machine - before.machine) / n * 1e6 - self;
+    log(
+      `round ${round + 1} ${name} ${mode} C=${c}: ${Math.round(tps)} tasks/s; CPU per task ` +
+        `${Math.round(self)} µs in the workers' process, ${Math.round(rest)} µs elsewhere; WAL ` +
+        `${Number(dbAfter.wal - dbBefore.wal) / n | 0} B, transactions ` +
+        `${((dbAfter.commits - dbBefore.commits) / n).toFixed(2)}, MultiXact pages ` +
+        `${dbAfter.multixactPages - dbBefore.multixactPages} (set-up included)`,
+    );
+  }
+}
+const line = systems.map((s) => `${s} ${Math.round(median(figures[s]))}`).join(", ");
+console.log(`T1 ${mode} C=${c} N=${n}, medians of ${rounds}: ${line}`);
+await cleanUp();
+await probe.end();
+Deno.exit(0);
