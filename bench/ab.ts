@@ -1,4 +1,5 @@
 // deno task bench:ab [--c=8] [--mode=single|batched] [--n=20000] [--rounds=3] [--systems=ours,graphile]
+//   [--max-parallel=1000]
 //
 // One T1 cell of `deno task bench`, ours and graphile-worker (and pg-boss if asked) alternating for
 // a few rounds on a freshly reset bench database: a quick A/B while changing the engine. The full
@@ -35,11 +36,13 @@ const mode = arg("mode", "single") as Mode;
 const n = Number(arg("n", "20000"));
 const rounds = Number(arg("rounds", "3"));
 const systems = arg("systems", "ours,graphile").split(",");
+// T3 is `--max-parallel=64 --c=32 --systems=ours`
+const maxParallel = Number(arg("max-parallel", "1000"));
 
 async function ours(): Promise<number> {
   await cleanUp();
   const jobIds = await createJobs([
-    { priority: 50, maxParallel: 1_000, limits: null, tasks: numberedTasks(n) },
+    { priority: 50, maxParallel, limits: null, tasks: numberedTasks(n) },
   ]);
   const transport = sqlTransport(c);
   try {
@@ -47,6 +50,7 @@ async function ours(): Promise<number> {
     const r = await runWorkers(transport, { c, mode, total: n, jobIds, once, history: [] });
     const problems = await checkJobs(jobIds);
     if (problems.length > 0) throw new Error(problems.slice(0, 5).join("; "));
+    log(`ours: ${r.claims} claims (${r.emptyClaims} empty), ${r.completions} completions`);
     return r.tasksPerSecond;
   } finally {
     await transport.close();

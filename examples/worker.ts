@@ -74,6 +74,8 @@ export class Worker {
   private pendingResults: { task_id: number; result?: unknown }[] = [];
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  /** flushes queued or in flight */
+  private reporting = 0;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private loop: Promise<void> | undefined;
 
@@ -118,6 +120,12 @@ export class Worker {
         this.report(error); // a JobServiceError (503 and friends): back off and try again
       }
       if (tasks.length === 0) {
+        if (this.pendingResults.length > 0 || this.reporting > 0) {
+          // our own reports give room back in their jobs (parallelism, budgets): send them now
+          // and claim again once they land, instead of idling
+          await this.flush().catch(this.report);
+          continue;
+        }
         await sleep(this.options.idleMs ?? 500, this.stopping.signal);
         continue;
       }
@@ -152,7 +160,9 @@ export class Worker {
   }
 
   private flush(): Promise<void> {
-    this.flushing = this.flushing.then(async () => {
+    this.reporting++;
+    // after the flush before it, whether that one got its reports through or not
+    const done = this.flushing.catch(() => {}).then(async () => {
       while (this.pendingResults.length > 0) {
         const batch = this.pendingResults.splice(0, 1000);
         for (let attempt = 0;; attempt++) {
@@ -166,8 +176,9 @@ export class Worker {
           }
         }
       }
-    });
-    return this.flushing;
+    }).finally(() => this.reporting--);
+    this.flushing = done;
+    return done;
   }
 
   private async fail(task: ClaimedTask, error: unknown): Promise<void> {

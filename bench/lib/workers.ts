@@ -158,15 +158,34 @@ export async function runWorkers(transport: Transport, options: {
   const running = () => succeeded < total && failure === undefined;
   const fetcher = async () => {
     let idle = 0;
+    let short = false;
     try {
       while (running()) {
         if (queue.length >= c) {
           await new Promise<void>((resolve) => (refill = resolve));
           continue;
         }
+        // A claim that got less than it asked for met its jobs' limits: the room it lacked comes
+        // back as our completions land, so wait for the one in flight first.
+        if (short) {
+          // (the slots take what the short claim brought, and the merger sends it, first)
+          await Promise.resolve();
+          if (flushing) await flushing;
+        }
         stats.claims++;
-        const tasks = await transport.claim(PROCESS_WORKER, size - queue.length);
+        const ask = size - queue.length;
+        const tasks = await transport.claim(PROCESS_WORKER, ask);
+        short = tasks.length < ask;
         if (tasks.length === 0) {
+          // Our own completions in flight free room in their jobs (parallelism, budgets): claim
+          // again as soon as they land, not after a back-off; back off only when nothing of ours
+          // is in flight.
+          const inFlight = flushing;
+          if (inFlight) {
+            stats.emptyClaims++;
+            await inFlight;
+            continue;
+          }
           // completions still in flight may be the last ones: wait for them, not the stall
           await idleClaim(++idle);
           continue;
