@@ -1,12 +1,12 @@
 // deno task bench:ab [--c=8] [--mode=single|batched] [--n=20000] [--rounds=3] [--systems=ours,graphile]
-//   [--max-parallel=1000]
+//   [--max-parallel=1000] [--t2]
 //
 // One T1 cell of `deno task bench`, ours and graphile-worker (and pg-boss if asked) alternating for
 // a few rounds on a freshly reset bench database: a quick A/B while changing the engine. The full
 // benchmark stays the measure of record.
 import { resetDatabase } from "../scripts/lib/database.ts";
 import { BENCH_DB_URL, connect, log, median, type Mode, OnceChecker } from "./lib/common.ts";
-import { checkJobs, cleanUp, createJobs, numberedTasks, sqlTransport } from "./lib/ours.ts";
+import { checkJobs, cleanUp, createJobs, numberedTasks, sqlTransport, t2Jobs } from "./lib/ours.ts";
 import * as graphile from "./lib/graphile.ts";
 import * as pgboss from "./lib/pgboss.ts";
 import { runWorkers } from "./lib/workers.ts";
@@ -36,14 +36,17 @@ const mode = arg("mode", "single") as Mode;
 const n = Number(arg("n", "20000"));
 const rounds = Number(arg("rounds", "3"));
 const systems = arg("systems", "ours,graphile").split(",");
-// T3 is `--max-parallel=64 --c=32 --systems=ours`
+// T3 is `--max-parallel=64 --c=32 --systems=ours`; T2's jobs (100 × 200 tasks) with `--t2`
 const maxParallel = Number(arg("max-parallel", "1000"));
+const t2 = Deno.args.includes("--t2");
 
 async function ours(): Promise<number> {
   await cleanUp();
-  const jobIds = await createJobs([
-    { priority: 50, maxParallel, limits: null, tasks: numberedTasks(n) },
-  ]);
+  const jobIds = await createJobs(
+    t2
+      ? t2Jobs(100, n / 100)
+      : [{ priority: 50, maxParallel, limits: null, tasks: numberedTasks(n) }],
+  );
   const transport = sqlTransport(c);
   try {
     const once = new OnceChecker(n, "ours");

@@ -17,7 +17,8 @@
 # JOBS=n spreads the tasks over n jobs of equal priority (with MAX_PARALLEL=4, a claim of 40 takes
 # from 10 jobs, as in T2); each report is then made from the claim's answer. A third run, without
 # valgrind and with pg_stat_statements, counts the SQL statements (nested in the entry points) and
-# the WAL bytes of the same N2 - N1 cycles; all three figures are also given per task.
+# the WAL bytes of the same N2 - N1 cycles; all three figures are also given per task. TOP=1 also
+# lists the 15 nested statements that took the most time in that run (calls, ms, rows, query).
 set -euo pipefail
 
 LIMIT=${1:-1}
@@ -99,6 +100,7 @@ cycles_sql() {
 declare
   wal pg_lsn;
   statements bigint;
+  top record;
   answer text;
   ctx constant jsonb := '$CTX';
   reports constant text[] := array(
@@ -117,7 +119,12 @@ begin
   end if;
   ${stats:+select sum(calls) into statements from pg_stat_statements
     where not toplevel and query not like '%json_array_elements(answer%';
-  raise warning 'STATS % %', statements, pg_current_wal_lsn() - wal;}
+  raise warning 'STATS % %', statements, pg_current_wal_lsn() - wal;
+  for top in select calls, round(total_exec_time::numeric, 1) as ms, rows,
+                    left(regexp_replace(query, '\s+', ' ', 'g'), 110) as query
+             from pg_stat_statements where not toplevel order by total_exec_time desc limit 15 loop
+    raise warning 'TOP % calls, % ms, % rows: %', top.calls, top.ms, top.rows, top.query;
+  end loop;}
 end \$\$;"
 }
 
@@ -148,6 +155,7 @@ stats() {
     grep ERROR "$WORK/single.stats" >&2
     exit 1
   fi
+  [ -n "${TOP:-}" ] && sed -n 's/.*WARNING: *TOP /  /p' "$WORK/single.stats" >&2
   sed -n 's/.*STATS \([0-9]*\) \([0-9.]*\).*/\1 \2/p' "$WORK/single.stats"
 }
 # the extension, in the snapshot

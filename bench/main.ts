@@ -22,6 +22,7 @@ import {
   type JobSpec,
   numberedTasks,
   sqlTransport,
+  t2Jobs,
 } from "./lib/ours.ts";
 import * as graphile from "./lib/graphile.ts";
 import * as pgboss from "./lib/pgboss.ts";
@@ -113,21 +114,7 @@ const oneJob = (n: number, maxParallel: number): JobSpec[] => [
 ];
 
 /** T2: mixed priorities, max_parallel_tasks 4, resource limits (and some big tasks) on half. */
-function limitedJobs(): JobSpec[] {
-  const per = cfg.t2TasksPerJob;
-  return Array.from({ length: cfg.t2Jobs }, (_, j) => {
-    const limited = j % 2 === 0;
-    return {
-      priority: 10 + (j % 5) * 20,
-      maxParallel: 4,
-      // fair share 256 MiB / 0.5 core; every fourth task asks for 300 MiB, so the budget binds
-      limits: limited ? { max_memory: 1_024, max_cpu: 2 } : null,
-      tasks: numberedTasks(per, j * per).map((task, i) =>
-        limited && i % 4 === 0 ? { ...task, resources: { memory: 300, cpu: 0.5 } } : task
-      ),
-    };
-  });
-}
+const limitedJobs = () => t2Jobs(cfg.t2Jobs, cfg.t2TasksPerJob);
 
 function t2(mode: Mode): Promise<void> {
   const specs = limitedJobs();

@@ -22,6 +22,25 @@ export function numberedTasks(count: number, first = 0): JobSpec["tasks"] {
   return Array.from({ length: count }, (_, i) => ({ payload: { n: first + i } }));
 }
 
+/**
+ * T2's jobs: mixed priorities, max_parallel_tasks 4, resource limits on every other job (fair share
+ * 256 MiB / 0.5 core) and every fourth of its tasks asking for 300 MiB / 0.5 core, so that the budget
+ * binds.
+ */
+export function t2Jobs(jobs: number, perJob: number): JobSpec[] {
+  return Array.from({ length: jobs }, (_, j) => {
+    const limited = j % 2 === 0;
+    return {
+      priority: 10 + (j % 5) * 20,
+      maxParallel: 4,
+      limits: limited ? { max_memory: 1_024, max_cpu: 2 } : null,
+      tasks: numberedTasks(perJob, j * perJob).map((task, i) =>
+        limited && i % 4 === 0 ? { ...task, resources: { memory: 300, cpu: 0.5 } } : task
+      ),
+    };
+  });
+}
+
 /** Creates the jobs (tasks in chunks of 1 000, like the peers' bulk inserts), then ANALYZE. */
 export async function createJobs(specs: JobSpec[]): Promise<string[]> {
   const sql = connect(1);
