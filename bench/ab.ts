@@ -1,5 +1,5 @@
 // deno task bench:ab [--c=8] [--mode=single|batched] [--n=20000] [--rounds=3] [--systems=ours,graphile]
-//   [--max-parallel=1000] [--t2]
+//   [--max-parallel=1000] [--t2] [--combined]
 //
 // One T1 cell of `deno task bench`, ours and graphile-worker (and pg-boss if asked) alternating for
 // a few rounds on a freshly reset bench database: a quick A/B while changing the engine. The full
@@ -39,6 +39,8 @@ const systems = arg("systems", "ours,graphile").split(",");
 // T3 is `--max-parallel=64 --c=32 --systems=ours`; T2's jobs (100 × 200 tasks) with `--t2`
 const maxParallel = Number(arg("max-parallel", "1000"));
 const t2 = Deno.args.includes("--t2");
+// reports also claim (completeTask(s) with `claim`)
+const combined = Deno.args.includes("--combined");
 
 async function ours(): Promise<number> {
   await cleanUp();
@@ -50,10 +52,21 @@ async function ours(): Promise<number> {
   const transport = sqlTransport(c);
   try {
     const once = new OnceChecker(n, "ours");
-    const r = await runWorkers(transport, { c, mode, total: n, jobIds, once, history: [] });
+    const r = await runWorkers(transport, {
+      c,
+      mode,
+      combined,
+      total: n,
+      jobIds,
+      once,
+      history: [],
+    });
     const problems = await checkJobs(jobIds);
     if (problems.length > 0) throw new Error(problems.slice(0, 5).join("; "));
-    log(`ours: ${r.claims} claims (${r.emptyClaims} empty), ${r.completions} completions`);
+    log(
+      `ours: ${r.claims} claims (${r.emptyClaims} empty, ${r.carried} carried by completions), ` +
+        `${r.completions} completions`,
+    );
     return r.tasksPerSecond;
   } finally {
     await transport.close();

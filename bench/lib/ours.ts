@@ -154,6 +154,15 @@ export function sqlTransport(c: number): Transport & { close(): Promise<void> } 
         );
         return r as Outcome[];
       }),
+    completeAndClaim: (worker, taskIds, limit) =>
+      retrying(async () => {
+        const [{ r }] = await pool.use((sql) =>
+          sql`select job_service_api.complete_and_claim(${sql.json(CTX)}, ${worker},
+            ${sql.json(taskIds.map((id) => ({ task_id: id })))}, ${limit}::integer, null::uuid,
+            ${LEASE_MS}::integer) as r`
+        );
+        return { outcomes: r.tasks as Outcome[], claimed: r.claimed as ClaimedTask[] };
+      }),
     async countSucceeded(jobIds) {
       const [{ n }] = await pool.use((sql) =>
         sql`select count(*)::integer as n from job_service.tasks

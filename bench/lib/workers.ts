@@ -18,6 +18,12 @@ export interface Outcome {
 export interface Transport {
   claim(worker: string, limit: number): Promise<ClaimedTask[]>;
   complete(worker: string, taskIds: number[]): Promise<Outcome[]>;
+  /** completeTask(s) with `claim`: the report, then a claim of up to `limit`, in one call */
+  completeAndClaim?(
+    worker: string,
+    taskIds: number[],
+    limit: number,
+  ): Promise<{ outcomes: Outcome[]; claimed: ClaimedTask[] }>;
   /** the count query: tasks of these jobs that succeeded */
   countSucceeded(jobIds: string[]): Promise<number>;
   /** serialization failures and deadlocks retried on the client side (SQL path only) */
@@ -42,6 +48,8 @@ export interface WorkerResult extends Throughput {
   retries: number;
   emptyClaims: number;
   claims: number;
+  /** claims made by completion calls (completeTask(s) with `claim`) */
+  carried: number;
   completions: number;
 }
 
@@ -65,6 +73,8 @@ const LOCAL_QUEUE_PER_SLOT = 10;
 export async function runWorkers(transport: Transport, options: {
   c: number;
   mode: Mode;
+  /** reports also claim (completeTask(s) with `claim`), where the transport can */
+  combined?: boolean;
   total: number;
   jobIds: string[];
   once: OnceChecker;
@@ -73,14 +83,25 @@ export async function runWorkers(transport: Transport, options: {
   progress?: (succeeded: number) => void;
 }): Promise<WorkerResult> {
   const { c, mode, total, once, history } = options;
-  const stats = { emptyClaims: 0, claims: 0, completions: 0 };
+  const combined = (options.combined ?? false) && transport.completeAndClaim !== undefined;
+  const stats = { emptyClaims: 0, claims: 0, completions: 0, carried: 0 };
   let succeeded = 0;
   let failure: unknown;
   let lastProgress = performance.now();
 
-  const complete = async (worker: string, runs: Run[]) => {
+  /** Reports the runs (and, given a claim limit and a transport that can, claims in the same call). */
+  const complete = async (worker: string, runs: Run[], claim?: number) => {
     stats.completions++;
-    const outcomes = await transport.complete(worker, runs.map((r) => r.task_id));
+    const ids = runs.map((r) => r.task_id);
+    let outcomes: Outcome[];
+    let claimed: ClaimedTask[] | undefined;
+    if (claim !== undefined && transport.completeAndClaim) {
+      stats.claims++;
+      stats.carried++;
+      ({ outcomes, claimed } = await transport.completeAndClaim(worker, ids, claim));
+    } else {
+      outcomes = await transport.complete(worker, ids);
+    }
     for (const outcome of outcomes) {
       if (outcome.status !== "succeeded") {
         throw new Error(`task ${outcome.task_id} completed as ${outcome.status}`);
@@ -90,6 +111,7 @@ export async function runWorkers(transport: Transport, options: {
     succeeded += outcomes.length;
     lastProgress = performance.now();
     options.progress?.(succeeded);
+    return claimed;
   };
 
   /** a claim that found nothing: back off, and fail the run when nothing moved for too long */
@@ -116,30 +138,56 @@ export async function runWorkers(transport: Transport, options: {
     return run;
   };
 
-  // One at a time: each slot claims one task and completes it.
+  // One at a time: each slot claims one task and completes it; with a transport that can, the
+  // report of a task also claims the next one (one call per task, one task per claim and report).
   const slot = async (index: number) => {
     const worker = `bench-slot-${index}`;
     let idle = 0; // consecutive empty claims: a worker that finds nothing backs off
+    let next: ClaimedTask[] | undefined;
     while (succeeded < total && failure === undefined) {
-      stats.claims++;
-      const tasks = await transport.claim(worker, 1);
+      let tasks = next;
+      next = undefined;
+      if (!tasks) {
+        stats.claims++;
+        tasks = await transport.claim(worker, 1);
+      }
       if (tasks.length === 0) {
         await idleClaim(++idle);
         continue;
       }
       idle = 0;
       const claimedAt = performance.now();
-      await complete(worker, tasks.map((t) => record(t, claimedAt)));
+      next = await complete(
+        worker,
+        tasks.map((t) => record(t, claimedAt)),
+        combined ? 1 : undefined,
+      );
     }
   };
 
   // Batched: the merger, one call in flight; what arrives meanwhile goes in the next one.
   const pending: Run[] = [];
   let flushing: Promise<void> | undefined;
+  // With `combined`, a fetcher that wants to claim while a completion is on its way hands its claim
+  // to the merger, whose next completion call carries it (the claim then sees the room that the
+  // report gave back): one call instead of two. The waiter gets the claimed tasks, or undefined
+  // when no completion carried its claim (it claims itself then).
+  let claimWaiter:
+    | ((claimed: { tasks: ClaimedTask[]; ask: number } | undefined) => void)
+    | undefined;
   const flush = async () => {
     await Promise.resolve(); // let the other slots of this tick add theirs first
-    while (pending.length > 0) await complete(PROCESS_WORKER, pending.splice(0, 1_000));
+    while (pending.length > 0) {
+      const waiter = claimWaiter;
+      claimWaiter = undefined;
+      const ask = waiter ? size - queue.length : undefined;
+      const claimed = await complete(PROCESS_WORKER, pending.splice(0, 1_000), ask);
+      waiter?.(claimed && ask !== undefined ? { tasks: claimed, ask } : undefined);
+    }
     flushing = undefined;
+    const waiter = claimWaiter;
+    claimWaiter = undefined;
+    waiter?.(undefined);
   };
 
   // Batched: the local queue, filled by one claim in flight at a time whenever it holds fewer
@@ -170,11 +218,24 @@ export async function runWorkers(transport: Transport, options: {
         if (short) {
           // (the slots take what the short claim brought, and the merger sends it, first)
           await Promise.resolve();
-          if (flushing) await flushing;
+          // (combined: the completion carries the claim, below)
+          if (flushing && !combined) await flushing;
         }
-        stats.claims++;
-        const ask = size - queue.length;
-        const tasks = await transport.claim(PROCESS_WORKER, ask);
+        const carried = combined && flushing
+          ? await new Promise<{ tasks: ClaimedTask[]; ask: number } | undefined>((resolve) =>
+            claimWaiter = resolve
+          )
+          : undefined;
+        let ask: number;
+        let tasks: ClaimedTask[];
+        if (carried) {
+          ({ ask, tasks } = carried);
+        } else {
+          if (queue.length >= c) continue;
+          stats.claims++;
+          ask = size - queue.length;
+          tasks = await transport.claim(PROCESS_WORKER, ask);
+        }
         short = tasks.length < ask;
         if (tasks.length === 0) {
           // Our own completions in flight free room in their jobs (parallelism, budgets): claim
@@ -183,7 +244,7 @@ export async function runWorkers(transport: Transport, options: {
           const inFlight = flushing;
           if (inFlight) {
             stats.emptyClaims++;
-            await inFlight;
+            if (!combined) await inFlight;
             continue;
           }
           // completions still in flight may be the last ones: wait for them, not the stall

@@ -11,6 +11,7 @@ import type {
 } from "./job_schemas.ts";
 import type {
   AddTasksResult,
+  ClaimedTask,
   ClaimTasksResult,
   CompleteAnswer,
   FailAnswer,
@@ -51,6 +52,10 @@ export interface SqlAnswers {
   apply_job_update: BatchJob;
   claim_notifications: ClaimedNotification[];
   claim_tasks: z.output<typeof ClaimTasksResult>;
+  complete_and_claim: {
+    tasks: z.output<typeof CompleteAnswer>[];
+    claimed: z.output<typeof ClaimedTask>[];
+  };
   complete_tasks: z.output<typeof CompleteAnswer>[];
   create_job: { created: boolean; job: BatchJob };
   delete_job: DeleteJobResult;

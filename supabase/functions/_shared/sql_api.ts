@@ -38,6 +38,12 @@ export const SQL_RAISES = {
   begin_maintenance: [],
   claim_notifications: [],
   claim_tasks: ["INVALID_PROGRESS", "INVALID_TRANSITION", "JOB_NOT_FOUND", "VALIDATION_ERROR"],
+  complete_and_claim: [
+    "INVALID_PROGRESS",
+    "INVALID_TRANSITION",
+    "JOB_NOT_FOUND",
+    "VALIDATION_ERROR",
+  ],
   complete_tasks: ["INVALID_PROGRESS", "INVALID_TRANSITION", "VALIDATION_ERROR"],
   create_job: ["IDEMPOTENCY_CONFLICT", "INVALID_PROGRESS", "INVALID_TRANSITION", "QUOTA_EXCEEDED"],
   delete_job: ["INVALID_PROGRESS", "INVALID_TRANSITION", "JOB_NOT_FOUND", "VALIDATION_ERROR"],
@@ -156,6 +162,29 @@ export async function claimTasks(
     "answer",
   );
   return row.answer as SqlAnswers["claim_tasks"];
+}
+
+/** job_service_api.complete_and_claim; raises INVALID_PROGRESS, INVALID_TRANSITION, JOB_NOT_FOUND, VALIDATION_ERROR. */
+export async function completeAndClaim(
+  args: {
+    ctx: SqlContext;
+    worker: string | null;
+    items: unknown;
+    limit: number | null;
+    job_id: string | null;
+    lease_ms: number | null;
+  },
+): Promise<SqlAnswers["complete_and_claim"]> {
+  const row = await queryOne(
+    (sql) =>
+      sql`select job_service_api.complete_and_claim(${
+        jsonb(sql, args.ctx)
+      }, ${args.worker}::text, ${
+        jsonb(sql, args.items)
+      }, ${args.limit}::integer, ${args.job_id}::uuid, ${args.lease_ms}::integer) as answer`,
+    "answer",
+  );
+  return row.answer as SqlAnswers["complete_and_claim"];
 }
 
 /** job_service_api.complete_tasks; raises INVALID_PROGRESS, INVALID_TRANSITION, VALIDATION_ERROR. */

@@ -41,10 +41,16 @@ export const CompleteTaskData = z.strictObject({
   result: Result.optional(),
 });
 
+/** completeTasks' `claim`: a claimTasks request without its worker_id (the report's). */
+export const ClaimAfterReport = ClaimTasksData.omit({ worker_id: true });
+
 export const CompleteTasksData = z.strictObject({
   worker_id: WorkerId,
   tasks: z.array(z.strictObject({ task_id: TaskId, result: Result.optional() })).min(1).max(1000)
     .refine(uniqueTaskIds, { message: "Each task_id may appear once." }),
+  claim: ClaimAfterReport.optional().describe(
+    "then claim, in the same transaction: answer `claimed`, as claimTasks",
+  ),
 });
 
 export const FailTaskData = z.strictObject({
@@ -88,4 +94,7 @@ export const AddTasksResult = z.object({
 });
 export const ClaimTasksResult = z.object({ tasks: z.array(ClaimedTask) });
 export const HeartbeatResult = z.object({ tasks: z.array(HeartbeatAnswer) });
-export const CompleteTasksResult = z.object({ tasks: z.array(CompleteAnswer) });
+export const CompleteTasksResult = z.object({
+  tasks: z.array(CompleteAnswer),
+  claimed: z.array(ClaimedTask).optional().describe("The claimed tasks, when `claim` was given."),
+});

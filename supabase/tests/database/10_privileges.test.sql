@@ -68,6 +68,7 @@ insert into declared_routines values
     ('job_service_api.begin_maintenance', true, 'job_service_runtime'),
     ('job_service_api.claim_notifications', true, 'job_service_runtime'),
     ('job_service_api.claim_tasks', true, 'job_service_runtime'),
+    ('job_service_api.complete_and_claim', true, 'job_service_runtime'),
     ('job_service_api.complete_tasks', true, 'job_service_runtime'),
     ('job_service_api.create_job', true, 'job_service_runtime'),
     ('job_service_api.delete_job', true, 'job_service_runtime'),

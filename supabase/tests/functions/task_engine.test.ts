@@ -603,6 +603,49 @@ test("completeTasks judges each task alone in one call", async () => {
   assert.equal(await jobStatus(job.id), "completed");
 });
 
+test("completeTasks with claim: the report, then a claim that sees the room it gave back, in one call", async () => {
+  const service = await asService();
+  const job = await createJob(service, { tasks: tasks(3), max_parallel_tasks: 1 });
+  const [first] = await claim("w-next", 5, { job_id: job.id });
+  type Answer = {
+    tasks: { task_id: number; status: string }[];
+    claimed?: { task_id: number; attempt: number; lease_expires_at: string }[];
+  };
+  // one task at a time, each report claiming the next: the job's one slot passes from run to run
+  let held = first;
+  const order = [first.task_id];
+  for (let i = 0; i < 2; i++) {
+    const res = await service.task<Answer>("completeTasks", {
+      worker_id: "w-next",
+      tasks: [{ task_id: held.task_id }],
+      claim: { limit: 5, job_id: job.id, lease_ms: 30_000 },
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.data.tasks, [{ task_id: held.task_id, status: "succeeded" }]);
+    assert.equal(res.data.claimed?.length, 1, "max_parallel_tasks 1: the freed slot, no more");
+    held = res.data.claimed![0] as typeof first;
+    assert.equal(held.attempt, 1);
+    order.push(held.task_id);
+  }
+  assert.deepEqual(order, [...order].sort((a, b) => a - b), "oldest tasks first");
+  const last = await service.task<Answer>("completeTasks", {
+    worker_id: "w-next",
+    tasks: [{ task_id: held.task_id }],
+    claim: { limit: 5, job_id: job.id },
+  });
+  assert.deepEqual(last.data.claimed, [], "nothing left: an empty claim");
+  assert.equal(await jobStatus(job.id), "completed");
+  // without claim the answer has no `claimed`; a bad claim is refused before anything is written
+  const bad = await service.task("completeTasks", {
+    worker_id: "w-next",
+    tasks: [{ task_id: held.task_id }],
+    claim: { limit: 0 },
+  });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.error?.code, "VALIDATION_ERROR");
+  await assertInvariants([job.id]);
+});
+
 test("addTasks: appends while the job takes tasks; JOB_CLOSED after; budgets checked", async () => {
   const service = await asService();
   const job = await createJob(service, {

@@ -1,4 +1,5 @@
-// completeTask and completeTasks: one statement for the whole batch, each task judged alone.
+// completeTask and completeTasks: one statement for the whole batch, each task judged alone;
+// completeTasks with `claim` claims after the report, in the same transaction.
 import { ApiError } from "../../_shared/errors.ts";
 import type { Action, Context } from "../../_shared/dispatcher.ts";
 import * as db from "../../_shared/sql_api.ts";
@@ -51,7 +52,8 @@ export const completeTasks: Action<typeof CompleteTasksData> = {
   data: CompleteTasksData,
   roles: ["service_role"],
   doc: {
-    summary: "Many completions in one statement, each task judged on its own.",
+    summary:
+      "Many completions in one statement, each task judged on its own; with `claim`, then a claim.",
     responses: [{
       status: 200,
       schema: CompleteTasksResult,
@@ -60,9 +62,22 @@ export const completeTasks: Action<typeof CompleteTasksData> = {
   },
 
   async handle(data, ctx) {
-    return {
-      status: 200,
-      body: { data: { tasks: await complete(ctx, data.worker_id, data.tasks) } },
-    };
+    if (!data.claim) {
+      return {
+        status: 200,
+        body: { data: { tasks: await complete(ctx, data.worker_id, data.tasks) } },
+      };
+    }
+    // the report, then the claim, in one transaction: one call and one commit per cycle
+    const answer = await db.completeAndClaim({
+      ctx: sqlContext(ctx),
+      worker: data.worker_id,
+      items: data.tasks,
+      limit: data.claim.limit,
+      job_id: data.claim.job_id ?? null,
+      lease_ms: data.claim.lease_ms,
+    });
+    await runDueTimers(ctx);
+    return { status: 200, body: { data: answer } };
   },
 };
