@@ -73,7 +73,7 @@ export class Worker {
   private readonly stopping = new AbortController();
   private pendingResults: { task_id: number; result?: unknown }[] = [];
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
-  private flushing: Promise<void> = Promise.resolve();
+  private flushing: Promise<unknown> = Promise.resolve();
   /** flushes queued or in flight */
   private reporting = 0;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -110,12 +110,16 @@ export class Worker {
         continue;
       }
       let tasks: ClaimedTask[] = [];
+      const limit = Math.min(free, this.options.batchSize ?? CLAIM_LIMIT, CLAIM_LIMIT);
       try {
-        ({ tasks } = await this.client.claimTasks({
+        // reports waiting to be sent carry the claim: one call and one commit instead of two,
+        // and the claim sees the room they give back
+        const carried = this.pendingResults.length > 0 ? await this.flush(limit) : undefined;
+        tasks = carried ?? (await this.client.claimTasks({
           worker_id: this.options.workerId,
-          limit: Math.min(free, this.options.batchSize ?? CLAIM_LIMIT, CLAIM_LIMIT),
+          limit,
           lease_ms: this.options.leaseMs ?? 60_000,
-        }));
+        })).tasks;
       } catch (error) {
         this.report(error); // a JobServiceError (503 and friends): back off and try again
       }
@@ -159,15 +163,32 @@ export class Worker {
     }, this.options.completeDelayMs ?? 20);
   }
 
-  private flush(): Promise<void> {
+  /**
+   * Sends the queued reports; given a claim limit, the last call also claims (completeTasks with
+   * `claim`) and its tasks are the answer (undefined when no call carried the claim).
+   */
+  private flush(claim?: number): Promise<ClaimedTask[] | undefined> {
     this.reporting++;
     // after the flush before it, whether that one got its reports through or not
     const done = this.flushing.catch(() => {}).then(async () => {
+      let claimed: ClaimedTask[] | undefined;
       while (this.pendingResults.length > 0) {
         const batch = this.pendingResults.splice(0, 1000);
         for (let attempt = 0;; attempt++) {
+          // a retry never claims: the first try may have claimed before its answer was lost
+          const limit = attempt === 0 && this.pendingResults.length === 0 ? claim : undefined;
           try {
-            await this.client.completeTasks({ worker_id: this.options.workerId, tasks: batch });
+            const answer = await this.client.completeTasks({
+              worker_id: this.options.workerId,
+              tasks: batch,
+              ...(limit !== undefined
+                ? { claim: { limit, lease_ms: this.options.leaseMs ?? 60_000 } }
+                : {}),
+            });
+            if (limit !== undefined) {
+              claimed = answer.claimed ?? [];
+              claim = undefined; // once: reports that arrive meanwhile go without
+            }
             break;
           } catch (error) {
             // completing is idempotent for the worker that holds the task: retry safely
@@ -176,6 +197,7 @@ export class Worker {
           }
         }
       }
+      return claimed;
     }).finally(() => this.reporting--);
     this.flushing = done;
     return done;
