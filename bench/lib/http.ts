@@ -203,6 +203,15 @@ export async function httpTransport(call: Caller): Promise<Transport & { close()
       });
       return ok<{ tasks: Outcome[] }>(res, "completeTasks").tasks;
     },
+    async completeAndClaim(worker, taskIds, limit) {
+      const res = await call("task-operations", token, "completeTasks", {
+        worker_id: worker,
+        tasks: taskIds.map((id) => ({ task_id: id })),
+        claim: { limit, lease_ms: 300_000 },
+      });
+      const answer = ok<{ tasks: Outcome[]; claimed: ClaimedTask[] }>(res, "completeTasks");
+      return { outcomes: answer.tasks, claimed: answer.claimed };
+    },
     async countSucceeded(jobIds) {
       const [{ n }] = await sql`select count(*)::integer as n from job_service.tasks
         where job_id = any (string_to_array(${jobIds.join(",")}, ',')::uuid[])

@@ -7,7 +7,10 @@ import type { T4Result } from "./t4.ts";
 /** Raw figures of every round; the table and latest.json are built from their medians. */
 export interface Results {
   /** `${mode} ${c}` → tasks/s per round */
-  t1: Record<string, { ours: number[]; graphile: number[]; pgboss: number[] }>;
+  t1: Record<
+    string,
+    { ours: number[]; oursSeparate?: number[]; graphile: number[]; pgboss: number[] }
+  >;
   /** `claim-${k} ${c}` → tasks/s per round */
   pgbench: Record<string, number[]>;
   t2: Record<Mode, number[]>;
@@ -102,11 +105,13 @@ export function buildRows(results: Results, cfg: Config): Row[] {
     for (const c of cfg.concurrencies) {
       const fig = results.t1[`${mode} ${c}`];
       const [ours, g, b] = [med(fig?.ours), med(fig?.graphile), med(fig?.pgboss)];
+      const separate = med(fig?.oursSeparate);
       const ceiling = med(results.pgbench[`claim-${mode === "single" ? 1 : 10} ${c}`]);
       const [vsG, vsB] = [div(ours, g), div(ours, b)];
       rows.push({
         scenario: `T1 ${MODE_NAME[mode]}, C=${c} (tasks/s)`,
-        ours: int(ours),
+        // reports carry the next claim; in brackets: separate claim and report calls
+        ours: separate === undefined ? int(ours) : `${int(ours)} (separate ${int(separate)})`,
         graphile: int(g),
         pgboss: int(b),
         basis: `pgbench ${int(ceiling)}`,
