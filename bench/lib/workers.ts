@@ -168,9 +168,10 @@ export async function runWorkers(transport: Transport, options: {
   // Batched: the merger, one call in flight; what arrives meanwhile goes in the next one.
   const pending: Run[] = [];
   let flushing: Promise<void> | undefined;
-  // With `combined`, a fetcher that wants to claim while a completion is on its way hands its claim
-  // to the merger, whose next completion call carries it (the claim then sees the room that the
-  // report gave back): one call instead of two. The waiter gets the claimed tasks, or undefined
+  // With `combined`, a fetcher whose last claim came back short (its jobs at their limits) and that
+  // wants to claim while a completion is on its way hands its claim to the merger, whose next
+  // completion call carries it (the claim then sees the room that the report gave back): one call
+  // instead of two, and no claim that comes back empty. The waiter gets the claimed tasks, or undefined
   // when no completion carried its claim (it claims itself then).
   let claimWaiter:
     | ((claimed: { tasks: ClaimedTask[]; ask: number } | undefined) => void)
@@ -221,7 +222,9 @@ export async function runWorkers(transport: Transport, options: {
           // (combined: the completion carries the claim, below)
           if (flushing && !combined) await flushing;
         }
-        const carried = combined && flushing
+        // (only after a short claim: while its jobs have room, a claim of its own goes out at
+        // once, beside the completion, instead of waiting to ride on one)
+        const carried = combined && short && flushing
           ? await new Promise<{ tasks: ClaimedTask[]; ask: number } | undefined>((resolve) =>
             claimWaiter = resolve
           )
