@@ -321,7 +321,8 @@ try {
         `T4: first tenth ${Math.round(r.earlyTasksPerSecond)} tasks/s, last tenth ` +
           `${Math.round(r.lateTasksPerSecond)}, all ${Math.round(r.tasksPerSecond)}; createJob ` +
           `${r.createEmptyMs.toFixed(1)} ms empty, ${r.createFullMs.toFixed(1)} ms with the ` +
-          `finished tasks kept (${r.createVacuumedMs.toFixed(1)} ms after a VACUUM); ` +
+          `finished tasks kept (${r.createVacuumedMs.toFixed(1)} ms after a VACUUM); WAL per ` +
+          `createJob (empty, kept, vacuumed) ${JSON.stringify(r.createWal)}; ` +
           JSON.stringify(r.samples),
       );
       return r.tasksPerSecond;

@@ -229,7 +229,13 @@ export function buildRows(results: Results, cfg: Config): Row[] {
       result: judge(late === undefined ? undefined : late >= 0.8),
     }, {
       scenario: "T4 createJob (10 tasks) with the backlog's finished tasks kept (p50)",
-      ours: ms(t4?.createFullMs),
+      // and the WAL per call, of which full-page images: what a random key costs in a big index
+      ours: t4?.createWal?.[1]
+        ? `${ms(t4.createFullMs)} (WAL ${(t4.createWal[1].bytes / 1024).toFixed(1)} kB, ` +
+          `${t4.createWal[1].fullPageImages} FPI; empty ${
+            (t4.createWal[0].bytes / 1024).toFixed(1)
+          } kB)`
+        : ms(t4?.createFullMs),
       graphile: "",
       pgboss: "",
       basis: `empty ${ms(t4?.createEmptyMs)}, vacuumed ${ms(t4?.createVacuumedMs)}`,

@@ -48,15 +48,32 @@ export interface T4Result {
   createFullMs: number;
   /** the same after a VACUUM of the hot tables: what of the difference is their dead rows */
   createVacuumedMs: number;
+  /** WAL per createJob: empty, with the finished tasks kept, after the VACUUM */
+  createWal: CreateWal[];
   samples: TableSample[];
 }
 
-/** createJob (10 tasks) called `n` times in a row over SQL: the median wall time in ms. */
-async function createLatency(n: number): Promise<number> {
+/** WAL written per createJob, and how many of its records were full-page images. */
+export interface CreateWal {
+  bytes: number;
+  fullPageImages: number;
+}
+
+/**
+ * createJob (10 tasks) called `n` times in a row over SQL: the median wall time in ms, and the WAL
+ * per call (pg_stat_wal, the whole server's: the machine is otherwise quiet here).
+ */
+async function createLatency(n: number, wal?: CreateWal[]): Promise<number> {
   const sql = connect(1);
   try {
     const tasks = Array.from({ length: 10 }, (_, i) => ({ payload: { n: i } }));
     const times: number[] = [];
+    const walNow = async () => {
+      const [r] =
+        await sql`select wal_bytes::bigint::text as bytes, wal_fpi::text as fpi from pg_stat_wal`;
+      return { bytes: Number(r.bytes), fpi: Number(r.fpi) };
+    };
+    const before = await walNow();
     for (let i = 0; i < n; i++) {
       const start = performance.now();
       await sql`select job_service_api.create_job(${sql.json(CTX)},
@@ -64,6 +81,11 @@ async function createLatency(n: number): Promise<number> {
         null, null)`;
       times.push(performance.now() - start);
     }
+    const after = await walNow();
+    wal?.push({
+      bytes: Math.round((after.bytes - before.bytes) / n),
+      fullPageImages: Math.round((after.fpi - before.fpi) / n * 10) / 10,
+    });
     times.sort((a, b) => a - b);
     return times[Math.floor(times.length / 2)];
   } finally {
@@ -97,7 +119,8 @@ async function sample(at: string): Promise<TableSample> {
 
 export async function runT4(jobs: number, perJob: number, c: number): Promise<T4Result> {
   await cleanUp();
-  const createEmptyMs = await createLatency(50);
+  const createWal: CreateWal[] = [];
+  const createEmptyMs = await createLatency(50, createWal);
   await cleanUp();
   const total = jobs * perJob;
   const setupStart = performance.now();
@@ -171,7 +194,7 @@ export async function runT4(jobs: number, perJob: number, c: number): Promise<T4
   if (problems.length > 0) {
     throw new Error(`T4: ${problems.length} problems: ${problems.slice(0, 3).join("; ")}`);
   }
-  const createFullMs = await createLatency(50);
+  const createFullMs = await createLatency(50, createWal);
   const vacuum = connect(1);
   try {
     await vacuum`vacuum job_service.tasks, job_service.task_ready, job_service.job_shards,
@@ -179,7 +202,7 @@ export async function runT4(jobs: number, perJob: number, c: number): Promise<T4
   } finally {
     await vacuum.end();
   }
-  const createVacuumedMs = await createLatency(50);
+  const createVacuumedMs = await createLatency(50, createWal);
   return {
     tasks: total,
     jobs,
@@ -190,6 +213,7 @@ export async function runT4(jobs: number, perJob: number, c: number): Promise<T4
     createEmptyMs,
     createFullMs,
     createVacuumedMs,
+    createWal,
     samples,
   };
 }
