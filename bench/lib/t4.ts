@@ -61,7 +61,8 @@ export interface CreateWal {
 
 /**
  * createJob (10 tasks) called `n` times in a row over SQL: the median wall time in ms, and the WAL
- * per call (pg_stat_wal, the whole server's: the machine is otherwise quiet here).
+ * per call (the server's WAL position and pg_stat_wal's full-page images: the machine is otherwise
+ * quiet here).
  */
 async function createLatency(n: number, wal?: CreateWal[]): Promise<number> {
   const sql = connect(1);
@@ -69,8 +70,10 @@ async function createLatency(n: number, wal?: CreateWal[]): Promise<number> {
     const tasks = Array.from({ length: 10 }, (_, i) => ({ payload: { n: i } }));
     const times: number[] = [];
     const walNow = async () => {
-      const [r] =
-        await sql`select wal_bytes::bigint::text as bytes, wal_fpi::text as fpi from pg_stat_wal`;
+      // this backend's WAL counters reach pg_stat_wal when it goes idle after a forced flush
+      await sql`select pg_stat_force_next_flush()`;
+      const [r] = await sql`select (pg_current_wal_lsn() - '0/0')::text as bytes,
+        wal_fpi::text as fpi from pg_stat_wal`;
       return { bytes: Number(r.bytes), fpi: Number(r.fpi) };
     };
     const before = await walNow();

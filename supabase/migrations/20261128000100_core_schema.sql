@@ -75,8 +75,29 @@ insert into job_service.error_catalogue (code, category, retryable, description)
 -- ---------------------------------------------------------------------------------------------
 -- Jobs
 -- ---------------------------------------------------------------------------------------------
+-- Job ids are time-ordered (UUID version 7, RFC 9562: 48 bits of Unix time in milliseconds, then
+-- random bits; PostgreSQL 15 has no uuidv7()). Every index that starts with a job id (jobs, tasks,
+-- queue, shards, errors, events, audit) then takes a new job's rows at its right-hand end, on pages
+-- that are already in memory and already logged since the last checkpoint, instead of on a random
+-- leaf of a large index: with a million finished tasks kept, a random id cost a createJob about
+-- five full-page images (33 kB of WAL against 8 kB). 74 random bits keep ids unguessable.
+create function job_service.uuid_v7() returns uuid
+language sql volatile parallel safe
+as $$
+  select encode(
+    -- version 7: the version nibble of gen_random_uuid's 4 (0100) with its two low bits set
+    set_bit(set_bit(
+      overlay(uuid_send(gen_random_uuid())
+              placing substring(int8send((extract(epoch from clock_timestamp()) * 1000)::bigint) from 3)
+              from 1 for 6),
+      52, 1), 53, 1),
+    'hex')::uuid
+$$;
+comment on function job_service.uuid_v7() is
+  'A time-ordered UUID (version 7): new job ids land at the end of every index keyed by job id.';
+
 create table job_service.jobs (
-  id uuid primary key default gen_random_uuid(),
+  id uuid primary key default job_service.uuid_v7(),
   user_id uuid not null,
   product_id text not null check (char_length(product_id) between 1 and 128),
   sending_group_id text not null check (char_length(sending_group_id) between 1 and 128),

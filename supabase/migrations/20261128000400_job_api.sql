@@ -195,7 +195,7 @@ set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_owner constant uuid := (p_job ->> 'user_id')::uuid;
-  v_job_id uuid := gen_random_uuid();
+  v_job_id uuid := job_service.uuid_v7();
   v_task_count constant integer := coalesce(jsonb_array_length(p_tasks), 0);
   v_retry constant jsonb := p_job -> 'retry_config';
   v_limits constant jsonb := nullif(p_job -> 'resource_limits', 'null'::jsonb);

@@ -62,6 +62,7 @@ insert into declared_routines values
     ('job_service.store_maintenance_secret', false, ''),
     ('job_service.task_json', false, ''),
     ('job_service.touch_updated_at', false, ''),
+    ('job_service.uuid_v7', false, ''),
     ('job_service.visible_job_owner', false, ''),
     ('job_service_api.add_tasks', true, 'job_service_runtime'),
     ('job_service_api.apply_job_update', true, 'job_service_runtime'),
