@@ -5,11 +5,10 @@
 // a few rounds on a freshly reset bench database: a quick A/B while changing the engine. The full
 // benchmark stays the measure of record.
 import { resetDatabase } from "../scripts/lib/database.ts";
-import { BENCH_DB_URL, connect, log, median, type Mode, OnceChecker } from "./lib/common.ts";
-import { checkJobs, cleanUp, createJobs, numberedTasks, sqlTransport, t2Jobs } from "./lib/ours.ts";
+import { BENCH_DB_URL, connect, log, median, type Mode } from "./lib/common.ts";
+import { cleanUp, numberedTasks, runOurs, sqlTransport, t2Jobs } from "./lib/ours.ts";
 import * as graphile from "./lib/graphile.ts";
 import * as pgboss from "./lib/pgboss.ts";
-import { runWorkers } from "./lib/workers.ts";
 import process from "node:process";
 
 const probe = connect(1);
@@ -43,34 +42,17 @@ const t2 = Deno.args.includes("--t2");
 const combined = Deno.args.includes("--combined");
 
 async function ours(): Promise<number> {
-  await cleanUp();
-  const jobIds = await createJobs(
-    t2
+  const r = await runOurs({
+    label: `ours ${mode} C=${c}`,
+    specs: t2
       ? t2Jobs(100, n / 100)
       : [{ priority: 50, maxParallel, limits: null, tasks: numberedTasks(n) }],
-  );
-  const transport = sqlTransport(c);
-  try {
-    const once = new OnceChecker(n, "ours");
-    const r = await runWorkers(transport, {
-      c,
-      mode,
-      combined,
-      total: n,
-      jobIds,
-      once,
-      history: [],
-    });
-    const problems = await checkJobs(jobIds);
-    if (problems.length > 0) throw new Error(problems.slice(0, 5).join("; "));
-    log(
-      `ours: ${r.claims} claims (${r.emptyClaims} empty, ${r.carried} carried by completions), ` +
-        `${r.completions} completions`,
-    );
-    return r.tasksPerSecond;
-  } finally {
-    await transport.close();
-  }
+    c,
+    mode,
+    transport: () => Promise.resolve(sqlTransport(c)),
+    separate: !combined,
+  });
+  return r.tasksPerSecond;
 }
 
 const runners: Record<string, () => Promise<number>> = {

@@ -6,21 +6,13 @@
 // bench/results/latest.json. Exits non-zero when a scenario breaks or an invariant check fails;
 // a missed target is reported, not failed.
 import { resetDatabase } from "../scripts/lib/database.ts";
+import { BENCH_DB_URL, config, connect, log, machine, type Mode } from "./lib/common.ts";
 import {
-  BENCH_DB_URL,
-  config,
-  connect,
-  log,
-  machine,
-  type Mode,
-  OnceChecker,
-} from "./lib/common.ts";
-import {
-  checkJobs,
   cleanUp,
-  createJobs,
+  InvariantViolation,
   type JobSpec,
   numberedTasks,
+  runOurs as runOursOnce,
   sqlTransport,
   t2Jobs,
 } from "./lib/ours.ts";
@@ -28,7 +20,6 @@ import * as graphile from "./lib/graphile.ts";
 import * as pgboss from "./lib/pgboss.ts";
 import { runCycle } from "./lib/pgbench.ts";
 import { historyViolations, type JobLimits } from "./lib/invariants.ts";
-import { type Run, runWorkers, type Transport } from "./lib/workers.ts";
 import {
   bulkCreate,
   createJobLoad,
@@ -54,8 +45,6 @@ const T4_RESERVE = cfg.quick ? 0 : 300;
 const H1_SLICES = cfg.quick ? 2 : 5;
 const results = emptyResults();
 
-class InvariantViolation extends Error {}
-
 /** Runs one measurement; a broken one is recorded (and fails the run) without stopping the rest. */
 async function attempt(label: string, fn: () => Promise<number>, into: number[]): Promise<void> {
   try {
@@ -69,49 +58,9 @@ async function attempt(label: string, fn: () => Promise<number>, into: number[])
 
 // --- our engine ---------------------------------------------------------------------------------
 
-type Closable = Transport & { close(): Promise<void> };
-
-/**
- * Creates the jobs, runs C of our workers over the transport until all tasks succeeded, then
- * checks the engine's invariants (and, given a judge, the recorded history). Returns tasks/s.
- */
-async function runOurs(options: {
-  label: string;
-  specs: JobSpec[];
-  c: number;
-  mode: Mode;
-  transport: () => Promise<Closable>;
-  judge?: (history: Run[], jobIds: string[]) => string[];
-  /** reports and claims as separate calls (else each report carries the next claim) */
-  separate?: boolean;
-}): Promise<number> {
-  const { label, specs, c, mode } = options;
-  await cleanUp();
-  const jobIds = await createJobs(specs);
-  const total = specs.reduce((sum, s) => sum + s.tasks.length, 0);
-  const history: Run[] = [];
-  const transport = await options.transport();
-  try {
-    const once = new OnceChecker(total, label);
-    const combined = !options.separate;
-    const r = await runWorkers(transport, { c, mode, combined, total, jobIds, once, history });
-    const problems = [...await checkJobs(jobIds), ...options.judge?.(history, jobIds) ?? []];
-    if (problems.length > 0) {
-      throw new InvariantViolation(
-        `${problems.length} violations: ${problems.slice(0, 5).join("; ")}`,
-      );
-    }
-    log(
-      `${label}: ${Math.round(r.tasksPerSecond)} tasks/s (${r.seconds.toFixed(2)} s, ` +
-        `${r.claims} claims of which ${r.emptyClaims} empty and ${r.carried} carried by a ` +
-        `completion, ${r.completions} completions, ` +
-        `${r.retries} retries)`,
-    );
-    return r.tasksPerSecond;
-  } finally {
-    await transport.close();
-  }
-}
+/** runOurs of lib/ours.ts, tasks/s. */
+const runOurs = async (options: Parameters<typeof runOursOnce>[0]) =>
+  (await runOursOnce(options)).tasksPerSecond;
 
 const oneJob = (n: number, maxParallel: number): JobSpec[] => [
   { priority: 50, maxParallel, limits: null, tasks: numberedTasks(n) },

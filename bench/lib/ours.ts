@@ -1,9 +1,16 @@
 // Our engine through its SQL entry points (job_service_api.*): job set-up, clean-up between runs, and the
 // SQL transport of the workers.
 import postgres from "postgres";
-import { connect, poolSize, sleep } from "./common.ts";
+import { connect, log, type Mode, OnceChecker, poolSize, sleep } from "./common.ts";
 import { ConnectionPool } from "../../supabase/functions/_shared/connection_pool.ts";
-import type { ClaimedTask, Outcome, Transport } from "./workers.ts";
+import {
+  type ClaimedTask,
+  type Outcome,
+  type Run,
+  runWorkers,
+  type Transport,
+  type WorkerResult,
+} from "./workers.ts";
 
 const CTX = { role: "service_role", user_id: null, request_id: "bench" };
 export const OWNER = "00000000-0000-4000-8000-00000000be9c";
@@ -174,4 +181,48 @@ export function sqlTransport(c: number): Transport & { close(): Promise<void> } 
     retries: () => retries,
     close: () => pool.end(),
   };
+}
+
+/** A run of ours that broke an invariant (the benchmark counts these apart from other failures). */
+export class InvariantViolation extends Error {}
+
+/**
+ * Creates the jobs, runs C of our workers over the transport until all tasks succeeded, then
+ * checks the engine's invariants (and, given a judge, the recorded history); logs the run.
+ */
+export async function runOurs(options: {
+  label: string;
+  specs: JobSpec[];
+  c: number;
+  mode: Mode;
+  transport: () => Promise<Transport & { close(): Promise<void> }>;
+  judge?: (history: Run[], jobIds: string[]) => string[];
+  /** reports and claims as separate calls (else a report carries the next claim where it helps) */
+  separate?: boolean;
+}): Promise<WorkerResult> {
+  const { label, specs, c, mode } = options;
+  await cleanUp();
+  const jobIds = await createJobs(specs);
+  const total = specs.reduce((sum, s) => sum + s.tasks.length, 0);
+  const history: Run[] = [];
+  const transport = await options.transport();
+  try {
+    const once = new OnceChecker(total, label);
+    const combined = !options.separate;
+    const r = await runWorkers(transport, { c, mode, combined, total, jobIds, once, history });
+    const problems = [...await checkJobs(jobIds), ...options.judge?.(history, jobIds) ?? []];
+    if (problems.length > 0) {
+      throw new InvariantViolation(
+        `${problems.length} violations: ${problems.slice(0, 5).join("; ")}`,
+      );
+    }
+    log(
+      `${label}: ${Math.round(r.tasksPerSecond)} tasks/s (${r.seconds.toFixed(2)} s, ` +
+        `${r.claims} claims of which ${r.emptyClaims} empty and ${r.carried} carried by a ` +
+        `completion, ${r.completions} completions, ${r.retries} retries)`,
+    );
+    return r;
+  } finally {
+    await transport.close();
+  }
 }

@@ -215,39 +215,33 @@ export async function runWorkers(transport: Transport, options: {
           continue;
         }
         // A claim that got less than it asked for met its jobs' limits: the room it lacked comes
-        // back as our completions land, so wait for the one in flight first.
+        // back as our completions land, so the next claim waits for the one in flight (combined:
+        // rides on it). While the jobs have room, a claim goes out at once, beside completions.
+        let carried: { tasks: ClaimedTask[]; ask: number } | undefined;
         if (short) {
-          // (the slots take what the short claim brought, and the merger sends it, first)
-          await Promise.resolve();
-          // (combined: the completion carries the claim, below)
-          if (flushing && !combined) await flushing;
+          await Promise.resolve(); // the slots take what the short claim brought, the merger sends
+          if (flushing && combined) {
+            carried = await new Promise((resolve) => claimWaiter = resolve);
+          } else if (flushing) {
+            await flushing;
+          }
         }
-        // (only after a short claim: while its jobs have room, a claim of its own goes out at
-        // once, beside the completion, instead of waiting to ride on one)
-        const carried = combined && short && flushing
-          ? await new Promise<{ tasks: ClaimedTask[]; ask: number } | undefined>((resolve) =>
-            claimWaiter = resolve
-          )
-          : undefined;
         let ask: number;
         let tasks: ClaimedTask[];
         if (carried) {
           ({ ask, tasks } = carried);
         } else {
-          if (queue.length >= c) continue;
           stats.claims++;
           ask = size - queue.length;
           tasks = await transport.claim(PROCESS_WORKER, ask);
         }
         short = tasks.length < ask;
         if (tasks.length === 0) {
-          // Our own completions in flight free room in their jobs (parallelism, budgets): claim
-          // again as soon as they land, not after a back-off; back off only when nothing of ours
-          // is in flight.
-          const inFlight = flushing;
-          if (inFlight) {
+          // Our own completions in flight free room in their jobs (parallelism, budgets): the next
+          // claim waits for them (above) instead of backing off; back off only when nothing of
+          // ours is in flight.
+          if (flushing) {
             stats.emptyClaims++;
-            if (!combined) await inFlight;
             continue;
           }
           // completions still in flight may be the last ones: wait for them, not the stall
