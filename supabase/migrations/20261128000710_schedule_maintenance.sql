@@ -144,6 +144,7 @@ language plpgsql
 as $$
 declare
   v_names record;
+  v_missing record;
   v_url text := rtrim(btrim(p_url), '/');
   v_key text := btrim(p_key);
   v_cron_db text;
@@ -159,23 +160,23 @@ begin
       using errcode = '22023',
             hint = 'A secret key (sb_secret_…) or the legacy service_role key of the project.';
   end if;
-  if not job_service.routine_exists('vault', 'create_secret') or to_regclass('vault.secrets') is null then
-    raise exception 'schedule_maintenance: Supabase Vault (extension supabase_vault) is not installed'
+  -- the extensions it needs, in this order: the first one missing is named
+  select m.* into v_missing
+  from (values
+    (1, 'Supabase Vault (extension supabase_vault)', 'supabase_vault', 'vault',
+     job_service.routine_exists('vault', 'create_secret') and to_regclass('vault.secrets') is not null),
+    (2, 'pg_cron', 'pg_cron', 'pg_catalog', job_service.routine_exists('cron', 'schedule')),
+    (3, 'pg_net', 'pg_net', 'extensions', job_service.routine_exists('net', 'http_post'))
+  ) as m (ord, label, extension, schema, present)
+  where not m.present
+  order by m.ord
+  limit 1;
+  if found then
+    raise exception 'schedule_maintenance: % is not installed', v_missing.label
       using errcode = '55000',
-            hint = 'Enable the extension supabase_vault (Dashboard > Database > Extensions, or '
-                   'create extension supabase_vault with schema vault), then run this again.';
-  end if;
-  if not job_service.routine_exists('cron', 'schedule') then
-    raise exception 'schedule_maintenance: pg_cron is not installed'
-      using errcode = '55000',
-            hint = 'Enable the extension pg_cron (Dashboard > Database > Extensions, or '
-                   'create extension pg_cron with schema pg_catalog), then run this again.';
-  end if;
-  if not job_service.routine_exists('net', 'http_post') then
-    raise exception 'schedule_maintenance: pg_net is not installed'
-      using errcode = '55000',
-            hint = 'Enable the extension pg_net (Dashboard > Database > Extensions, or '
-                   'create extension pg_net with schema extensions), then run this again.';
+            hint = format('Enable the extension %s (Dashboard > Database > Extensions, or '
+                          'create extension %s with schema %s), then run this again.',
+                          v_missing.extension, v_missing.extension, v_missing.schema);
   end if;
   -- two operators at once still leave one pair of secrets and one job
   perform pg_advisory_xact_lock(hashtextextended('job_service_api.schedule_maintenance', 0));
