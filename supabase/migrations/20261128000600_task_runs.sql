@@ -22,28 +22,39 @@ create type job_service.ended_task as (
 );
 comment on type job_service.ended_task is 'A task run that just ended, with what its shard must give back.';
 
-create function job_service.task_json(t job_service.tasks) returns json
+create function job_service.task_json(
+  p_id bigint,
+  p_job_id uuid,
+  p_payload jsonb,
+  p_attempt integer,
+  p_lease_expires_at timestamptz,
+  p_reserved_memory numeric,
+  p_reserved_cpu numeric,
+  p_memory numeric,
+  p_cpu numeric
+) returns json
 language sql stable
 as $$
   -- Written out rather than by json_build_object, which looks up every argument's type in the
   -- catalogue on every call. Every piece is valid JSON as printed: numbers, a uuid and a time that
   -- need no escaping, the payload as jsonb prints it, resources built by json_build_object; the
-  -- cast checks the whole.
+  -- cast checks the whole. (The columns, not the row: a claim returns only what this needs of the
+  -- tasks it started, rather than their whole rows.)
   select (
-    '{"task_id": ' || t.id
-    || ', "job_id": "' || t.job_id
-    || '", "payload": ' || t.payload::text
-    || ', "attempt": ' || t.attempt
-    || ', "lease_expires_at": ' || coalesce('"' || job_service.iso(t.lease_expires_at) || '"', 'null')
+    '{"task_id": ' || p_id
+    || ', "job_id": "' || p_job_id
+    || '", "payload": ' || p_payload::text
+    || ', "attempt": ' || p_attempt
+    || ', "lease_expires_at": ' || coalesce('"' || job_service.iso(p_lease_expires_at) || '"', 'null')
     || ', "resources": ' || coalesce(case
-      when t.reserved_memory is not null then
-        json_build_object('memory', t.reserved_memory, 'cpu', t.reserved_cpu)
-      when t.memory is not null then json_build_object('memory', t.memory, 'cpu', t.cpu)
+      when p_reserved_memory is not null then
+        json_build_object('memory', p_reserved_memory, 'cpu', p_reserved_cpu)
+      when p_memory is not null then json_build_object('memory', p_memory, 'cpu', p_cpu)
     end::text, 'null')
     || '}'
   )::json
 $$;
-comment on function job_service.task_json(job_service.tasks) is
+comment on function job_service.task_json(bigint, uuid, jsonb, integer, timestamptz, numeric, numeric, numeric, numeric) is
   'The claimTasks shape of a claimed task, as json (text, which the answer is sent as: building '
   'jsonb would take the payload apart and put it together again, then print it).';
 

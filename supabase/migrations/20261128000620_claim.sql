@@ -334,7 +334,9 @@ begin
           started_at = v_now
       from taken n
       where t.id = n.task_id
-      returning t.*
+      -- what the answer (task_json) and the shard counts need, not the whole row
+      returning t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.shard, t.reserved_memory,
+                t.reserved_cpu, t.memory, t.cpu
     ), counted as (
       update job_service.job_shards s
       set started = s.started + 1,
@@ -349,7 +351,9 @@ begin
       from runs r
       where s.job_id = v_job_id and s.shard = r.shard
     )
-    select array[job_service.task_json(c)] into claimed from runs c;
+    select array[job_service.task_json(c.id, c.job_id, c.payload, c.attempt, c.lease_expires_at,
+                   c.reserved_memory, c.reserved_cpu, c.memory, c.cpu)]
+    into claimed from runs c;
     if not found then
       claimed := '{}'::json[];
       return;
@@ -388,7 +392,9 @@ begin
           started_at = v_now
       from numbered n
       where t.id = n.task_id
-      returning t.*
+      -- what the answer (task_json) and the shard counts need, not the whole row
+      returning t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.shard, t.reserved_memory,
+                t.reserved_cpu, t.memory, t.cpu
     ), per_shard as (
       select shard, count(*)::integer as n, coalesce(sum(reserved_memory), 0) as memory,
              coalesce(sum(reserved_cpu), 0) as cpu
@@ -407,7 +413,9 @@ begin
       from per_shard p
       where s.job_id = v_job_id and s.shard = p.shard
     )
-    select coalesce(array_agg(job_service.task_json(c) order by c.id), '{}'), count(*)
+    select coalesce(array_agg(job_service.task_json(c.id, c.job_id, c.payload, c.attempt,
+                                c.lease_expires_at, c.reserved_memory, c.reserved_cpu, c.memory, c.cpu)
+                              order by c.id), '{}'), count(*)
     into claimed, v_taken
     from runs c;
     if v_taken = 0 then
@@ -533,7 +541,9 @@ begin
         started_at = p_now
     from (select task_id, array_position(p_jobs, job_id) as k from taken) n
     where t.id = n.task_id
-    returning n.k, t.id, t.reserved_memory, t.reserved_cpu, t as task
+    -- what the answer (task_json) and the shard counts need, not the whole row
+    returning n.k, t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.reserved_memory,
+      t.reserved_cpu, t.memory, t.cpu
   ), per_job as (
     select k, count(*)::integer as n, coalesce(sum(reserved_memory), 0) as memory,
            coalesce(sum(reserved_cpu), 0) as cpu
@@ -560,7 +570,9 @@ begin
     left join per_job p on p.k = x.k
     where s.job_id = p_jobs[x.k] and s.shard = p_shards[x.k]
   )
-  select coalesce(array_agg(job_service.task_json(r.task) order by r.k, r.id), '{}')
+  select coalesce(array_agg(job_service.task_json(r.id, r.job_id, r.payload, r.attempt,
+                              r.lease_expires_at, r.reserved_memory, r.reserved_cpu, r.memory, r.cpu)
+                            order by r.k, r.id), '{}')
   into v_claimed
   from runs r;
   return v_claimed;
@@ -572,13 +584,13 @@ comment on function job_service.claim_from_jobs(uuid[], smallint[], integer[], i
   'in order within each shard''s room and budget, queue rows removed, tasks started, each shard '
   'counted once. The claimed tasks in the batch''s job order, then task order.';
 
-create function job_service_api.claim_tasks(
+create function job_service.claim(
   p_ctx jsonb,
   p_worker text,
   p_limit integer,
   p_job_id uuid,
   p_lease_ms integer
-) returns json
+) returns json[]
 language plpgsql
 set plan_cache_mode = force_generic_plan
 -- Index paths only: the hot tables are small or all one job's rows in a benchmark and skewed in
@@ -629,7 +641,7 @@ begin
       perform job_service.raise_not_found(p_job_id);
     end if;
     v_claim := job_service.claim_from_job(v_one, v_limit, p_worker, p_lease_ms, null, v_now, p_ctx);
-    return json_build_object('tasks', array_to_json(v_claim.claimed));
+    return v_claim.claimed;
   end if;
 
   -- Rule 5 across jobs: highest priority, then older job; a job that cannot give a task now (no
@@ -800,7 +812,26 @@ begin
     end if;
   end loop;
   close v_candidates;
-  return json_build_object('tasks', array_to_json(v_result));
+  return v_result;
+end
+$$;
+comment on function job_service.claim(jsonb, text, integer, uuid, integer) is
+  'Up to p_limit tasks for a worker, from one job or across jobs in priority order, each with a '
+  'lease; none at once when nothing may run. The claimed tasks as task_json makes them (claim_tasks '
+  'and complete_and_claim put them in their answers without parsing them again).';
+
+create function job_service_api.claim_tasks(
+  p_ctx jsonb,
+  p_worker text,
+  p_limit integer,
+  p_job_id uuid,
+  p_lease_ms integer
+) returns json
+language plpgsql
+as $$
+begin
+  return json_build_object('tasks',
+    array_to_json(job_service.claim(p_ctx, p_worker, p_limit, p_job_id, p_lease_ms)));
 end
 $$;
 comment on function job_service_api.claim_tasks(jsonb, text, integer, uuid, integer) is

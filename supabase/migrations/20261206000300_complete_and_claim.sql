@@ -22,8 +22,7 @@ begin
   if p_job_id is not null and not exists (select from job_service.jobs where id = p_job_id) then
     v_claimed := '[]'::json;
   else
-    v_claimed := job_service_api.claim_tasks(p_ctx, p_worker, p_limit, p_job_id, p_lease_ms)
-      -> 'tasks';
+    v_claimed := array_to_json(job_service.claim(p_ctx, p_worker, p_limit, p_job_id, p_lease_ms));
   end if;
   return json_build_object('tasks', v_done, 'claimed', v_claimed);
 end

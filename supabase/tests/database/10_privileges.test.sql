@@ -20,6 +20,7 @@ insert into declared_routines values
     ('job_service.check_job_tail', false, ''),
     ('job_service.check_user_quota', false, ''),
     ('job_service.client_request_id', false, ''),
+    ('job_service.claim', false, ''),
     ('job_service.claim_from_job', false, ''),
     ('job_service.claim_from_jobs', false, ''),
     ('job_service.create_job_shards', false, ''),
