@@ -338,7 +338,7 @@ create table job_service.tasks (
   created_at timestamptz not null default now(),
   started_at timestamptz,
   finished_at timestamptz
-) with (fillfactor = 70);
+) with (fillfactor = 50);
 comment on table job_service.tasks is
   'One unit of work of a job; ids grow in creation order (older task first). Only the primary key '
   'and job_id are indexed, so claims and reports update rows in place (HOT).';
