@@ -510,16 +510,20 @@ begin
       order by q.task_id limit l.want
       for update skip locked
     ) r
-    -- a task's own resources only matter for a budgeted job
-    left join job_service.tasks t on l.fair_memory is not null and t.id = r.task_id
+    -- a task's own resources only matter for a budgeted job, and are read for no other (a null
+    -- key finds nothing without a probe; a condition beside the key would filter what was read)
+    left join job_service.tasks t
+      on t.id = case when l.fair_memory is not null then r.task_id end
     window w as (partition by l.k order by r.task_id)
   ), fitting as (
     select k, task_id, row_address from due
     where fair_memory is null or (memory_total <= room_memory and cpu_total <= room_cpu)
   ), taken as (
-    delete from job_service.task_ready
-    where ctid = any (array(select row_address from fitting))
-    returning job_id, task_id
+    -- by row address, each with its job's place in the batch (k), which the rest go by
+    delete from job_service.task_ready q
+    using fitting f
+    where q.ctid = f.row_address
+    returning f.k, q.task_id
   ), runs as (
     update job_service.tasks t
     set status = 'running',
@@ -539,36 +543,43 @@ begin
         ended_by = null,
         ended_attempt = null,
         started_at = p_now
-    from (select task_id, array_position(p_jobs, job_id) as k from taken) n
+    from taken n
     where t.id = n.task_id
     -- what the answer (task_json) and the shard counts need, not the whole row
     returning n.k, t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.reserved_memory,
       t.reserved_cpu, t.memory, t.cpu
   ), per_job as (
-    select k, count(*)::integer as n, coalesce(sum(reserved_memory), 0) as memory,
-           coalesce(sum(reserved_cpu), 0) as cpu
-    from runs group by k
+    -- one row of arrays, the batch's job numbers (k) and what each started: looked up by position
+    -- below (a join of two sets of rows, with hash joins off, compares every pair)
+    select array_agg(k) as ks, array_agg(n) as ns, array_agg(memory) as memories,
+           array_agg(cpu) as cpus
+    from (
+      select k, count(*)::integer as n, coalesce(sum(reserved_memory), 0) as memory,
+             coalesce(sum(reserved_cpu), 0) as cpu
+      from runs group by k
+    ) g
   ), counted as (
     update job_service.job_shards s
-    set started = s.started + coalesce(p.n, 0),
-        ended_seen = case when p.n is not null then p_ended[x.k] else s.ended_seen end,
-        pending = s.pending - coalesce(p.n, 0),
-        reserved_memory = s.reserved_memory + coalesce(p.memory, 0),
-        released_memory_seen = case when p.n is not null and p_fair_memory[x.k] is not null
+    set started = s.started + coalesce(p.ns[x.i], 0),
+        ended_seen = case when x.i is not null then p_ended[x.k] else s.ended_seen end,
+        pending = s.pending - coalesce(p.ns[x.i], 0),
+        reserved_memory = s.reserved_memory + coalesce(p.memories[x.i], 0),
+        released_memory_seen = case when x.i is not null and p_fair_memory[x.k] is not null
           then p_released_memory[x.k] else s.released_memory_seen end,
-        reserved_cpu = s.reserved_cpu + coalesce(p.cpu, 0),
-        released_cpu_seen = case when p.n is not null and p_fair_memory[x.k] is not null
+        reserved_cpu = s.reserved_cpu + coalesce(p.cpus[x.i], 0),
+        released_cpu_seen = case when x.i is not null and p_fair_memory[x.k] is not null
           then p_released_cpu[x.k] else s.released_cpu_seen end,
-        unfit_at_ended = case when p.n is null then p_ended[x.k] else s.unfit_at_ended end
-    from (
-      -- the jobs that started runs, and the budgeted ones whose lock was granted but whose next
-      -- task did not fit while runs of theirs are running (only an end frees budget)
-      select l.k from locked l
-      where l.k in (select k from per_job)
-         or (l.fair_memory is not null and p_rooms[l.k] < p_max_parallel[l.k])
+        unfit_at_ended = case when x.i is null then p_ended[x.k] else s.unfit_at_ended end
+    from per_job p
+    cross join lateral (
+      -- the jobs that started runs (i: their place in per_job), and the budgeted ones whose lock
+      -- was granted but whose next task did not fit while runs of theirs are running (only an end
+      -- frees budget)
+      select l.k, array_position(p.ks, l.k) as i from locked l
     ) x
-    left join per_job p on p.k = x.k
-    where s.job_id = p_jobs[x.k] and s.shard = p_shards[x.k]
+    where (x.i is not null
+           or (p_fair_memory[x.k] is not null and p_rooms[x.k] < p_max_parallel[x.k]))
+      and s.job_id = p_jobs[x.k] and s.shard = p_shards[x.k]
   )
   select coalesce(array_agg(job_service.task_json(r.id, r.job_id, r.payload, r.attempt,
                               r.lease_expires_at, r.reserved_memory, r.reserved_cpu, r.memory, r.cpu)
