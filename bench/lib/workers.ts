@@ -165,38 +165,13 @@ export async function runWorkers(transport: Transport, options: {
     }
   };
 
-  // Batched: the merger, one call in flight; what arrives meanwhile goes in the next one.
-  const pending: Run[] = [];
-  let flushing: Promise<void> | undefined;
-  // With `combined`, a fetcher whose last claim came back short (its jobs at their limits) and that
-  // wants to claim while a completion is on its way hands its claim to the merger, whose next
-  // completion call carries it (the claim then sees the room that the report gave back): one call
-  // instead of two, and no claim that comes back empty. The waiter gets the claimed tasks, or undefined
-  // when no completion carried its claim (it claims itself then).
-  let claimWaiter:
-    | ((claimed: { tasks: ClaimedTask[]; ask: number } | undefined) => void)
-    | undefined;
-  const flush = async () => {
-    await Promise.resolve(); // let the other slots of this tick add theirs first
-    while (pending.length > 0) {
-      const waiter = claimWaiter;
-      claimWaiter = undefined;
-      const ask = waiter ? size - queue.length : undefined;
-      const claimed = await complete(PROCESS_WORKER, pending.splice(0, 1_000), ask);
-      waiter?.(claimed && ask !== undefined ? { tasks: claimed, ask } : undefined);
-    }
-    flushing = undefined;
-    const waiter = claimWaiter;
-    claimWaiter = undefined;
-    waiter?.(undefined);
-  };
-
-  // Batched: the local queue, filled by one claim in flight at a time whenever it holds fewer
-  // tasks than there are slots.
+  // Batched: the local queue, filled whenever it holds fewer tasks than there are slots, and the
+  // merger, which sends the completions of all slots as one call (at most 1 000 tasks) and what
+  // arrives meanwhile in the next one.
   const size = LOCAL_QUEUE_PER_SLOT * c;
   const queue: { task: ClaimedTask; claimedAt: number }[] = [];
   const waiting: (() => void)[] = []; // slots waiting for a task
-  let refill: (() => void) | undefined; // the fetcher waiting for room
+  let refill: (() => void) | undefined; // the fetcher waiting for room, or for a completion
   let fetching = true;
   const wake = () => {
     for (const resolve of waiting.splice(0)) resolve();
@@ -204,43 +179,86 @@ export async function runWorkers(transport: Transport, options: {
     refill = undefined;
     r?.();
   };
+  const enqueue = (tasks: ClaimedTask[]) => {
+    const claimedAt = performance.now();
+    for (const task of tasks) queue.push({ task, claimedAt });
+    for (const resolve of waiting.splice(0)) resolve();
+  };
+  const pending: Run[] = [];
+  let inFlight = 0; // completion calls sent and not answered yet
+  let scheduled = false;
+  const landed: (() => void)[] = [];
+  // With `combined`, once a claim came back short (its jobs at their parallelism or budget), the
+  // room it lacked comes back only as our completions land: then every completion call carries a
+  // claim (the claim sees the room the report gave back; one call instead of two, no claim that
+  // comes back empty), and two completion calls may be in flight, each with half of what is
+  // pending, so that the database works on two at once instead of one after the other. Until a
+  // carried claim gets all it asked for, the fetcher leaves claiming to the completions.
+  let carrying = false;
+  let asked = 0; // tasks asked for by the carried claims in flight
+  const lanes = () => (carrying ? 2 : 1);
+  const send = () => {
+    scheduled = false;
+    while (pending.length > 0 && inFlight < lanes()) {
+      const share = lanes() - inFlight; // this call and the free lanes after it share alike
+      const runs = pending.splice(0, Math.min(1_000, Math.ceil(pending.length / share)));
+      const ask = carrying ? Math.max(0, Math.ceil((size - queue.length - asked) / share)) : 0;
+      asked += ask;
+      inFlight++;
+      complete(PROCESS_WORKER, runs, ask > 0 ? ask : undefined).then((claimed) => {
+        if (ask > 0) {
+          if (claimed?.length === 0) stats.emptyClaims++;
+          enqueue(claimed ?? []);
+          carrying = (claimed?.length ?? 0) < ask;
+        }
+      }).catch((error) => {
+        failure ??= error;
+        wake();
+      }).finally(() => {
+        asked -= ask;
+        inFlight--;
+        for (const resolve of landed.splice(0)) resolve();
+        schedule();
+        const r = refill;
+        refill = undefined;
+        r?.();
+      });
+    }
+  };
+  // after the slots of this turn have added theirs
+  const schedule = () => {
+    if (scheduled || pending.length === 0) return;
+    scheduled = true;
+    queueMicrotask(send);
+  };
+  const nextLanding = () => new Promise<void>((resolve) => landed.push(resolve));
+
   const running = () => succeeded < total && failure === undefined;
   const fetcher = async () => {
     let idle = 0;
     let short = false;
     try {
       while (running()) {
-        if (queue.length >= c) {
+        // completions carry the claims while the jobs are at their limits (combined)
+        const parked = carrying && (inFlight > 0 || pending.length > 0);
+        if (queue.length >= c || parked) {
           await new Promise<void>((resolve) => (refill = resolve));
           continue;
         }
         // A claim that got less than it asked for met its jobs' limits: the room it lacked comes
-        // back as our completions land, so the next claim waits for the one in flight (combined:
-        // rides on it). While the jobs have room, a claim goes out at once, beside completions.
-        let carried: { tasks: ClaimedTask[]; ask: number } | undefined;
-        if (short) {
-          await Promise.resolve(); // the slots take what the short claim brought, the merger sends
-          if (flushing && combined) {
-            carried = await new Promise((resolve) => claimWaiter = resolve);
-          } else if (flushing) {
-            await flushing;
-          }
-        }
-        let ask: number;
-        let tasks: ClaimedTask[];
-        if (carried) {
-          ({ ask, tasks } = carried);
-        } else {
-          stats.claims++;
-          ask = size - queue.length;
-          tasks = await transport.claim(PROCESS_WORKER, ask);
-        }
+        // back as our completions land, so the next claim waits for one. While the jobs have
+        // room, a claim goes out at once, beside completions.
+        if (short && inFlight > 0) await nextLanding();
+        stats.claims++;
+        const ask = size - queue.length;
+        const tasks = await transport.claim(PROCESS_WORKER, ask);
         short = tasks.length < ask;
+        carrying = combined && short;
         if (tasks.length === 0) {
           // Our own completions in flight free room in their jobs (parallelism, budgets): the next
-          // claim waits for them (above) instead of backing off; back off only when nothing of
-          // ours is in flight.
-          if (flushing) {
+          // claim waits for them instead of backing off; back off only when nothing of ours is
+          // in flight.
+          if (inFlight > 0 || pending.length > 0) {
             stats.emptyClaims++;
             continue;
           }
@@ -249,9 +267,7 @@ export async function runWorkers(transport: Transport, options: {
           continue;
         }
         idle = 0;
-        const claimedAt = performance.now();
-        for (const task of tasks) queue.push({ task, claimedAt });
-        for (const resolve of waiting.splice(0)) resolve();
+        enqueue(tasks);
       }
     } finally {
       fetching = false;
@@ -272,10 +288,7 @@ export async function runWorkers(transport: Transport, options: {
         r();
       }
       pending.push(record(next.task, next.claimedAt));
-      flushing ??= flush().catch((error) => {
-        failure ??= error;
-        wake();
-      });
+      schedule();
       // the no-op handler returns at once: let the merger and the fetcher run between tasks
       await Promise.resolve();
     }
@@ -294,7 +307,7 @@ export async function runWorkers(transport: Transport, options: {
       ...Array.from({ length: c }, () => batchedSlot().catch(fail)),
     ]);
   }
-  await flushing;
+  while (inFlight > 0 || pending.length > 0) await nextLanding();
   if (failure !== undefined) throw failure;
   const n = await transport.countSucceeded(options.jobIds);
   if (n !== total) throw new Error(`count query found ${n} of ${total} tasks succeeded`);
