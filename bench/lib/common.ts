@@ -72,7 +72,7 @@ export function config(args: string[]): Config {
       h1Requests: 1_000,
       h2Tasks: 10_000,
       h3Tasks: 5_000,
-      budgetSeconds: budget ?? 14 * 60,
+      budgetSeconds: budget ?? 30 * 60,
     };
 }
 
