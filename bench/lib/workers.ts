@@ -68,7 +68,8 @@ const LOCAL_QUEUE_PER_SLOT = 10;
  * queue that one claim at a time fills for all slots, asking for its free room (up to 10 × C tasks),
  * as graphile-worker's local queue does; the completions of all slots go to one merger that sends
  * whatever has accumulated as one call (at most 1 000 tasks), like graphile-worker's
- * completeJobBatchDelay 0; slots do not wait for it, as graphile's do not.
+ * completeJobBatchDelay 0; slots do not wait for it, as graphile's do not. While the jobs are at
+ * their limits (combined), two such calls may be in flight, each carrying a claim.
  */
 export async function runWorkers(transport: Transport, options: {
   c: number;
