@@ -649,7 +649,8 @@ begin
   if p_job_id is not null then
     select * into v_one from job_service.jobs where id = p_job_id;
     if not found then
-      perform job_service.raise_not_found(p_job_id);
+      -- no such job: the caller decides what that means (claim_tasks: 404)
+      return null;
     end if;
     v_claim := job_service.claim_from_job(v_one, v_limit, p_worker, p_lease_ms, null, v_now, p_ctx);
     return v_claim.claimed;
@@ -828,8 +829,9 @@ end
 $$;
 comment on function job_service.claim(jsonb, text, integer, uuid, integer) is
   'Up to p_limit tasks for a worker, from one job or across jobs in priority order, each with a '
-  'lease; none at once when nothing may run. The claimed tasks as task_json makes them (claim_tasks '
-  'and complete_and_claim put them in their answers without parsing them again).';
+  'lease; none at once when nothing may run; null when p_job_id names no job. The claimed tasks as '
+  'task_json makes them (claim_tasks and complete_and_claim put them in their answers without '
+  'parsing them again).';
 
 create function job_service_api.claim_tasks(
   p_ctx jsonb,
@@ -840,9 +842,13 @@ create function job_service_api.claim_tasks(
 ) returns json
 language plpgsql
 as $$
+declare
+  v_claimed json[] := job_service.claim(p_ctx, p_worker, p_limit, p_job_id, p_lease_ms);
 begin
-  return json_build_object('tasks',
-    array_to_json(job_service.claim(p_ctx, p_worker, p_limit, p_job_id, p_lease_ms)));
+  if v_claimed is null then
+    perform job_service.raise_not_found(p_job_id);
+  end if;
+  return json_build_object('tasks', array_to_json(v_claimed));
 end
 $$;
 comment on function job_service_api.claim_tasks(jsonb, text, integer, uuid, integer) is

@@ -15,16 +15,11 @@ set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_done json;
-  v_claimed json;
 begin
   v_done := job_service_api.complete_tasks(p_ctx, p_worker, p_items);
   -- a claim from a job that is gone (deleted meanwhile) gets nothing: the report stands
-  if p_job_id is not null and not exists (select from job_service.jobs where id = p_job_id) then
-    v_claimed := '[]'::json;
-  else
-    v_claimed := array_to_json(job_service.claim(p_ctx, p_worker, p_limit, p_job_id, p_lease_ms));
-  end if;
-  return json_build_object('tasks', v_done, 'claimed', v_claimed);
+  return json_build_object('tasks', v_done, 'claimed', coalesce(
+    array_to_json(job_service.claim(p_ctx, p_worker, p_limit, p_job_id, p_lease_ms)), '[]'::json));
 end
 $$;
 comment on function job_service_api.complete_and_claim(jsonb, text, jsonb, integer, uuid, integer) is

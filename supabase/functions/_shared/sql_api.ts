@@ -38,12 +38,7 @@ export const SQL_RAISES = {
   begin_maintenance: [],
   claim_notifications: [],
   claim_tasks: ["INVALID_PROGRESS", "INVALID_TRANSITION", "JOB_NOT_FOUND", "VALIDATION_ERROR"],
-  complete_and_claim: [
-    "INVALID_PROGRESS",
-    "INVALID_TRANSITION",
-    "JOB_NOT_FOUND",
-    "VALIDATION_ERROR",
-  ],
+  complete_and_claim: ["INVALID_PROGRESS", "INVALID_TRANSITION", "VALIDATION_ERROR"],
   complete_tasks: ["INVALID_PROGRESS", "INVALID_TRANSITION", "VALIDATION_ERROR"],
   create_job: ["IDEMPOTENCY_CONFLICT", "INVALID_PROGRESS", "INVALID_TRANSITION", "QUOTA_EXCEEDED"],
   delete_job: ["INVALID_PROGRESS", "INVALID_TRANSITION", "JOB_NOT_FOUND", "VALIDATION_ERROR"],
@@ -164,7 +159,7 @@ export async function claimTasks(
   return row.answer as SqlAnswers["claim_tasks"];
 }
 
-/** job_service_api.complete_and_claim; raises INVALID_PROGRESS, INVALID_TRANSITION, JOB_NOT_FOUND, VALIDATION_ERROR. */
+/** job_service_api.complete_and_claim; raises INVALID_PROGRESS, INVALID_TRANSITION, VALIDATION_ERROR. */
 export async function completeAndClaim(
   args: {
     ctx: SqlContext;
