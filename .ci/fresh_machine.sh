@@ -43,7 +43,11 @@ $test_cmd --filter '/^(createJob|claimTasks|completeTasks|backup)/' 2>&1 | tee .
   grep -aE '^(No PostgreSQL answers|adding pgTAP|installing|missing|pgTAP:|deno test:|[0-9]+ passed, [0-9]+ failed$)'
 grep -aq 'embedded PostgreSQL' .ci/fresh-test.log || fail "the test command did not use the embedded PostgreSQL"
 summary=$(grep -aE '^[0-9]+ passed, [0-9]+ failed$' .ci/fresh-test.log | tail -1)
-[[ $summary =~ ^[1-9][0-9]*\ passed,\ 0\ failed$ ]] || fail "the test command did not pass (.ci/fresh-test.log)"
+if ! [[ $summary =~ ^[1-9][0-9]*\ passed,\ 0\ failed$ ]]; then
+  # the log stays on the CI machine: print what failed and why
+  sed 's/\x1b\[[0-9;]*m//g' .ci/fresh-test.log | grep -aE -A30 '^ ERRORS|^not ok|Failed [0-9]+/[0-9]+ subtests' | head -120
+  fail "the test command did not pass (.ci/fresh-test.log)"
+fi
 
 echo "\$ PORT=0 $dev_cmd"
 PORT=0 setsid $dev_cmd >.ci/fresh-dev.log 2>&1 &

@@ -69,11 +69,13 @@ async function recordingTools(dir: string) {
     assert.ok(real, `${tool} is installed`);
     await Deno.writeTextFile(
       `${dir}/${tool}`,
+      // one write per record: tools that run at once (pg_restore into psql) append to one log
       `#!/usr/bin/env bash
-{ printf 'argv:'; printf ' %q' "$0" "$@"; printf '\\n'; } >>'${log}'
+record="argv:$(printf ' %q' "$0" "$@")"
 if [ -n "\${PGPASSFILE:-}" ]; then
-  printf 'pgpass %s: %s\\n' "$(stat -c %a "$PGPASSFILE")" "$(cat "$PGPASSFILE")" >>'${log}'
+  record+=$'\\n'"pgpass $(stat -c %a "$PGPASSFILE"): $(cat "$PGPASSFILE")"
 fi
+printf '%s\\n' "$record" >>'${log}'
 exec '${real}' "$@"
 `,
       { mode: 0o755 },
