@@ -21,6 +21,10 @@
 # lists the 15 nested statements that took the most time in that run (calls, ms, rows, query).
 # COMBINED=1 measures the cycle of a worker whose reports carry the next claim: one claim, then
 # complete_and_claim per cycle (one transaction per cycle instead of two).
+# T2=1 measures T2's steady state (implies COMBINED): T2's jobs (100 × 200 tasks, five priorities,
+# max_parallel_tasks 4, a budget on every other job with every fourth of its tasks bigger), a first
+# claim of 320 (the batched worker's local queue at C = 32), then per cycle the LIMIT oldest runs
+# reported with a claim of LIMIT: claims walk past the jobs that are full, as in the benchmark.
 set -euo pipefail
 
 LIMIT=${1:-1}
@@ -29,6 +33,7 @@ RESOURCE_LIMITS=${RESOURCE_LIMITS:-null}
 # the job's max_parallel_tasks, e.g. 4 for a job of T2 (one claim shard, less room than a claim of 10)
 MAX_PARALLEL=${MAX_PARALLEL:-1000}
 JOBS=${JOBS:-1}
+if [ -n "${T2:-}" ]; then COMBINED=1 JOBS=100 MAX_PARALLEL=4; fi
 ROOM=$((MAX_PARALLEL * JOBS))
 TAKE=$((LIMIT < ROOM ? LIMIT : ROOM)) # tasks a claim gets
 # fewer cycles for big claims, so that the runs stay short (the difference is what counts)
@@ -63,6 +68,24 @@ URL="postgresql://postgres@127.0.0.1:$PORT/engine"
 (cd "$ROOT" && "$DENO" eval \
   "import { resetDatabase } from './scripts/lib/database.ts'; await resetDatabase('$URL');")
 CTX='{"role":"service_role","user_id":null,"request_id":"instructions"}'
+if [ -n "${T2:-}" ]; then
+  # bench/lib/ours.ts t2Jobs
+  psql "$URL" -qAt >/dev/null <<SQL
+select job_service_api.create_job('$CTX',
+  jsonb_build_object('user_id', '00000000-0000-4000-8000-00000000be9c', 'product_id', 'bench',
+    'sending_group_id', 'bench', 'priority', 10 + (j % 5) * 20, 'max_parallel_tasks', 4,
+    'retry_config', '{"max_attempts":3,"retry_interval":1000,"backoff":"fixed",
+                      "max_retry_interval":3600000}'::jsonb,
+    'resource_limits', case when j % 2 = 0 then '{"max_memory":1024,"max_cpu":2}'::jsonb end,
+    'start', true, 'metadata', '{}'::jsonb),
+  (select jsonb_agg(jsonb_build_object('payload', jsonb_build_object('n', j * 200 + g))
+                    || case when j % 2 = 0 and g % 4 = 0
+                         then '{"resources":{"memory":300,"cpu":0.5}}'::jsonb else '{}' end
+                    order by g)
+   from generate_series(0, 199) g), null, null)
+from generate_series(0, 99) j;
+SQL
+else
 psql "$URL" -qAt >/dev/null <<SQL
 select job_service_api.create_job('$CTX',
   '{"user_id":"00000000-0000-4000-8000-00000000be9c","product_id":"bench",
@@ -73,6 +96,9 @@ select job_service_api.create_job('$CTX',
   (select jsonb_agg(jsonb_build_object('payload', jsonb_build_object('n', g)))
    from generate_series(1, $PER_JOB) g), null, null)
 from generate_series(1, $JOBS);
+SQL
+fi
+psql "$URL" -qAt >/dev/null <<SQL
 vacuum analyze job_service.jobs, job_service.job_shards, job_service.job_shard_ends, job_service.tasks, job_service.task_ready;
 checkpoint;
 SQL
@@ -95,7 +121,21 @@ cycles_sql() {
                from json_array_elements(answer::json -> 'tasks') t)"
   fi
   local loop
-  if [ -n "${COMBINED:-}" ]; then
+  if [ -n "${T2:-}" ]; then
+    # the oldest LIMIT runs reported, with a claim of LIMIT; the runs held in claim order
+    loop="answer := job_service_api.claim_tasks(ctx, 'worker', 320, null, 300000)::text;
+  held := array(select (t ->> 'task_id')::bigint from json_array_elements(answer::json -> 'tasks') t);
+  commit;
+  for i in 1..$cycles loop
+    $mark
+    answer := job_service_api.complete_and_claim(ctx, 'worker',
+      (select '[' || string_agg(format('{\"task_id\": %s}', x), ', ') || ']'
+       from unnest(held[1:$LIMIT]) x)::jsonb, $LIMIT, null, 300000)::text;
+    held := held[$LIMIT + 1:] || array(select (t ->> 'task_id')::bigint
+                                      from json_array_elements(answer::json -> 'claimed') t);
+    commit;
+  end loop;"
+  elif [ -n "${COMBINED:-}" ]; then
     # one claim first, then each report carries the next claim (completeTasks with claim)
     # (several jobs: the report is made from the last answer's claimed tasks, the first claim's
     # `tasks` for the first cycle)
@@ -127,6 +167,7 @@ declare
   statements bigint;
   top record;
   answer text;
+  held bigint[];
   ctx constant jsonb := '$CTX';
   reports constant text[] := array(
     select '[' || string_agg(format('{\"task_id\": %s}', g), ', ') || ']'

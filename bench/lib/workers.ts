@@ -69,7 +69,8 @@ const LOCAL_QUEUE_PER_SLOT = 10;
  * as graphile-worker's local queue does; the completions of all slots go to one merger that sends
  * whatever has accumulated as one call (at most 1 000 tasks), like graphile-worker's
  * completeJobBatchDelay 0; slots do not wait for it, as graphile's do not. While the jobs are at
- * their limits (combined), two such calls may be in flight, each carrying a claim.
+ * their limits (combined), two such calls may be in flight, each carrying a claim, the second with
+ * the runs of other jobs than the first's where there are any.
  */
 export async function runWorkers(transport: Transport, options: {
   c: number;
@@ -198,11 +199,27 @@ export async function runWorkers(transport: Transport, options: {
   let carrying = false;
   let asked = 0; // tasks asked for by the carried claims in flight
   const lanes = () => (carrying ? 2 : 1);
+  // Jobs whose runs a completion call in flight reports: a report waits for another that holds its
+  // job's end rows until that one commits (jobs of one shard: T2's), so a second call takes the
+  // runs of other jobs where there are any, and theirs go in the next call.
+  const reporting = new Map<string, number>();
+  const takeRuns = (count: number): Run[] => {
+    const free = reporting.size === 0
+      ? []
+      : pending.filter((r) => !reporting.has(r.job_id)).slice(0, count);
+    if (free.length === 0) return pending.splice(0, count);
+    const taken = new Set(free);
+    const rest = pending.filter((r) => !taken.has(r));
+    pending.splice(0, pending.length, ...rest);
+    return free;
+  };
   const send = () => {
     scheduled = false;
     while (pending.length > 0 && inFlight < lanes()) {
       const share = lanes() - inFlight; // this call and the free lanes after it share alike
-      const runs = pending.splice(0, Math.min(1_000, Math.ceil(pending.length / share)));
+      const runs = takeRuns(Math.min(1_000, Math.ceil(pending.length / share)));
+      const jobs = new Set(runs.map((r) => r.job_id));
+      for (const job of jobs) reporting.set(job, (reporting.get(job) ?? 0) + 1);
       const ask = carrying ? Math.max(0, Math.ceil((size - queue.length - asked) / share)) : 0;
       asked += ask;
       inFlight++;
@@ -216,6 +233,11 @@ export async function runWorkers(transport: Transport, options: {
         failure ??= error;
         wake();
       }).finally(() => {
+        for (const job of jobs) {
+          const n = reporting.get(job)! - 1;
+          if (n === 0) reporting.delete(job);
+          else reporting.set(job, n);
+        }
         asked -= ask;
         inFlight--;
         for (const resolve of landed.splice(0)) resolve();
