@@ -25,6 +25,10 @@
 # max_parallel_tasks 4, a budget on every other job with every fourth of its tasks bigger), a first
 # claim of 320 (the batched worker's local queue at C = 32), then per cycle the LIMIT oldest runs
 # reported with a claim of LIMIT: claims walk past the jobs that are full, as in the benchmark.
+# FLOOR=1 (with MAX_PARALLEL=4: a job of one shard, LIMIT 1) measures the floor of the one-task
+# cycle: only the rows it must change (the job row's lock twice, the task row twice, the queue row,
+# the claim shard and the end row) as bare statements in the DO block, run as the functions' owner;
+# FLOOR=walk adds a walk over the jobs in priority order that locks a shard with room.
 set -euo pipefail
 
 LIMIT=${1:-1}
@@ -121,7 +125,51 @@ cycles_sql() {
                from json_array_elements(answer::json -> 'tasks') t)"
   fi
   local loop
-  if [ -n "${T2:-}" ]; then
+  if [ -n "${FLOOR:-}" ]; then
+    # the report of the last task, then the claim of the next, one transaction per cycle
+    local claim="with taken as (
+      delete from job_service.task_ready where ctid = (
+        select ctid from job_service.task_ready where job_id = jid and run_after <= now()
+        order by task_id limit 1 for update skip locked)
+      returning task_id
+    ), runs as (
+      update job_service.tasks t set status = 'running', worker_id = 'w', lease_ms = 300000,
+        lease_expires_at = now() + interval '5 minutes', shard = 1, attempt = t.attempt + 1,
+        started_at = now()
+      from taken n where t.id = n.task_id returning t.id
+    ), counted as (
+      update job_service.job_shards set started = started + 1, ended_seen = ended_seen + 1,
+        pending = pending - 1
+      where job_id = jid and shard = 1
+    )
+    select id into tid from runs;"
+    if [ "$FLOOR" = walk ]; then
+      claim="select x.job_id into jid from job_service.jobs j cross join lateral (
+        select s.job_id from job_service.job_shards s
+        join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+        where s.job_id = j.id and s.started - e.ended < s.capacity
+          and exists (select from job_service.task_ready r
+                      where r.job_id = s.job_id and r.run_after <= now())
+        order by s.shard limit 1 for update of s skip locked) x
+      where j.status in ('queued', 'running') order by j.priority desc, j.created_at, j.id limit 1;
+    $claim"
+    fi
+    loop="select id into jid from job_service.jobs limit 1;
+  $claim
+  commit;
+  for i in 1..$cycles loop
+    $mark
+    perform 1 from job_service.jobs where id = jid for key share;
+    update job_service.tasks set status = 'succeeded', worker_id = null, lease_expires_at = null,
+      shard = null, finished_at = now(), ended_by = 'w', ended_attempt = attempt
+    where id = tid and status = 'running';
+    update job_service.job_shard_ends set ended = ended + 1, succeeded = succeeded + 1
+    where job_id = jid and shard = 1;
+    perform 1 from job_service.jobs where id = jid for key share;
+    $claim
+    commit;
+  end loop;"
+  elif [ -n "${T2:-}" ]; then
     # the oldest LIMIT runs reported, with a claim of LIMIT; the runs held in claim order
     loop="answer := job_service_api.claim_tasks(ctx, 'worker', 320, null, 300000)::text;
   held := array(select (t ->> 'task_id')::bigint from json_array_elements(answer::json -> 'tasks') t);
@@ -161,13 +209,18 @@ cycles_sql() {
   # calls over the wire. The reports are written before the loop: the queue hands out tasks in id
   # order, so cycle i completes tasks (i-1)*TAKE+1 .. i*TAKE; the count checked at the end says
   # that every report found its tasks.
-  printf '%s\n' "do \$\$
+  # (FLOOR: as the owner of the engine's functions, whose permission checks they pay)
+  printf '%s\n' "${FLOOR:+set role project_owner;
+
+}do \$\$
 declare
   wal pg_lsn;
   statements bigint;
   top record;
   answer text;
   held bigint[];
+  jid uuid;
+  tid bigint;
   ctx constant jsonb := '$CTX';
   reports constant text[] := array(
     select '[' || string_agg(format('{\"task_id\": %s}', g), ', ') || ']'
