@@ -631,20 +631,21 @@ declare
   v_lone_want integer;
   v_want integer;
   v_claimed json[];
-  -- the batch of jobs that claim_from_jobs serves in one statement, and the tasks it wants
+  -- the batch of jobs that claim_from_jobs serves in one statement, and the tasks it wants (null
+  -- until a second job joins a batch: most claims never build them)
   v_batched integer := 0;
-  b_jobs uuid[] := '{}'::uuid[];
-  b_shards smallint[] := '{}'::smallint[];
-  b_ended integer[] := '{}'::integer[];
-  b_want integer[] := '{}'::integer[];
-  b_rooms integer[] := '{}'::integer[];
-  b_max_parallel integer[] := '{}'::integer[];
-  b_fair_memory numeric[] := '{}'::numeric[];
-  b_fair_cpu numeric[] := '{}'::numeric[];
-  b_room_memory numeric[] := '{}'::numeric[];
-  b_room_cpu numeric[] := '{}'::numeric[];
-  b_released_memory numeric[] := '{}'::numeric[];
-  b_released_cpu numeric[] := '{}'::numeric[];
+  b_jobs uuid[];
+  b_shards smallint[];
+  b_ended integer[];
+  b_want integer[];
+  b_rooms integer[];
+  b_max_parallel integer[];
+  b_fair_memory numeric[];
+  b_fair_cpu numeric[];
+  b_room_memory numeric[];
+  b_room_cpu numeric[];
+  b_released_memory numeric[];
+  b_released_cpu numeric[];
 begin
   if p_job_id is not null then
     select * into v_one from job_service.jobs where id = p_job_id;
@@ -734,7 +735,7 @@ begin
             v_lone := v_job;
             v_lone_want := v_want;
           else
-            if cardinality(b_jobs) = 0 then
+            if b_jobs is null then
               b_jobs := array[(v_lone.job).id];
               b_shards := array[(v_lone.first).shard];
               b_ended := array[(v_lone.first).ended];
@@ -769,7 +770,7 @@ begin
     end if;
     -- the batch so far (higher jobs first): when it wants all that is left, before a job of the
     -- general path, or at the walk's end
-    if v_batched > 0 and cardinality(b_jobs) = 0 then
+    if v_batched > 0 and b_jobs is null then
       -- a batch of one job (every claim from one job, as a worker of one busy job makes): the
       -- per-job path, whose statements are cheaper for one job than the batch's
       v_claim := job_service.claim_from_job(v_lone.job, v_remaining, p_worker, p_lease_ms,
@@ -795,20 +796,8 @@ begin
         v_remaining := v_remaining - cardinality(v_claim.claimed);
       end if;
     end if;
-    if cardinality(b_jobs) > 0 then
-      b_jobs := '{}'::uuid[];
-      b_shards := '{}'::smallint[];
-      b_ended := '{}'::integer[];
-      b_want := '{}'::integer[];
-      b_rooms := '{}'::integer[];
-      b_max_parallel := '{}'::integer[];
-      b_fair_memory := '{}'::numeric[];
-      b_fair_cpu := '{}'::numeric[];
-      b_room_memory := '{}'::numeric[];
-      b_room_cpu := '{}'::numeric[];
-      b_released_memory := '{}'::numeric[];
-      b_released_cpu := '{}'::numeric[];
-    end if;
+    -- (the other arrays are made again with the next batch's first two jobs)
+    b_jobs := null;
     v_batched := 0;
     exit when v_end or v_remaining <= 0;
     if not v_simple then
