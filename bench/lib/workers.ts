@@ -175,11 +175,14 @@ export async function runWorkers(transport: Transport, options: {
   const waiting: (() => void)[] = []; // slots waiting for a task
   let refill: (() => void) | undefined; // the fetcher waiting for room, or for a completion
   let fetching = true;
-  const wake = () => {
-    for (const resolve of waiting.splice(0)) resolve();
+  const wakeFetcher = () => {
     const r = refill;
     refill = undefined;
     r?.();
+  };
+  const wake = () => {
+    for (const resolve of waiting.splice(0)) resolve();
+    wakeFetcher();
   };
   const enqueue = (tasks: ClaimedTask[]) => {
     const claimedAt = performance.now();
@@ -204,12 +207,13 @@ export async function runWorkers(transport: Transport, options: {
   // runs of other jobs where there are any, and theirs go in the next call.
   const reporting = new Map<string, number>();
   const takeRuns = (count: number): Run[] => {
-    const free = reporting.size === 0
-      ? []
-      : pending.filter((r) => !reporting.has(r.job_id)).slice(0, count);
+    if (reporting.size === 0) return pending.splice(0, count);
+    const free: Run[] = [];
+    const rest: Run[] = [];
+    for (const r of pending) {
+      (free.length < count && !reporting.has(r.job_id) ? free : rest).push(r);
+    }
     if (free.length === 0) return pending.splice(0, count);
-    const taken = new Set(free);
-    const rest = pending.filter((r) => !taken.has(r));
     pending.splice(0, pending.length, ...rest);
     return free;
   };
@@ -242,9 +246,7 @@ export async function runWorkers(transport: Transport, options: {
         inFlight--;
         for (const resolve of landed.splice(0)) resolve();
         schedule();
-        const r = refill;
-        refill = undefined;
-        r?.();
+        wakeFetcher();
       });
     }
   };
@@ -305,11 +307,7 @@ export async function runWorkers(transport: Transport, options: {
         continue;
       }
       const next = queue.shift()!;
-      if (queue.length < c && refill) {
-        const r = refill;
-        refill = undefined;
-        r();
-      }
+      if (queue.length < c) wakeFetcher();
       pending.push(record(next.task, next.claimedAt));
       schedule();
       // the no-op handler returns at once: let the merger and the fetcher run between tasks
