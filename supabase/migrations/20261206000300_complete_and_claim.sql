@@ -2,24 +2,27 @@
 -- for the worker in the same transaction, one call and one commit instead of two (as BullMQ's
 -- moveToFinished with fetchNext does). The claim sees the room the report gave back.
 
--- A one-task cycle (every one-at-a-time worker's report, carrying the claim of its next task): the
--- report of complete_tasks' one-task path and the claim of claim's one-task path, as four
--- statements in one function with few PL/pgSQL expressions around them, for the common case (a
--- running job without rate limits or budget at the head of the claim walk). A cycle otherwise pays
--- about as much for the functions around its statements as for the statements (docs/performance.md,
--- "A lean one-task cycle"). Null, having changed nothing, when the report is not the plain case (the
--- worker does not hold the task): complete_and_claim's general path answers it. Its plans are made
--- under complete_and_claim's settings (the only caller).
-create function job_service.complete_one_claim_one(
+create function job_service_api.complete_and_claim(
   p_ctx jsonb,
   p_worker text,
-  p_item jsonb,
+  p_items jsonb,
+  p_limit integer,
+  p_job_id uuid,
   p_lease_ms integer
 ) returns json
 language plpgsql
+set plan_cache_mode = force_generic_plan
+-- for the one-task cycle's plans below (claim and complete_tasks set their own)
+set enable_seqscan = off
+set jit = off
+set enable_sort = off
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $$
 declare
-  v_id constant bigint := (p_item ->> 'task_id')::bigint;
+  v_done json;
+  -- the one-task cycle's
+  v_id bigint;
   -- takes the answers of calls made as assignments (see complete_tasks), never read
   -- @plpgsql_check_options: extra_warnings = false
   v_counted integer;
@@ -31,171 +34,146 @@ declare
   v_plain boolean;
   v_claimed text;
 begin
-  -- The report: complete_tasks' one-task path (the job's lock first, then the task's).
-  perform 1 from job_service.jobs where id = (select job_id from job_service.tasks where id = v_id)
-  for key share;
-  with held as (
-    select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
-    from job_service.tasks
-    where id = v_id
-      and status = 'running' and worker_id = p_worker and lease_expires_at > now()
-    for update
-  ), done as (
-    update job_service.tasks t
-    set status = 'succeeded', result = p_item -> 'result', worker_id = null,
-        lease_expires_at = null, shard = null, reserved_memory = null, reserved_cpu = null,
-        usage_memory = null, usage_cpu = null, stop_requested = false, finished_at = now(),
-        ended_by = p_worker, ended_attempt = t.attempt
-    from held
-    where t.id = held.id
-    returning held.*
-  ), released as (
-    update job_service.job_shard_ends e
-    set ended = e.ended + 1,
-        succeeded = e.succeeded + 1,
-        released_memory = e.released_memory + coalesce(d.reserved_memory, 0),
-        released_cpu = e.released_cpu + coalesce(d.reserved_cpu, 0),
-        usage_memory = e.usage_memory - coalesce(d.usage_memory, 0),
-        usage_cpu = e.usage_cpu - coalesce(d.usage_cpu, 0)
-    from done d
-    where e.job_id = d.job_id and e.shard = d.shard
-    returning e.job_id, e.over_limit
-  )
-  select r.job_id, r.over_limit, (
-           select true from job_service.task_ready q
-           where q.job_id = r.job_id order by q.task_id desc limit 1
-           for key share skip locked
-         )
-  into v_job_id, v_over, v_free
-  from released r;
-  if not found then
-    return null;
-  end if;
-  if v_over then
-    perform job_service.apply_back_pressure(v_job_id);
-  end if;
-  if v_free is null then
-    v_counted := job_service.check_job_tail(v_job_id, p_ctx);
-  end if;
-
-  -- The claim: the walk's first job, with a claim shard locked (claim's candidates) ...
-  select j.id, x.shard, x.ended,
-         j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null
-  into v_job_id, v_shard, v_ended, v_plain
-  from job_service.jobs j
-  cross join lateral (
-    select shard.shard, shard.ended
-    from (values (1 + pg_backend_pid() % j.shard_count, 64),
-                 (1, pg_backend_pid() % j.shard_count)) as range (low, high)
-    cross join lateral (
-      select s.shard, e.ended
-      from job_service.job_shards s
-      join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
-      where s.job_id = j.id and s.shard between range.low and range.high
-        and case
-          when s.started - e.ended < s.capacity and s.unfit_at_ended is distinct from e.ended
-            then (select true from job_service.task_ready r
-                  where r.job_id = s.job_id and r.run_after <= now()
-                  order by r.task_id desc limit 1)
-          else false
-        end
-      order by s.shard limit 1
-      for update of s skip locked
-    ) shard
-    limit 1
-  ) x
-  where j.status in ('queued', 'running')
-  order by j.priority desc, j.created_at, j.id
-  limit 1;
-  if v_plain then
-    -- ... and, when it is a plain one, claim_from_job's one-task statement with the job's lock in
-    -- it (taken before the queue row's, never waited for: rule 1 under lock)
-    perform 1 from job_service.jobs
-    where id = v_job_id and status = 'running' and not rate_limited and not group_limited
-    for key share skip locked;
-    v_plain := found;
-  end if;
-  if v_plain then
-    with taken as (
-      delete from job_service.task_ready
-      where ctid = (
-          select ctid from job_service.task_ready
-          where job_id = v_job_id and run_after <= now()
-          order by task_id limit 1
-          for update skip locked
-        )
-      returning task_id
-    ), runs as (
-      update job_service.tasks t
-      set status = 'running',
-          worker_id = p_worker,
-          lease_ms = p_lease_ms,
-          lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
-          shard = v_shard,
-          attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
-          repeat_attempt = false,
-          stop_requested = false,
-          ended_by = null,
-          ended_attempt = null,
-          started_at = clock_timestamp()
-      from taken n
-      where t.id = n.task_id
-      returning t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.memory, t.cpu
-    ), counted as (
-      update job_service.job_shards s
-      set started = s.started + 1, ended_seen = v_ended, pending = s.pending - 1
-      from runs r
-      where s.job_id = v_job_id and s.shard = v_shard
-    )
-    select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
-                  '"lease_expires_at": "%s", "resources": %s}', c.id, c.job_id, c.payload, c.attempt,
-                  to_char(c.lease_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                  case when c.memory is null then 'null'
-                    else json_build_object('memory', c.memory, 'cpu', c.cpu)::text end)
-    into v_claimed from runs c;
-  end if;
-  if v_claimed is null then
-    -- anything else (no job, a job that is not plain, a task another claim took meanwhile): the
-    -- general claim, which walks again (the shard this claim locked stays its own)
-    return json_build_object('tasks', ('[{"task_id": ' || v_id || ', "status": "succeeded"}]')::json,
-      'claimed', coalesce(array_to_json(job_service.claim(p_ctx, p_worker, 1, null, p_lease_ms)),
-                          '[]'::json));
-  end if;
-  -- written out, as task_json does
-  return ('{"tasks": [{"task_id": ' || v_id || ', "status": "succeeded"}], "claimed": ['
-          || v_claimed || ']}')::json;
-end
-$$;
-comment on function job_service.complete_one_claim_one(jsonb, text, jsonb, integer) is
-  'A one-task report carrying a claim of one (complete_and_claim''s common case): the report as '
-  'complete_tasks makes it and the claim as claim makes it, with the statements of their one-task '
-  'paths; null, nothing changed, when the worker does not hold the task.';
-revoke execute on function job_service.complete_one_claim_one(jsonb, text, jsonb, integer) from public;
-
-create function job_service_api.complete_and_claim(
-  p_ctx jsonb,
-  p_worker text,
-  p_items jsonb,
-  p_limit integer,
-  p_job_id uuid,
-  p_lease_ms integer
-) returns json
-language plpgsql
-set plan_cache_mode = force_generic_plan
--- for complete_one_claim_one's plans (as claim's and complete_tasks', which set their own)
-set enable_seqscan = off
-set jit = off
-set enable_sort = off
-set enable_hashjoin = off
-set enable_mergejoin = off
-as $$
-declare
-  v_done json;
-begin
   if p_limit = 1 and p_job_id is null and jsonb_array_length(p_items) = 1 then
-    v_done := job_service.complete_one_claim_one(p_ctx, p_worker, p_items -> 0, p_lease_ms);
-    if v_done is not null then
-      return v_done;
+    -- A one-task cycle (every one-at-a-time worker's report, carrying the claim of its next
+    -- task): the statements of complete_tasks' and claim's one-task paths here, with few PL/pgSQL
+    -- expressions around them, for the common case (a running job without rate limits or budget
+    -- at the head of the claim walk); anything else takes the general path below. A cycle
+    -- otherwise paid about as much for the functions around its statements as for the statements
+    -- (docs/performance.md, "A lean one-task cycle").
+    v_id := (p_items -> 0 ->> 'task_id')::bigint;
+    -- The report: complete_tasks' one-task path (the job's lock first, then the task's).
+    perform 1 from job_service.jobs where id = (select job_id from job_service.tasks where id = v_id)
+    for key share;
+    with held as (
+      select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
+      from job_service.tasks
+      where id = v_id
+        and status = 'running' and worker_id = p_worker and lease_expires_at > now()
+      for update
+    ), done as (
+      update job_service.tasks t
+      set status = 'succeeded', result = p_items -> 0 -> 'result', worker_id = null,
+          lease_expires_at = null, shard = null, reserved_memory = null, reserved_cpu = null,
+          usage_memory = null, usage_cpu = null, stop_requested = false, finished_at = now(),
+          ended_by = p_worker, ended_attempt = t.attempt
+      from held
+      where t.id = held.id
+      returning held.*
+    ), released as (
+      update job_service.job_shard_ends e
+      set ended = e.ended + 1,
+          succeeded = e.succeeded + 1,
+          released_memory = e.released_memory + coalesce(d.reserved_memory, 0),
+          released_cpu = e.released_cpu + coalesce(d.reserved_cpu, 0),
+          usage_memory = e.usage_memory - coalesce(d.usage_memory, 0),
+          usage_cpu = e.usage_cpu - coalesce(d.usage_cpu, 0)
+      from done d
+      where e.job_id = d.job_id and e.shard = d.shard
+      returning e.job_id, e.over_limit
+    )
+    select r.job_id, r.over_limit, (
+             select true from job_service.task_ready q
+             where q.job_id = r.job_id order by q.task_id desc limit 1
+             for key share skip locked
+           )
+    into v_job_id, v_over, v_free
+    from released r;
+    -- (a worker that does not hold the task: the general path below judges the report)
+    if found then
+      if v_over then
+        perform job_service.apply_back_pressure(v_job_id);
+      end if;
+      if v_free is null then
+        v_counted := job_service.check_job_tail(v_job_id, p_ctx);
+      end if;
+
+      -- The claim: the walk's first job, with a claim shard locked (claim's candidates) ...
+      select j.id, x.shard, x.ended,
+             j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null
+      into v_job_id, v_shard, v_ended, v_plain
+      from job_service.jobs j
+      cross join lateral (
+        select shard.shard, shard.ended
+        from (values (1 + pg_backend_pid() % j.shard_count, 64),
+                     (1, pg_backend_pid() % j.shard_count)) as range (low, high)
+        cross join lateral (
+          select s.shard, e.ended
+          from job_service.job_shards s
+          join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+          where s.job_id = j.id and s.shard between range.low and range.high
+            and case
+              when s.started - e.ended < s.capacity and s.unfit_at_ended is distinct from e.ended
+                then (select true from job_service.task_ready r
+                      where r.job_id = s.job_id and r.run_after <= now()
+                      order by r.task_id desc limit 1)
+              else false
+            end
+          order by s.shard limit 1
+          for update of s skip locked
+        ) shard
+        limit 1
+      ) x
+      where j.status in ('queued', 'running')
+      order by j.priority desc, j.created_at, j.id
+      limit 1;
+      if v_plain then
+        -- ... and, when it is a plain one, claim_from_job's one-task statement with the job's lock in
+        -- it (taken before the queue row's, never waited for: rule 1 under lock)
+        perform 1 from job_service.jobs
+        where id = v_job_id and status = 'running' and not rate_limited and not group_limited
+        for key share skip locked;
+        v_plain := found;
+      end if;
+      if v_plain then
+        with taken as (
+          delete from job_service.task_ready
+          where ctid = (
+              select ctid from job_service.task_ready
+              where job_id = v_job_id and run_after <= now()
+              order by task_id limit 1
+              for update skip locked
+            )
+          returning task_id
+        ), runs as (
+          update job_service.tasks t
+          set status = 'running',
+              worker_id = p_worker,
+              lease_ms = p_lease_ms,
+              lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+              shard = v_shard,
+              attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
+              repeat_attempt = false,
+              stop_requested = false,
+              ended_by = null,
+              ended_attempt = null,
+              started_at = clock_timestamp()
+          from taken n
+          where t.id = n.task_id
+          returning t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.memory, t.cpu
+        ), counted as (
+          update job_service.job_shards s
+          set started = s.started + 1, ended_seen = v_ended, pending = s.pending - 1
+          from runs r
+          where s.job_id = v_job_id and s.shard = v_shard
+        )
+        select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
+                      '"lease_expires_at": "%s", "resources": %s}', c.id, c.job_id, c.payload, c.attempt,
+                      to_char(c.lease_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                      case when c.memory is null then 'null'
+                        else json_build_object('memory', c.memory, 'cpu', c.cpu)::text end)
+        into v_claimed from runs c;
+      end if;
+      if v_claimed is null then
+        -- anything else (no job, a job that is not plain, a task another claim took meanwhile): the
+        -- general claim, which walks again (the shard this claim locked stays its own)
+        return json_build_object('tasks', ('[{"task_id": ' || v_id || ', "status": "succeeded"}]')::json,
+          'claimed', coalesce(array_to_json(job_service.claim(p_ctx, p_worker, 1, null, p_lease_ms)),
+                              '[]'::json));
+      end if;
+      -- written out, as task_json does
+      return ('{"tasks": [{"task_id": ' || v_id || ', "status": "succeeded"}], "claimed": ['
+              || v_claimed || ']}')::json;
     end if;
   end if;
   v_done := job_service_api.complete_tasks(p_ctx, p_worker, p_items);

@@ -23,7 +23,6 @@ insert into declared_routines values
     ('job_service.claim', false, ''),
     ('job_service.claim_from_job', false, ''),
     ('job_service.claim_from_jobs', false, ''),
-    ('job_service.complete_one_claim_one', false, ''),
     ('job_service.create_job_shards', false, ''),
     ('job_service.default_burst', false, ''),
     ('job_service.default_user_limit', false, ''),
