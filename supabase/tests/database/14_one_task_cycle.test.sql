@@ -1,0 +1,105 @@
+-- complete_and_claim's one-task cycle (one task reported, one claimed across jobs: every
+-- one-at-a-time worker's call), which runs its own statements inline: the answer it writes is the
+-- one claim_tasks writes, and whatever it does not handle itself (a report the worker cannot make,
+-- a budgeted job at the head of the walk, nothing left) goes the general way with the same result.
+begin;
+create extension if not exists pgtap with schema extensions;
+set local search_path = job_service, extensions, public;
+select plan(12);
+
+create function pg_temp.ctx() returns jsonb
+language sql as $$
+  select jsonb_build_object('role', 'service_role', 'user_id', null, 'request_id', 'eng14')
+$$;
+
+create function pg_temp.new_job(p_priority integer, p_tasks jsonb, p_limits jsonb) returns uuid
+language plpgsql as $$
+begin
+  return (job_service_api.create_job(
+    pg_temp.ctx(),
+    jsonb_build_object('user_id', '00000000-0000-4000-8000-000000000014', 'product_id', 'eng14',
+      'sending_group_id', 'g14', 'priority', p_priority, 'max_parallel_tasks', 2, 'start', true,
+      'metadata', '{}'::jsonb, 'resource_limits', p_limits,
+      'retry_config', jsonb_build_object('max_attempts', 3, 'retry_interval', 1000,
+        'backoff', 'fixed', 'max_retry_interval', 3600000)),
+    p_tasks, null, null) #>> '{job,id}')::uuid;
+end
+$$;
+
+/** The job's n-th task id. */
+create function pg_temp.task(p_job text, p_n integer) returns bigint
+language sql as $$
+  select id from job_service.tasks where job_id = current_setting(p_job)::uuid order by id
+  offset p_n - 1 limit 1
+$$;
+
+/** complete_and_claim of one task with a claim of one across jobs: its answer. */
+create function pg_temp.cycle(p_worker text, p_task bigint) returns json
+language sql as $$
+  select job_service_api.complete_and_claim(pg_temp.ctx(), p_worker,
+    jsonb_build_array(jsonb_build_object('task_id', p_task, 'result', jsonb_build_object('ok', p_task))),
+    1, null, 60000)
+$$;
+
+/** A claimed task as claim_tasks writes it (task_json), from its row. */
+create function pg_temp.as_claimed(p_task bigint) returns jsonb
+language sql as $$
+  select job_service.task_json(id, job_id, payload, attempt, lease_expires_at, reserved_memory,
+    reserved_cpu, memory, cpu)::jsonb
+  from job_service.tasks where id = p_task
+$$;
+
+-- a plain job of three tasks, the second with resources of its own
+select set_config('test.a', pg_temp.new_job(50, '[{"payload": {"n": 1}},
+  {"payload": {"n": 2, "text": "a \"quoted\" ünïcode"}, "resources": {"memory": 10, "cpu": 0.5}},
+  {"payload": {"n": 3}}]', null)::text, true);
+select is((job_service_api.claim_tasks(pg_temp.ctx(), 'w1', 1, null, 60000) -> 'tasks' -> 0 ->> 'task_id')::bigint,
+  pg_temp.task('test.a', 1), 'w1 claims the first task');
+
+select set_config('test.r1', pg_temp.cycle('w1', pg_temp.task('test.a', 1))::text, true);
+select is((current_setting('test.r1')::json -> 'tasks')::jsonb,
+  jsonb_build_array(jsonb_build_object('task_id', pg_temp.task('test.a', 1), 'status', 'succeeded')),
+  'the report is answered as complete_tasks answers it');
+select is((current_setting('test.r1')::json -> 'claimed')::jsonb,
+  jsonb_build_array(pg_temp.as_claimed(pg_temp.task('test.a', 2))),
+  'the next task is claimed and written as claim_tasks writes it (payload, lease, its own resources)');
+select is((select (result, worker_id, finished_at is not null)::text from tasks
+           where id = pg_temp.task('test.a', 1)), ('{"ok": ' || pg_temp.task('test.a', 1) || '}', null, true)::text,
+  'the reported task ended with its result');
+
+-- a report the worker cannot make (w2 does not hold the task): lost, and its claim still runs
+select set_config('test.r2', pg_temp.cycle('w2', pg_temp.task('test.a', 2))::text, true);
+select is(current_setting('test.r2')::json -> 'tasks' -> 0 ->> 'status', 'lost',
+  'a task the worker does not hold is lost, as complete_tasks says');
+select is((current_setting('test.r2')::json -> 'claimed')::jsonb,
+  jsonb_build_array(pg_temp.as_claimed(pg_temp.task('test.a', 3))),
+  'and the claim of that call gets the job''s last task for w2');
+
+-- a budgeted job of higher priority at the head of the walk: claimed as the general claim does,
+-- its fair share reserved
+select set_config('test.b', pg_temp.new_job(90, '[{"payload": {"n": 1}}, {"payload": {"n": 2}}]',
+  '{"max_memory": 100, "max_cpu": 1}')::text, true);
+select set_config('test.r3', pg_temp.cycle('w1', pg_temp.task('test.a', 2))::text, true);
+select is((current_setting('test.r3')::json -> 'claimed')::jsonb,
+  jsonb_build_array(pg_temp.as_claimed(pg_temp.task('test.b', 1))),
+  'the budgeted job of higher priority gives the next task');
+select is((current_setting('test.r3')::json -> 'claimed' -> 0 -> 'resources')::jsonb,
+  '{"memory": 50, "cpu": 0.5}'::jsonb, 'with its fair share of the budget reserved');
+
+-- the ends: the plain job's last report completes it; then nothing is left but the budgeted job's
+-- second task, and after it nothing at all
+select is(json_array_length(pg_temp.cycle('w2', pg_temp.task('test.a', 3)) -> 'claimed'), 1,
+  'the plain job''s last report claims the budgeted job''s second task');
+select is((select status::text from jobs where id = current_setting('test.a')::uuid), 'completed',
+  'the plain job completed with its last report');
+select is(json_array_length(pg_temp.cycle('w1', pg_temp.task('test.b', 1)) -> 'claimed')
+          + json_array_length(pg_temp.cycle('w2', pg_temp.task('test.b', 2)) -> 'claimed'), 0,
+  'nothing left to claim at the end');
+select is_empty($$ select * from job_service_api.invariant_violations(
+    array[current_setting('test.a')::uuid, current_setting('test.b')::uuid])
+  union all select null, 'not completed', status::text from job_service.jobs
+  where id in (current_setting('test.a')::uuid, current_setting('test.b')::uuid) and status <> 'completed' $$,
+  'the counters equal the rows and both jobs completed');
+
+select * from finish();
+rollback;
