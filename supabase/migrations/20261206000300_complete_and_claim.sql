@@ -12,10 +12,11 @@ create function job_service_api.complete_and_claim(
 ) returns json
 language plpgsql
 set plan_cache_mode = force_generic_plan
--- for the one-task cycle's plans below (claim and complete_tasks set their own)
+-- for the one-task cycle's plans below, as complete_tasks sets them (claim and complete_tasks set
+-- their own; sorts stay on, as complete_tasks and the functions it calls were planned with them, and
+-- the one-task walk's index order needs no sort to be turned off: it takes its first row)
 set enable_seqscan = off
 set jit = off
-set enable_sort = off
 set enable_hashjoin = off
 set enable_mergejoin = off
 as $$
