@@ -662,6 +662,8 @@ begin
   -- jobs_claimable_idx (enable_sort is off: a sort would lock a shard in every candidate first),
   -- one row per fetch, each with a claim shard already locked (SKIP LOCKED): walking past the
   -- jobs that other claims are busy with costs one index probe each, not a call.
+  -- (complete_and_claim's one-task cycle reads the first candidate with the same shard lateral:
+  -- change them together)
   open v_candidates for
     select j as job, j.sending_group_id, x.first from job_service.jobs j
     cross join lateral (

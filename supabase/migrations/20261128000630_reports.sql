@@ -29,7 +29,8 @@ begin
     -- One task (every one-at-a-time report): what the batch path below does, for one run, in one
     -- statement: the task ended, its end row released (as release_ended does for one run) and its
     -- job's queue probed for the tail check (as after_tasks_ended does), with none of the batch
-    -- path's aggregates and sorts to start.
+    -- path's aggregates and sorts to start. complete_and_claim's one-task cycle runs the same two
+    -- statements inline: change them together (pgTAP 14 checks that they are the same).
     v_id := (p_items -> 0 ->> 'task_id')::bigint;
     perform 1 from job_service.jobs where id = (select job_id from job_service.tasks where id = v_id)
     for key share;

@@ -43,7 +43,8 @@ begin
     -- otherwise paid about as much for the functions around its statements as for the statements
     -- (docs/performance.md, "A lean one-task cycle").
     v_id := (p_items -> 0 ->> 'task_id')::bigint;
-    -- The report: complete_tasks' one-task path (the job's lock first, then the task's).
+    -- The report: complete_tasks' one-task path, the same two statements (the job's lock first,
+    -- then the task's; change them together: pgTAP 14 checks that they are the same).
     perform 1 from job_service.jobs where id = (select job_id from job_service.tasks where id = v_id)
     for key share;
     with held as (
@@ -89,7 +90,8 @@ begin
         v_counted := job_service.check_job_tail(v_job_id, p_ctx);
       end if;
 
-      -- The claim: the walk's first job, with a claim shard locked (claim's candidates) ...
+      -- The claim: the walk's first job, with a claim shard locked (claim's candidates, the same
+      -- shard lateral: change them together) ...
       select j.id, x.shard, x.ended,
              j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null
       into v_job_id, v_shard, v_ended, v_plain
@@ -119,8 +121,8 @@ begin
       order by j.priority desc, j.created_at, j.id
       limit 1;
       if v_plain then
-        -- ... and, when it is a plain one, claim_from_job's one-task statement with the job's lock in
-        -- it (taken before the queue row's, never waited for: rule 1 under lock)
+        -- ... and, when it is a plain one, its lock (rule 1 under lock, never waited for; taken
+        -- before the queue row's) and claim_from_job's one-task statement
         perform 1 from job_service.jobs
         where id = v_job_id and status = 'running' and not rate_limited and not group_limited
         for key share skip locked;
@@ -160,7 +162,7 @@ begin
         )
         select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
                       '"lease_expires_at": "%s", "resources": %s}', c.id, c.job_id, c.payload, c.attempt,
-                      to_char(c.lease_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                      job_service.iso(c.lease_expires_at),
                       case when c.memory is null then 'null'
                         else json_build_object('memory', c.memory, 'cpu', c.cpu)::text end)
         into v_claimed from runs c;

@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = job_service, extensions, public;
-select plan(12);
+select plan(13);
 
 create function pg_temp.ctx() returns jsonb
 language sql as $$
@@ -48,6 +48,20 @@ language sql as $$
     reserved_cpu, memory, cpu)::jsonb
   from job_service.tasks where id = p_task
 $$;
+
+/** A function's one-task report (the job's lock and the report's statement), spaces made one. */
+create function pg_temp.report_statements(p_fn regprocedure) returns text
+language sql as $$
+  select regexp_replace(substring(prosrc from
+    'perform 1 from job_service\.jobs where id = \(select job_id.*?from released r;'), '\s+', ' ', 'g')
+  from pg_proc where oid = p_fn
+$$;
+
+-- the report is written twice, inline in complete_and_claim and in complete_tasks: the same
+select is(pg_temp.report_statements(
+    'job_service_api.complete_and_claim(jsonb, text, jsonb, integer, uuid, integer)'),
+  coalesce(pg_temp.report_statements('job_service_api.complete_tasks(jsonb, text, jsonb)'), 'missing'),
+  'complete_and_claim''s one-task report is complete_tasks'' one-task report, statement for statement');
 
 -- a plain job of three tasks, the second with resources of its own
 select set_config('test.a', pg_temp.new_job(50, '[{"payload": {"n": 1}},
