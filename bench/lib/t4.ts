@@ -62,16 +62,23 @@ export interface CreateWal {
 /**
  * createJob (10 tasks) called `n` times in a row over SQL: the median wall time in ms, and the WAL
  * per call (the server's WAL position and pg_stat_wal's full-page images: the machine is otherwise
- * quiet here). A checkpoint first, before each of the three measurements alike: after the backlog
- * the server still writes out hundreds of MiB of dirty pages, and a createJob's commit waits for its
- * WAL flush behind those writes (2026-12-07: 1.9 ms empty, 3.0 ms with the tasks kept and 3.1 ms
- * after the VACUUM, which removes what kept rows could cost: the writes, not the rows).
+ * quiet here). Before the timed calls, alike for the three measurements: 20 untimed ones on the same
+ * connection (a new backend plans every statement on its first calls) and a checkpoint (after the
+ * backlog the server still has hundreds of MiB of dirty pages to write, and a createJob's commit
+ * waits for its WAL flush behind them). Until 2026-12-07 it was 50 timed calls on a new connection:
+ * two runs of that day gave 1.9 / 3.0 / 3.1 ms (empty, kept, vacuumed) and 2.7 / 2.0 / 2.5 ms, the
+ * order changing from run to run with no vacuum running.
  */
 async function createLatency(n: number, wal?: CreateWal[]): Promise<number> {
   const sql = connect(1);
   try {
-    await sql`checkpoint`;
     const tasks = Array.from({ length: 10 }, (_, i) => ({ payload: { n: i } }));
+    const create = () =>
+      sql`select job_service_api.create_job(${sql.json(CTX)},
+        ${sql.json({ ...JOB, product_id: "bench-t4-create", start: false })}, ${sql.json(tasks)},
+        null, null)`;
+    for (let i = 0; i < 20; i++) await create();
+    await sql`checkpoint`;
     const times: number[] = [];
     const walNow = async () => {
       // this backend's WAL counters reach pg_stat_wal when it goes idle after a forced flush
@@ -83,9 +90,7 @@ async function createLatency(n: number, wal?: CreateWal[]): Promise<number> {
     const before = await walNow();
     for (let i = 0; i < n; i++) {
       const start = performance.now();
-      await sql`select job_service_api.create_job(${sql.json(CTX)},
-        ${sql.json({ ...JOB, product_id: "bench-t4-create", start: false })}, ${sql.json(tasks)},
-        null, null)`;
+      await create();
       times.push(performance.now() - start);
     }
     const after = await walNow();
@@ -127,7 +132,7 @@ async function sample(at: string): Promise<TableSample> {
 export async function runT4(jobs: number, perJob: number, c: number): Promise<T4Result> {
   await cleanUp();
   const createWal: CreateWal[] = [];
-  const createEmptyMs = await createLatency(50, createWal);
+  const createEmptyMs = await createLatency(200, createWal);
   await cleanUp();
   const total = jobs * perJob;
   const setupStart = performance.now();
@@ -201,7 +206,7 @@ export async function runT4(jobs: number, perJob: number, c: number): Promise<T4
   if (problems.length > 0) {
     throw new Error(`T4: ${problems.length} problems: ${problems.slice(0, 3).join("; ")}`);
   }
-  const createFullMs = await createLatency(50, createWal);
+  const createFullMs = await createLatency(200, createWal);
   const vacuum = connect(1);
   try {
     await vacuum`vacuum job_service.tasks, job_service.task_ready, job_service.job_shards,
@@ -209,7 +214,7 @@ export async function runT4(jobs: number, perJob: number, c: number): Promise<T4
   } finally {
     await vacuum.end();
   }
-  const createVacuumedMs = await createLatency(50, createWal);
+  const createVacuumedMs = await createLatency(200, createWal);
   return {
     tasks: total,
     jobs,
