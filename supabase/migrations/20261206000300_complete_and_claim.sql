@@ -35,7 +35,9 @@ declare
   v_plain boolean;
   v_claimed text;
 begin
-  if p_limit = 1 and p_job_id is null and jsonb_array_length(p_items) = 1 then
+  <<one_task>>
+  begin
+    exit one_task when not (p_limit = 1 and p_job_id is null and jsonb_array_length(p_items) = 1);
     -- A one-task cycle (every one-at-a-time worker's report, carrying the claim of its next
     -- task): the statements of complete_tasks' and claim's one-task paths here, with few PL/pgSQL
     -- expressions around them, for the common case (a running job without rate limits or budget
@@ -82,104 +84,104 @@ begin
     into v_job_id, v_over, v_free
     from released r;
     -- (a worker that does not hold the task: the general path below judges the report)
-    if found then
-      if v_over then
-        perform job_service.apply_back_pressure(v_job_id);
-      end if;
-      if v_free is null then
-        v_counted := job_service.check_job_tail(v_job_id, p_ctx);
-      end if;
+    exit one_task when not found;
+    if v_over then
+      perform job_service.apply_back_pressure(v_job_id);
+    end if;
+    if v_free is null then
+      v_counted := job_service.check_job_tail(v_job_id, p_ctx);
+    end if;
 
-      -- The claim: the walk's first job, with a claim shard locked (claim's candidates, the same
-      -- shard lateral: change them together) ...
-      select j.id, x.shard, x.ended,
-             j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null
-      into v_job_id, v_shard, v_ended, v_plain
-      from job_service.jobs j
+    -- The claim: the walk's first job, with a claim shard locked (claim's candidates, the same
+    -- shard lateral: change them together) ...
+    select j.id, x.shard, x.ended,
+           j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null
+    into v_job_id, v_shard, v_ended, v_plain
+    from job_service.jobs j
+    cross join lateral (
+      select shard.shard, shard.ended
+      from (values (1 + pg_backend_pid() % j.shard_count, 64),
+                   (1, pg_backend_pid() % j.shard_count)) as range (low, high)
       cross join lateral (
-        select shard.shard, shard.ended
-        from (values (1 + pg_backend_pid() % j.shard_count, 64),
-                     (1, pg_backend_pid() % j.shard_count)) as range (low, high)
-        cross join lateral (
-          select s.shard, e.ended
-          from job_service.job_shards s
-          join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
-          where s.job_id = j.id and s.shard between range.low and range.high
-            and case
-              when s.started - e.ended < s.capacity and s.unfit_at_ended is distinct from e.ended
-                then (select true from job_service.task_ready r
-                      where r.job_id = s.job_id and r.run_after <= now()
-                      order by r.task_id desc limit 1)
-              else false
-            end
-          order by s.shard limit 1
-          for update of s skip locked
-        ) shard
-        limit 1
-      ) x
-      where j.status in ('queued', 'running')
-      order by j.priority desc, j.created_at, j.id
-      limit 1;
-      if v_plain then
-        -- ... and, when it is a plain one, its lock (rule 1 under lock, never waited for; taken
-        -- before the queue row's) and claim_from_job's one-task statement
-        perform 1 from job_service.jobs
-        where id = v_job_id and status = 'running' and not rate_limited and not group_limited
-        for key share skip locked;
-        v_plain := found;
-      end if;
-      if v_plain then
-        with taken as (
-          delete from job_service.task_ready
-          where ctid = (
-              select ctid from job_service.task_ready
-              where job_id = v_job_id and run_after <= now()
-              order by task_id limit 1
-              for update skip locked
-            )
-          returning task_id
-        ), runs as (
-          update job_service.tasks t
-          set status = 'running',
-              worker_id = p_worker,
-              lease_ms = p_lease_ms,
-              lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
-              shard = v_shard,
-              attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
-              repeat_attempt = false,
-              stop_requested = false,
-              ended_by = null,
-              ended_attempt = null,
-              started_at = clock_timestamp()
-          from taken n
-          where t.id = n.task_id
-          returning t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.memory, t.cpu
-        ), counted as (
-          update job_service.job_shards s
-          set started = s.started + 1, ended_seen = v_ended, pending = s.pending - 1
-          from runs r
-          where s.job_id = v_job_id and s.shard = v_shard
-        )
-        select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
-                      '"lease_expires_at": "%s", "resources": %s}', c.id, c.job_id, c.payload, c.attempt,
-                      job_service.iso(c.lease_expires_at),
-                      case when c.memory is null then 'null'
-                        else json_build_object('memory', c.memory, 'cpu', c.cpu)::text end)
-        into v_claimed from runs c;
-      end if;
-      if v_claimed is null then
-        -- anything else (no job, a job that is not plain, a task another claim took meanwhile): the
-        -- general claim, which walks again (the shard this claim locked stays its own)
-        return json_build_object('tasks', ('[{"task_id": ' || v_id || ', "status": "succeeded"}]')::json,
-          'claimed', coalesce(array_to_json(job_service.claim(p_ctx, p_worker, 1, null, p_lease_ms)),
-                              '[]'::json));
-      end if;
+        select s.shard, e.ended
+        from job_service.job_shards s
+        join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+        where s.job_id = j.id and s.shard between range.low and range.high
+          and case
+            when s.started - e.ended < s.capacity and s.unfit_at_ended is distinct from e.ended
+              then (select true from job_service.task_ready r
+                    where r.job_id = s.job_id and r.run_after <= now()
+                    order by r.task_id desc limit 1)
+            else false
+          end
+        order by s.shard limit 1
+        for update of s skip locked
+      ) shard
+      limit 1
+    ) x
+    where j.status in ('queued', 'running')
+    order by j.priority desc, j.created_at, j.id
+    limit 1;
+    if v_plain then
+      -- ... and, when it is a plain one, its lock (rule 1 under lock, never waited for; taken
+      -- before the queue row's) and claim_from_job's one-task statement
+      perform 1 from job_service.jobs
+      where id = v_job_id and status = 'running' and not rate_limited and not group_limited
+      for key share skip locked;
+      v_plain := found;
+    end if;
+    if v_plain then
+      with taken as (
+        delete from job_service.task_ready
+        where ctid = (
+            select ctid from job_service.task_ready
+            where job_id = v_job_id and run_after <= now()
+            order by task_id limit 1
+            for update skip locked
+          )
+        returning task_id
+      ), runs as (
+        update job_service.tasks t
+        set status = 'running',
+            worker_id = p_worker,
+            lease_ms = p_lease_ms,
+            lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+            shard = v_shard,
+            attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
+            repeat_attempt = false,
+            stop_requested = false,
+            ended_by = null,
+            ended_attempt = null,
+            started_at = clock_timestamp()
+        from taken n
+        where t.id = n.task_id
+        returning t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.memory, t.cpu
+      ), counted as (
+        update job_service.job_shards s
+        set started = s.started + 1, ended_seen = v_ended, pending = s.pending - 1
+        from runs r
+        where s.job_id = v_job_id and s.shard = v_shard
+      )
+      select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
+                    '"lease_expires_at": "%s", "resources": %s}', c.id, c.job_id, c.payload, c.attempt,
+                    job_service.iso(c.lease_expires_at),
+                    case when c.memory is null then 'null'
+                      else json_build_object('memory', c.memory, 'cpu', c.cpu)::text end)
+      into v_claimed from runs c;
+    end if;
+    if v_claimed is not null then
       -- written out, as task_json does
       return ('{"tasks": [{"task_id": ' || v_id || ', "status": "succeeded"}], "claimed": ['
               || v_claimed || ']}')::json;
     end if;
+    -- the report is made; anything else (no job, a job that is not plain, a task another claim
+    -- took meanwhile) gets the general claim below, which walks again (the shard this claim locked
+    -- stays its own)
+    v_done := ('[{"task_id": ' || v_id || ', "status": "succeeded"}]')::json;
+  end;
+  if v_done is null then
+    v_done := job_service_api.complete_tasks(p_ctx, p_worker, p_items);
   end if;
-  v_done := job_service_api.complete_tasks(p_ctx, p_worker, p_items);
   -- a claim from a job that is gone (deleted meanwhile) gets nothing: the report stands
   return json_build_object('tasks', v_done, 'claimed', coalesce(
     array_to_json(job_service.claim(p_ctx, p_worker, p_limit, p_job_id, p_lease_ms)), '[]'::json));
