@@ -277,6 +277,15 @@ echo "create extension pg_stat_statements;" |
   as_postgres "$BIN/postgres" --single -j -D "$DATA" engine >/dev/null 2>&1
 rm -rf "$SNAP" && cp -a "$DATA" "$SNAP"
 
+# Instructions inside the engine's entry points (SECURITY DEFINER functions, called from the DO
+# block): the cycle without the harness's own work (building reports, reading the answers: with
+# JOBS > 1 and T2 the answer's JSON is parsed again to find the claimed tasks, which a worker does in
+# its own process). Empty for FLOOR, which calls no entry point.
+inside() {
+  callgrind_annotate --inclusive=yes --threshold=100 "$WORK/callgrind.$1" 2>/dev/null |
+    awk 'NF >= 2 && $(NF - 1) ~ /:fmgr_security_definer$/ && !n++ { gsub(",", "", $1); print $1 }'
+}
+
 short=$(count "$N1")
 long=$(count "$N2")
 read -r statements wal <<<"$(stats)"
@@ -287,3 +296,10 @@ echo "claim $LIMIT + complete ($JOBS job(s), max_parallel_tasks $MAX_PARALLEL, $
 awk -v i="$per_cycle" -v s="$statements" -v w="$wal" -v c="$cycles" -v t="$TAKE" 'BEGIN {
   printf "per task: %d instructions, %.2f statements, %.0f WAL bytes (per cycle: %.1f statements, %.0f WAL bytes)\n",
     i / t, s / c / t, w / c / t, s / c, w / c }'
+inside_short=$(inside "$N1")
+inside_long=$(inside "$N2")
+if [ -n "$inside_short" ] && [ -n "$inside_long" ]; then
+  awk -v a="$inside_short" -v b="$inside_long" -v c="$cycles" -v t="$TAKE" 'BEGIN {
+    printf "inside the entry points (without the harness): %d instructions per task (per cycle: %d)\n",
+      (b - a) / c / t, (b - a) / c }'
+fi
