@@ -50,27 +50,12 @@ PER_JOB=$(((N2 * TAKE + JOBS - 1) / JOBS + MAX_PARALLEL))
 [ $((PER_JOB * JOBS)) -ge 5000 ] || PER_JOB=$(((5000 + JOBS - 1) / JOBS))
 PORT=${PORT:-5433}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${PG_BIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
-[ -x "$BIN/postgres" ] || BIN=/usr/lib/postgresql/15/bin
 DENO=${DENO:-$(command -v deno || echo "$ROOT/.tools/node_modules/.bin/deno")}
-command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+DB=engine
+# shellcheck source=bench/lib/callgrind_cluster.sh
+. "$ROOT/bench/lib/callgrind_cluster.sh"
 
-WORK=$(mktemp -d /tmp/engine-instructions.XXXXXX)
-DATA=$WORK/data
-SNAP=$WORK/snapshot
-as_postgres() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-[ "$(id -u)" = 0 ] && chown postgres "$WORK"
-cleanup() {
-  as_postgres "$BIN/pg_ctl" -D "$DATA" stop -m immediate >/dev/null 2>&1 || true
-  if [ -n "${KEEP:-}" ]; then echo "kept $WORK (callgrind.$N1, callgrind.$N2)"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-as_postgres "$BIN/initdb" -D "$DATA" -A trust -U postgres >/dev/null
-as_postgres "$BIN/pg_ctl" -D "$DATA" -l "$WORK/server.log" -w start \
-  -o "-p $PORT -k $WORK -c listen_addresses=127.0.0.1 -c autovacuum=off" >/dev/null
+cluster_start engine-instructions
 URL="postgresql://postgres@127.0.0.1:$PORT/engine"
 (cd "$ROOT" && "$DENO" eval \
   "import { resetDatabase } from './scripts/lib/database.ts'; await resetDatabase('$URL');")
@@ -113,8 +98,7 @@ psql "$URL" -qAt >/dev/null <<SQL
 vacuum analyze job_service.jobs, job_service.job_shards, job_service.job_shard_ends, job_service.tasks, job_service.task_ready;
 checkpoint;
 SQL
-as_postgres "$BIN/pg_ctl" -D "$DATA" -w stop >/dev/null
-cp -a "$DATA" "$SNAP"
+cluster_snapshot
 
 # The DO block of `cycles` cycles; with `stats`, pg_stat_statements and the WAL position are read
 # after the first N1 cycles and at the end, and the differences raised as a warning.
@@ -272,42 +256,6 @@ begin
 end \$\$;"
 }
 
-# Instructions of a single-user backend running `cycles` cycles, from the snapshot.
-count() {
-  local cycles=$1
-  rm -rf "$DATA" && cp -a "$SNAP" "$DATA"
-  cycles_sql "$cycles" >"$WORK/cycles.sql"
-  [ "$(id -u)" = 0 ] && chown postgres "$WORK/cycles.sql"
-  as_postgres valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.$cycles" \
-    "$BIN/postgres" --single -j -D "$DATA" engine <"$WORK/cycles.sql" >"$WORK/single.$cycles" 2>&1
-  if grep -q ERROR "$WORK/single.$cycles"; then
-    grep ERROR "$WORK/single.$cycles" >&2
-    exit 1
-  fi
-  awk '/^(summary|totals):/ { print $2; exit }' "$WORK/callgrind.$cycles"
-}
-
-# Statements and WAL of cycles N1 + 1 .. N2, without valgrind.
-stats() {
-  rm -rf "$DATA" && cp -a "$SNAP" "$DATA"
-  cycles_sql "$N2" stats >"$WORK/stats.sql"
-  [ "$(id -u)" = 0 ] && chown postgres "$WORK/stats.sql"
-  as_postgres "$BIN/postgres" --single -j -D "$DATA" \
-    -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all \
-    engine <"$WORK/stats.sql" >"$WORK/single.stats" 2>&1
-  if grep -q ERROR "$WORK/single.stats"; then
-    grep ERROR "$WORK/single.stats" >&2
-    exit 1
-  fi
-  [ -n "${TOP:-}" ] && sed -n 's/.*WARNING: *TOP /  /p' "$WORK/single.stats" >&2
-  sed -n 's/.*STATS \([0-9]*\) \([0-9.]*\).*/\1 \2/p' "$WORK/single.stats"
-}
-# the extension, in the snapshot
-rm -rf "$DATA" && cp -a "$SNAP" "$DATA"
-echo "create extension pg_stat_statements;" |
-  as_postgres "$BIN/postgres" --single -j -D "$DATA" engine >/dev/null 2>&1
-rm -rf "$SNAP" && cp -a "$DATA" "$SNAP"
-
 # Instructions inside the engine's entry points (SECURITY DEFINER functions, called from the DO
 # block): the cycle without the harness's own work (building reports, reading the answers: with
 # JOBS > 1 and T2 the answer's JSON is parsed again to find the claimed tasks, which a worker does in
@@ -317,16 +265,10 @@ inside() {
     awk 'NF >= 2 && $(NF - 1) ~ /:fmgr_security_definer$/ && !n++ { gsub(",", "", $1); print $1 }'
 }
 
-short=$(count "$N1")
-long=$(count "$N2")
-read -r statements wal <<<"$(stats)"
-cycles=$((N2 - N1))
-per_cycle=$(((long - short) / cycles))
+measure
 echo "claim $LIMIT + complete ($JOBS job(s), max_parallel_tasks $MAX_PARALLEL, $TAKE tasks a" \
   "cycle): $per_cycle instructions per cycle ($N1 and $N2 cycles: $short / $long)"
-awk -v i="$per_cycle" -v s="$statements" -v w="$wal" -v c="$cycles" -v t="$TAKE" 'BEGIN {
-  printf "per task: %d instructions, %.2f statements, %.0f WAL bytes (per cycle: %.1f statements, %.0f WAL bytes)\n",
-    i / t, s / c / t, w / c / t, s / c, w / c }'
+print_per_task "$TAKE"
 inside_short=$(inside "$N1")
 inside_long=$(inside "$N2")
 if [ -n "$inside_short" ] && [ -n "$inside_long" ]; then

@@ -40,29 +40,14 @@ TOTAL=$((N2 * LIMIT + LIMIT))
 [ "$TOTAL" -ge 5000 ] || TOTAL=5000
 PORT=${PORT:-5433}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${PG_BIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
-[ -x "$BIN/postgres" ] || BIN=/usr/lib/postgresql/15/bin
 DENO=${DENO:-$(command -v deno || echo "$ROOT/.tools/node_modules/.bin/deno")}
-command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
 # graphile's pool id: "worker-" and 9 random bytes in hex
 POOL_ID=worker-0123456789abcdef012345
+DB=graphile
+# shellcheck source=bench/lib/callgrind_cluster.sh
+. "$ROOT/bench/lib/callgrind_cluster.sh"
 
-WORK=$(mktemp -d /tmp/graphile-instructions.XXXXXX)
-DATA=$WORK/data
-SNAP=$WORK/snapshot
-as_postgres() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-[ "$(id -u)" = 0 ] && chown postgres "$WORK"
-cleanup() {
-  as_postgres "$BIN/pg_ctl" -D "$DATA" stop -m immediate >/dev/null 2>&1 || true
-  if [ -n "${KEEP:-}" ]; then echo "kept $WORK (callgrind.$N1, callgrind.$N2)"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-as_postgres "$BIN/initdb" -D "$DATA" -A trust -U postgres >/dev/null
-as_postgres "$BIN/pg_ctl" -D "$DATA" -l "$WORK/server.log" -w start \
-  -o "-p $PORT -k $WORK -c listen_addresses=127.0.0.1 -c autovacuum=off" >/dev/null
+cluster_start graphile-instructions
 psql "postgresql://postgres@127.0.0.1:$PORT/postgres" -qAt -c "create database graphile" >/dev/null
 URL="postgresql://postgres@127.0.0.1:$PORT/graphile"
 # graphile-worker's schema, by its own migrations (as bench/lib/graphile.ts install())
@@ -86,8 +71,7 @@ vacuum analyze graphile_worker._private_jobs, graphile_worker._private_tasks,
   graphile_worker._private_job_queues;
 checkpoint;
 SQL
-as_postgres "$BIN/pg_ctl" -D "$DATA" -w stop >/dev/null
-cp -a "$DATA" "$SNAP"
+cluster_snapshot
 
 # getJobs.js constructQuery(LIMIT, no flags, no node time), $1 and $2 as PL/pgSQL variables
 if [ "$LIMIT" = 1 ]; then
@@ -197,48 +181,7 @@ begin
 end \$\$;"
 }
 
-# Instructions of a single-user backend running `cycles` cycles, from the snapshot.
-count() {
-  local cycles=$1
-  rm -rf "$DATA" && cp -a "$SNAP" "$DATA"
-  cycles_sql "$cycles" >"$WORK/cycles.sql"
-  [ "$(id -u)" = 0 ] && chown postgres "$WORK/cycles.sql"
-  as_postgres valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.$cycles" \
-    "$BIN/postgres" --single -j -D "$DATA" graphile <"$WORK/cycles.sql" >"$WORK/single.$cycles" 2>&1
-  if grep -q ERROR "$WORK/single.$cycles"; then
-    grep ERROR "$WORK/single.$cycles" >&2
-    exit 1
-  fi
-  awk '/^(summary|totals):/ { print $2; exit }' "$WORK/callgrind.$cycles"
-}
-
-# Statements and WAL of cycles N1 + 1 .. N2, without valgrind.
-stats() {
-  rm -rf "$DATA" && cp -a "$SNAP" "$DATA"
-  cycles_sql "$N2" stats >"$WORK/stats.sql"
-  [ "$(id -u)" = 0 ] && chown postgres "$WORK/stats.sql"
-  as_postgres "$BIN/postgres" --single -j -D "$DATA" \
-    -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all \
-    graphile <"$WORK/stats.sql" >"$WORK/single.stats" 2>&1
-  if grep -q ERROR "$WORK/single.stats"; then
-    grep ERROR "$WORK/single.stats" >&2
-    exit 1
-  fi
-  sed -n 's/.*STATS \([0-9]*\) \([0-9.]*\).*/\1 \2/p' "$WORK/single.stats"
-}
-# the extension, in the snapshot
-rm -rf "$DATA" && cp -a "$SNAP" "$DATA"
-echo "create extension pg_stat_statements;" |
-  as_postgres "$BIN/postgres" --single -j -D "$DATA" graphile >/dev/null 2>&1
-rm -rf "$SNAP" && cp -a "$DATA" "$SNAP"
-
-short=$(count "$N1")
-long=$(count "$N2")
-read -r statements wal <<<"$(stats)"
-cycles=$((N2 - N1))
-per_cycle=$(((long - short) / cycles))
+measure
 echo "graphile-worker 0.18 get $LIMIT + complete ($TOTAL jobs, $LIMIT a cycle): $per_cycle" \
   "instructions per cycle ($N1 and $N2 cycles: $short / $long)"
-awk -v i="$per_cycle" -v s="$statements" -v w="$wal" -v c="$cycles" -v t="$LIMIT" 'BEGIN {
-  printf "per task: %d instructions, %.2f statements, %.0f WAL bytes (per cycle: %.1f statements, %.0f WAL bytes)\n",
-    i / t, s / c / t, w / c / t, s / c, w / c }'
+print_per_task "$LIMIT"
