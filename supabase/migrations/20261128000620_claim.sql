@@ -38,6 +38,50 @@ comment on type job_service.claim_shard is
   'A claim shard with room as a claim read it (locked), with its end row''s counts and back-pressure '
   'flag (not locked).';
 
+-- The claim shard a claim across jobs takes first from a job: one with room (ends as last
+-- committed) and a due task, locked (SKIP LOCKED). Used by claim's walk and by complete_and_claim's
+-- one-task cycle, inside their own statements: a SQL function of one SELECT, STABLE and without a
+-- SET list, is written into the calling query by the planner (no call, no plan of its own; the
+-- EXPLAIN shows its scans). Were it not, PostgreSQL would refuse its FOR UPDATE in a function that
+-- is not VOLATILE instead of running it.
+create function job_service.claim_shard_to_take(p_job_id uuid, p_shard_count smallint)
+returns setof job_service.claim_shard
+language sql
+stable
+as $$
+  select shard.*
+  -- from this connection's favourite shard on, then from the first, so that concurrent claimers
+  -- spread out: two index ranges, in this order, the second read only when the first has none
+  from (values (1 + pg_backend_pid() % p_shard_count, 64),
+               (1, pg_backend_pid() % p_shard_count)) as range (low, high)
+  cross join lateral (
+    -- what claim_from_job needs of the shard, so that it does not read it again
+    select s.shard, s.capacity - (s.started - e.ended), e.ended, e.released_memory,
+           e.released_cpu, s.memory_capacity - (s.reserved_memory - e.released_memory),
+           s.cpu_capacity - (s.reserved_cpu - e.released_cpu), e.over_limit
+    from job_service.job_shards s
+    join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+    where s.job_id = p_job_id and s.shard between range.low and range.high
+      -- room (ends as last committed), then a due task: CASE keeps that order, so that the queue
+      -- is probed only for a shard with room (most of those a claim walks past are full); from the
+      -- queue's end, away from the entries that claims leave dead at its head
+      and case
+        -- (a budgeted shard whose next task did not fit waits for one of its runs to end)
+        when s.started - e.ended < s.capacity and s.unfit_at_ended is distinct from e.ended
+          then (select true from job_service.task_ready r
+                where r.job_id = s.job_id and r.run_after <= now()
+                order by r.task_id desc limit 1)
+        else false
+      end
+    order by s.shard limit 1
+    for update of s skip locked
+  ) shard
+  limit 1
+$$;
+comment on function job_service.claim_shard_to_take(uuid, smallint) is
+  'The claim shard a claim across jobs takes first from a job (room, a due task), locked SKIP '
+  'LOCKED, from this connection''s favourite shard on; written into the calling query by the planner.';
+
 create function job_service.claim_from_job(
   -- the job as the caller read it, without a lock: its limits (fixed at creation) and a first look
   -- at its status, re-read under the lock before anything is claimed
@@ -661,43 +705,12 @@ begin
   -- due task, no free shard) is passed over. The candidates come in the order of
   -- jobs_claimable_idx (enable_sort is off: a sort would lock a shard in every candidate first),
   -- one row per fetch, each with a claim shard already locked (SKIP LOCKED): walking past the
-  -- jobs that other claims are busy with costs one index probe each, not a call.
-  -- (complete_and_claim's one-task cycle reads the first candidate with the same shard lateral:
-  -- change them together)
+  -- jobs that other claims are busy with costs one index probe each, not a call
+  -- (claim_shard_to_take is written into this query: complete_and_claim's one-task cycle reads
+  -- the first candidate the same way).
   open v_candidates for
-    select j as job, j.sending_group_id, x.first from job_service.jobs j
-    cross join lateral (
-      -- from this connection's favourite shard on, then from the first, so that concurrent
-      -- claimers spread out: two index ranges, in this order, the second read only when the first
-      -- has none
-      select shard.first
-      from (values (1 + pg_backend_pid() % j.shard_count, 64),
-                   (1, pg_backend_pid() % j.shard_count)) as range (low, high)
-      cross join lateral (
-        -- what claim_from_job needs of the shard, so that it does not read it again
-        select row(s.shard, s.capacity - (s.started - e.ended), e.ended, e.released_memory,
-                   e.released_cpu, s.memory_capacity - (s.reserved_memory - e.released_memory),
-                   s.cpu_capacity - (s.reserved_cpu - e.released_cpu),
-                   e.over_limit)::job_service.claim_shard as first
-        from job_service.job_shards s
-        join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
-        where s.job_id = j.id and s.shard between range.low and range.high
-          -- room (ends as last committed), then a due task: CASE keeps that order, so that the
-          -- queue is probed only for a shard with room (most of those a claim walks past are
-          -- full); from the queue's end, away from the entries that claims leave dead at its head
-          and case
-            -- (a budgeted shard whose next task did not fit waits for one of its runs to end)
-            when s.started - e.ended < s.capacity and s.unfit_at_ended is distinct from e.ended
-              then (select true from job_service.task_ready r
-                    where r.job_id = s.job_id and r.run_after <= now()
-                    order by r.task_id desc limit 1)
-            else false
-          end
-        order by s.shard limit 1
-        for update of s skip locked
-      ) shard
-      limit 1
-    ) x
+    select j as job, j.sending_group_id, x as first from job_service.jobs j
+    cross join lateral job_service.claim_shard_to_take(j.id, j.shard_count) x
     where j.status in ('queued', 'running')
     order by j.priority desc, j.created_at, j.id;
   loop

@@ -92,33 +92,13 @@ begin
       v_counted := job_service.check_job_tail(v_job_id, p_ctx);
     end if;
 
-    -- The claim: the walk's first job, with a claim shard locked (claim's candidates, the same
-    -- shard lateral: change them together) ...
+    -- The claim: the walk's first job, with a claim shard locked (claim's candidates, read as
+    -- its walk reads them) ...
     select j.id, x.shard, x.ended,
            j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null
     into v_job_id, v_shard, v_ended, v_plain
     from job_service.jobs j
-    cross join lateral (
-      select shard.shard, shard.ended
-      from (values (1 + pg_backend_pid() % j.shard_count, 64),
-                   (1, pg_backend_pid() % j.shard_count)) as range (low, high)
-      cross join lateral (
-        select s.shard, e.ended
-        from job_service.job_shards s
-        join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
-        where s.job_id = j.id and s.shard between range.low and range.high
-          and case
-            when s.started - e.ended < s.capacity and s.unfit_at_ended is distinct from e.ended
-              then (select true from job_service.task_ready r
-                    where r.job_id = s.job_id and r.run_after <= now()
-                    order by r.task_id desc limit 1)
-            else false
-          end
-        order by s.shard limit 1
-        for update of s skip locked
-      ) shard
-      limit 1
-    ) x
+    cross join lateral job_service.claim_shard_to_take(j.id, j.shard_count) x
     where j.status in ('queued', 'running')
     order by j.priority desc, j.created_at, j.id
     limit 1;

@@ -23,6 +23,7 @@ insert into declared_routines values
     ('job_service.claim', false, ''),
     ('job_service.claim_from_job', false, ''),
     ('job_service.claim_from_jobs', false, ''),
+    ('job_service.claim_shard_to_take', false, ''),
     ('job_service.create_job_shards', false, ''),
     ('job_service.default_burst', false, ''),
     ('job_service.default_user_limit', false, ''),
