@@ -44,16 +44,16 @@ comment on type job_service.claim_shard is
 -- SET list, is written into the calling query by the planner (no call, no plan of its own; the
 -- EXPLAIN shows its scans). Were it not, PostgreSQL would refuse its FOR UPDATE in a function that
 -- is not VOLATILE instead of running it.
-create function job_service.claim_shard_to_take(p_job_id uuid, p_shard_count smallint)
+create function job_service.claim_shard_to_take(p_job_id uuid, p_from integer)
 returns setof job_service.claim_shard
 language sql
 stable
 as $$
   select shard.*
-  -- from this connection's favourite shard on, then from the first, so that concurrent claimers
-  -- spread out: two index ranges, in this order, the second read only when the first has none
-  from (values (1 + pg_backend_pid() % p_shard_count, 64),
-               (1, pg_backend_pid() % p_shard_count)) as range (low, high)
+  -- from shard p_from on (the caller's favourite: claim's is this connection's, so that
+  -- concurrent claimers spread out), then from the first: two index ranges, in this order, the
+  -- second read only when the first has none
+  from (values (p_from, 64), (1, p_from - 1)) as range (low, high)
   cross join lateral (
     -- what claim_from_job needs of the shard, so that it does not read it again
     select s.shard, s.capacity - (s.started - e.ended), e.ended, e.released_memory,
@@ -78,9 +78,9 @@ as $$
   ) shard
   limit 1
 $$;
-comment on function job_service.claim_shard_to_take(uuid, smallint) is
+comment on function job_service.claim_shard_to_take(uuid, integer) is
   'The claim shard a claim across jobs takes first from a job (room, a due task), locked SKIP '
-  'LOCKED, from this connection''s favourite shard on; written into the calling query by the planner.';
+  'LOCKED, from shard p_from on; written into the calling query by the planner.';
 
 create function job_service.claim_from_job(
   -- the job as the caller read it, without a lock: its limits (fixed at creation) and a first look
@@ -710,7 +710,7 @@ begin
   -- the first candidate the same way).
   open v_candidates for
     select j as job, j.sending_group_id, x as first from job_service.jobs j
-    cross join lateral job_service.claim_shard_to_take(j.id, j.shard_count) x
+    cross join lateral job_service.claim_shard_to_take(j.id, 1 + pg_backend_pid() % j.shard_count) x
     where j.status in ('queued', 'running')
     order by j.priority desc, j.created_at, j.id;
   loop

@@ -22,6 +22,7 @@ declare
   v_counted integer;
   v_id bigint;
   v_job_id uuid;
+  v_shard smallint;
   v_over boolean;
   v_free boolean;
 begin
@@ -59,14 +60,14 @@ begin
           usage_cpu = e.usage_cpu - coalesce(d.usage_cpu, 0)
       from done d
       where e.job_id = d.job_id and e.shard = d.shard
-      returning e.job_id, e.over_limit
+      returning e.job_id, e.shard, e.over_limit
     )
-    select r.job_id, r.over_limit, (
+    select r.job_id, r.shard, r.over_limit, (
              select true from job_service.task_ready q
              where q.job_id = r.job_id order by q.task_id desc limit 1
              for key share skip locked
            )
-    into v_job_id, v_over, v_free
+    into v_job_id, v_shard, v_over, v_free
     from released r;
     if found then
       if v_over then

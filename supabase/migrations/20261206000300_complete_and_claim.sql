@@ -34,6 +34,10 @@ declare
   v_ended integer;
   v_plain boolean;
   v_claimed text;
+  -- the job and claim shard the walk gave, and whether its start is the reported run's slot
+  v_take_job uuid;
+  v_take_shard smallint;
+  v_handover boolean;
 begin
   <<one_task>>
   begin
@@ -74,14 +78,14 @@ begin
           usage_cpu = e.usage_cpu - coalesce(d.usage_cpu, 0)
       from done d
       where e.job_id = d.job_id and e.shard = d.shard
-      returning e.job_id, e.over_limit
+      returning e.job_id, e.shard, e.over_limit
     )
-    select r.job_id, r.over_limit, (
+    select r.job_id, r.shard, r.over_limit, (
              select true from job_service.task_ready q
              where q.job_id = r.job_id order by q.task_id desc limit 1
              for key share skip locked
            )
-    into v_job_id, v_over, v_free
+    into v_job_id, v_shard, v_over, v_free
     from released r;
     -- (a worker that does not hold the task: the general path below judges the report)
     exit one_task when not found;
@@ -93,29 +97,38 @@ begin
     end if;
 
     -- The claim: the walk's first job, with a claim shard locked (claim's candidates, read as
-    -- its walk reads them) ...
+    -- its walk reads them; in the reported task's job, from the reported run's shard on, which
+    -- its end just gave room) ...
     select j.id, x.shard, x.ended,
            j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null
-    into v_job_id, v_shard, v_ended, v_plain
+    into v_take_job, v_take_shard, v_ended, v_plain
     from job_service.jobs j
-    cross join lateral job_service.claim_shard_to_take(j.id, j.shard_count) x
+    cross join lateral job_service.claim_shard_to_take(j.id,
+      case when j.id = v_job_id then v_shard else 1 + pg_backend_pid() % j.shard_count end) x
     where j.status in ('queued', 'running')
     order by j.priority desc, j.created_at, j.id
     limit 1;
-    if v_plain then
+    if v_plain and v_take_job <> v_job_id then
       -- ... and, when it is a plain one, its lock (rule 1 under lock, never waited for; taken
-      -- before the queue row's) and claim_from_job's one-task statement
+      -- before the queue row's; the reported task's job is locked already, by this transaction,
+      -- since before the walk read it) and claim_from_job's one-task statement
       perform 1 from job_service.jobs
-      where id = v_job_id and status = 'running' and not rate_limited and not group_limited
+      where id = v_take_job and status = 'running' and not rate_limited and not group_limited
       for key share skip locked;
       v_plain := found;
     end if;
     if v_plain then
+      -- A start in the reported run's own shard is a hand-over: the shard's running count stays
+      -- as it was, so the start is counted on the end row the report just changed (one end
+      -- fewer, one pending fewer: running is started - ended, pending is the claim rows' pending
+      -- plus the end rows' requeued) and the claim row is left as it is, which spares its CHECK
+      -- and an update of a row the report did not hold (docs/architecture.md, "Tables").
+      v_handover := v_take_job = v_job_id and v_take_shard = v_shard;
       with taken as (
         delete from job_service.task_ready
         where ctid = (
             select ctid from job_service.task_ready
-            where job_id = v_job_id and run_after <= now()
+            where job_id = v_take_job and run_after <= now()
             order by task_id limit 1
             for update skip locked
           )
@@ -126,7 +139,7 @@ begin
             worker_id = p_worker,
             lease_ms = p_lease_ms,
             lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
-            shard = v_shard,
+            shard = v_take_shard,
             attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
             repeat_attempt = false,
             stop_requested = false,
@@ -140,7 +153,12 @@ begin
         update job_service.job_shards s
         set started = s.started + 1, ended_seen = v_ended, pending = s.pending - 1
         from runs r
-        where s.job_id = v_job_id and s.shard = v_shard
+        where s.job_id = v_take_job and s.shard = v_take_shard and not v_handover
+      ), handed_over as (
+        update job_service.job_shard_ends e
+        set ended = e.ended - 1, requeued = e.requeued - 1
+        from runs r
+        where e.job_id = v_take_job and e.shard = v_take_shard and v_handover
       )
       select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
                     '"lease_expires_at": "%s", "resources": %s}', c.id, c.job_id, c.payload, c.attempt,

@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = job_service, extensions, public;
-select plan(13);
+select plan(15);
 
 create function pg_temp.ctx() returns jsonb
 language sql as $$
@@ -80,6 +80,14 @@ select is((current_setting('test.r1')::json -> 'claimed')::jsonb,
 select is((select (result, worker_id, finished_at is not null)::text from tasks
            where id = pg_temp.task('test.a', 1)), ('{"ok": ' || pg_temp.task('test.a', 1) || '}', null, true)::text,
   'the reported task ended with its result');
+-- the claim took the reported run's slot in its shard (the job's one): a hand-over, counted on the
+-- end row the report changed (one end and one requeue fewer), the claim row left as it was
+select is((select (s.started, s.pending, e.ended, e.succeeded, e.requeued)::text
+           from job_shards s join job_shard_ends e using (job_id, shard)
+           where job_id = current_setting('test.a')::uuid),
+  (1, -1, 0, 1, -1)::text, 'the next task took the reported run''s slot: counted on the end row');
+select is(job_service.job_counts(current_setting('test.a')::uuid)::text,
+  (3, 1, 1, 1, 0, 0, 0)::text, 'and the job counts 1 pending, 1 running, 1 succeeded of 3');
 
 -- a report the worker cannot make (w2 does not hold the task): lost, and its claim still runs
 select set_config('test.r2', pg_temp.cycle('w2', pg_temp.task('test.a', 2))::text, true);
