@@ -29,7 +29,6 @@ declare
   v_counted integer;
   v_job_id uuid;
   v_over boolean;
-  v_free boolean;
   v_shard smallint;
   v_ended integer;
   v_plain boolean;
@@ -50,7 +49,8 @@ begin
     -- (docs/performance.md, "A lean one-task cycle").
     v_id := (p_items -> 0 ->> 'task_id')::bigint;
     -- The report: complete_tasks' one-task path, the same two statements (the job's lock first,
-    -- then the task's; change them together: pgTAP 14 checks that they are the same).
+    -- then the task's; change them together: pgTAP 14 checks that they are the same), except
+    -- for the probe of the job's queue for the tail check, which comes after the claim here.
     perform 1 from job_service.jobs where id = (select job_id from job_service.tasks where id = v_id)
     for key share;
     with held as (
@@ -80,20 +80,13 @@ begin
       where e.job_id = d.job_id and e.shard = d.shard
       returning e.job_id, e.shard, e.over_limit
     )
-    select r.job_id, r.shard, r.over_limit, (
-             select true from job_service.task_ready q
-             where q.job_id = r.job_id order by q.task_id desc limit 1
-             for key share skip locked
-           )
-    into v_job_id, v_shard, v_over, v_free
+    select r.job_id, r.shard, r.over_limit
+    into v_job_id, v_shard, v_over
     from released r;
     -- (a worker that does not hold the task: the general path below judges the report)
     exit one_task when not found;
     if v_over then
       perform job_service.apply_back_pressure(v_job_id);
-    end if;
-    if v_free is null then
-      v_counted := job_service.check_job_tail(v_job_id, p_ctx);
     end if;
 
     -- The claim: the walk's first job, with a claim shard locked (claim's candidates, read as
@@ -166,6 +159,19 @@ begin
                     case when c.memory is null then 'null'
                       else json_build_object('memory', c.memory, 'cpu', c.cpu)::text end)
       into v_claimed from runs c;
+    end if;
+    -- The tail check (as after_tasks_ended makes it), unless this claim took a task of the
+    -- reported task's job: that task runs when this transaction commits, so the job is not at its
+    -- tail, and its end will check. Every one-at-a-time worker of a job would otherwise lock its
+    -- queue's last row, the same row, in every cycle. Done after the claim: it may wait for the
+    -- job row (check_job_tail), which no holder of a claim or queue row ever waits for.
+    if v_claimed is null or v_take_job <> v_job_id then
+      perform 1 from job_service.task_ready q
+      where q.job_id = v_job_id order by q.task_id desc limit 1
+      for key share skip locked;
+      if not found then
+        v_counted := job_service.check_job_tail(v_job_id, p_ctx);
+      end if;
     end if;
     if v_claimed is not null then
       -- written out, as task_json does

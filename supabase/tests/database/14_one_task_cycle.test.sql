@@ -49,11 +49,15 @@ language sql as $$
   from job_service.tasks where id = p_task
 $$;
 
-/** A function's one-task report (the job's lock and the report's statement), spaces made one. */
+/**
+ * A function's one-task report (the job's lock and the report's statement up to the queue probe,
+ * which complete_and_claim makes after its claim), spaces made one.
+ */
 create function pg_temp.report_statements(p_fn regprocedure) returns text
 language sql as $$
   select regexp_replace(substring(prosrc from
-    'perform 1 from job_service\.jobs where id = \(select job_id.*?from released r;'), '\s+', ' ', 'g')
+    'perform 1 from job_service\.jobs where id = \(select job_id.*?returning e\.job_id, e\.shard, e\.over_limit\s*\)'),
+    '\s+', ' ', 'g')
   from pg_proc where oid = p_fn
 $$;
 
