@@ -22,7 +22,6 @@ declare
   v_counted integer;
   v_id bigint;
   v_job_id uuid;
-  v_shard smallint;
   v_over boolean;
   v_free boolean;
 begin
@@ -31,7 +30,9 @@ begin
     -- statement: the task ended, its end row released (as release_ended does for one run) and its
     -- job's queue probed for the tail check (as after_tasks_ended does), with none of the batch
     -- path's aggregates and sorts to start. complete_and_claim's one-task cycle runs the same two
-    -- statements inline: change them together (pgTAP 14 checks that they are the same).
+    -- statements inline, but for the queue probe, which it makes after its claim: change them
+    -- together (pgTAP 14 checks that they are the same up to the probe; the end row's shard is
+    -- returned for complete_and_claim's hand-over).
     v_id := (p_items -> 0 ->> 'task_id')::bigint;
     perform 1 from job_service.jobs where id = (select job_id from job_service.tasks where id = v_id)
     for key share;
@@ -62,12 +63,12 @@ begin
       where e.job_id = d.job_id and e.shard = d.shard
       returning e.job_id, e.shard, e.over_limit
     )
-    select r.job_id, r.shard, r.over_limit, (
+    select r.job_id, r.over_limit, (
              select true from job_service.task_ready q
              where q.job_id = r.job_id order by q.task_id desc limit 1
              for key share skip locked
            )
-    into v_job_id, v_shard, v_over, v_free
+    into v_job_id, v_over, v_free
     from released r;
     if found then
       if v_over then
