@@ -12,12 +12,39 @@ import * as pgboss from "./lib/pgboss.ts";
 import process from "node:process";
 
 const probe = connect(1);
-/** WAL position, MultiXact pages made, transactions committed: the database's side of a run. */
-async function dbCounters(): Promise<{ wal: bigint; multixactPages: number; commits: number }> {
+/**
+ * The index each system's claims scan from its head: entries read and rows fetched through it count
+ * what a claim steps over (entries of rows other claims hold or left dead), beside one-entry probes
+ * (ours: the walk's and the tail check's).
+ */
+const QUEUE_INDEX: Record<string, string> = {
+  ours: "job_service.task_ready_pkey",
+  graphile: "graphile_worker.jobs_main_index",
+};
+
+/**
+ * WAL position, MultiXact pages made, transactions committed, and the system's queue index entries
+ * read and rows fetched: the database's side of a run. (Backends report their counts when they end:
+ * read after a run.)
+ */
+async function dbCounters(name: string): Promise<
+  { wal: bigint; multixactPages: number; commits: number; queueRead: number; queueFetched: number }
+> {
+  const index = QUEUE_INDEX[name] ?? "";
   const [r] = await probe`select pg_current_wal_lsn() - '0/0' as wal,
       (select sum(blks_zeroed) from pg_stat_slru where name like 'Multi%')::integer as multixact_pages,
-      (select xact_commit from pg_stat_database where datname = current_database())::integer as commits`;
-  return { wal: BigInt(r.wal), multixactPages: r.multixact_pages, commits: r.commits };
+      (select xact_commit from pg_stat_database where datname = current_database())::integer as commits,
+      coalesce((select idx_tup_read from pg_stat_user_indexes
+                where indexrelid = to_regclass(${index})), 0)::bigint as queue_read,
+      coalesce((select idx_tup_fetch from pg_stat_user_indexes
+                where indexrelid = to_regclass(${index})), 0)::bigint as queue_fetched`;
+  return {
+    wal: BigInt(r.wal),
+    multixactPages: r.multixact_pages,
+    commits: r.commits,
+    queueRead: Number(r.queue_read),
+    queueFetched: Number(r.queue_fetched),
+  };
 }
 
 /** CPU seconds of the whole machine (user + system, from /proc/stat) and of this process. */
@@ -69,10 +96,10 @@ for (let round = 0; round < rounds; round++) {
   for (let i = 0; i < systems.length; i++) {
     const name = systems[(i + round) % systems.length];
     const before = cpu();
-    const dbBefore = await dbCounters();
+    const dbBefore = await dbCounters(name);
     const tps = await runners[name]();
     const after = cpu();
-    const dbAfter = await dbCounters();
+    const dbAfter = await dbCounters(name);
     (figures[name] ??= []).push(tps);
     // CPU per task (the set-up of a run included, the same for every system): the workers'
     // process, and the rest of the machine (the database, mostly)
@@ -83,7 +110,13 @@ for (let round = 0; round < rounds; round++) {
         `${Math.round(self)} µs in the workers' process, ${Math.round(rest)} µs elsewhere; WAL ` +
         `${Number(dbAfter.wal - dbBefore.wal) / n | 0} B, transactions ` +
         `${((dbAfter.commits - dbBefore.commits) / n).toFixed(2)}, MultiXact pages ` +
-        `${dbAfter.multixactPages - dbBefore.multixactPages} (set-up included)`,
+        `${dbAfter.multixactPages - dbBefore.multixactPages} (set-up included)` +
+        (QUEUE_INDEX[name]
+          ? `; queue entries read ${((dbAfter.queueRead - dbBefore.queueRead) / n).toFixed(1)}, ` +
+            `rows fetched ${
+              ((dbAfter.queueFetched - dbBefore.queueFetched) / n).toFixed(1)
+            } per task`
+          : ""),
     );
   }
 }

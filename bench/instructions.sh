@@ -19,6 +19,10 @@
 # valgrind and with pg_stat_statements, counts the SQL statements (nested in the entry points) and
 # the WAL bytes of the same N2 - N1 cycles; all three figures are also given per task. TOP=1 also
 # lists the 15 nested statements that took the most time in that run (calls, ms, rows, query).
+# PROFILE=1 adds a fourth run, with plpgsql_check's profiler: the lines of the engine's PL/pgSQL
+# functions that took at least 2 % of the cycle, each with how often it ran and its time per cycle
+# (a line's time includes the functions it calls; the profiler's own cost inflates lines that run
+# often, so compare lines of the same run).
 # COMBINED=1 measures the cycle of a worker whose reports carry the next claim: one claim, then
 # complete_and_claim per cycle (one transaction per cycle instead of two).
 # T2=1 measures T2's steady state (implies COMBINED): T2's jobs (100 × 200 tasks, five priorities,
@@ -101,12 +105,17 @@ SQL
 cluster_snapshot
 
 # The DO block of `cycles` cycles; with `stats`, pg_stat_statements and the WAL position are read
-# after the first N1 cycles and at the end, and the differences raised as a warning.
+# after the first N1 cycles and at the end, and the differences raised as a warning; with
+# `profile`, plpgsql_check's profile of the same cycles is raised as warnings (PROF lines).
 cycles_sql() {
-  local cycles=$1 stats=${2:-}
+  local cycles=$1 stats="" profile=""
+  [ "${2:-}" = stats ] && stats=1
+  [ "${2:-}" = profile ] && profile=1
   local mark="" report
   if [ -n "$stats" ]; then
     mark="if i = $N1 + 1 then perform pg_stat_statements_reset(); wal := pg_current_wal_lsn(); end if;"
+  elif [ -n "$profile" ]; then
+    mark="if i = $N1 + 1 then perform plpgsql_profiler_reset_all(); end if;"
   fi
   if [ "$JOBS" = 1 ]; then
     report="reports[i]"
@@ -245,6 +254,24 @@ begin
   if (select count(*) from job_service.tasks where status = 'succeeded') <> $cycles * $TAKE then
     raise exception 'the reports did not complete the claimed tasks';
   end if;
+  ${profile:+for top in
+    with lines as (
+      select p.oid::regprocedure::text as fn, t.lineno, t.exec_stmts, t.total_time,
+             regexp_replace(t.source, '\s+', ' ', 'g') as source
+      from pg_proc p
+      join pg_namespace n on n.oid = p.pronamespace
+      join pg_language l on l.oid = p.prolang and l.lanname = 'plpgsql'
+      cross join lateral plpgsql_profiler_function_tb(p.oid::regprocedure) t
+      where n.nspname in ('job_service', 'job_service_api') and t.exec_stmts > 0
+    )
+    select fn, lineno, round(exec_stmts::numeric / ($cycles - $N1), 1) as runs,
+           round(total_time::numeric * 1000 / ($cycles - $N1)) as us, left(trim(source), 70) as source
+    from lines
+    where total_time >= 0.02 * (select max(total_time) from lines)
+    order by fn, lineno loop
+    raise warning 'PROF % line %: % runs, % us per cycle: %', top.fn, top.lineno, top.runs, top.us,
+      top.source;
+  end loop;}
   ${stats:+select sum(calls) into statements from pg_stat_statements
     where not toplevel and query not like '%json_array_elements(answer%';
   raise warning 'STATS % %', statements, pg_current_wal_lsn() - wal;
@@ -269,6 +296,10 @@ measure
 echo "claim $LIMIT + complete ($JOBS job(s), max_parallel_tasks $MAX_PARALLEL, $TAKE tasks a" \
   "cycle): $per_cycle instructions per cycle ($N1 and $N2 cycles: $short / $long)"
 print_per_task "$TAKE"
+if [ -n "${PROFILE:-}" ]; then
+  echo "plpgsql_check's profile of the $cycles cycles (lines of at least 2 % of a cycle):"
+  profile
+fi
 inside_short=$(inside "$N1")
 inside_long=$(inside "$N2")
 if [ -n "$inside_short" ] && [ -n "$inside_long" ]; then

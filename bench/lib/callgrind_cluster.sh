@@ -76,6 +76,19 @@ stats() {
   sed -n 's/.*STATS \([0-9]*\) \([0-9.]*\).*/\1 \2/p' "$WORK/single.stats"
 }
 
+# The PROF lines of `cycles_sql N2 profile`, run without valgrind under plpgsql_check's profiler
+# (the extension is created in the copy this run starts from).
+profile() {
+  cycles_sql "$N2" profile >"$WORK/profile.sql"
+  rm -rf "$DATA" && cp -a "$SNAP" "$DATA"
+  echo "create extension plpgsql_check;" |
+    as_postgres "$BIN/postgres" --single -j -D "$DATA" "$DB" >/dev/null 2>&1
+  rm -rf "$SNAP.profile" && mv "$DATA" "$SNAP.profile"
+  SNAP=$SNAP.profile single_user profile -c shared_preload_libraries=plpgsql_check \
+    -c plpgsql_check.profiler=on
+  sed -n 's/.*WARNING: *PROF /  /p' "$WORK/single.profile"
+}
+
 # Counts N1 and N2 cycles, and the statements and WAL of the cycles between: sets short, long,
 # cycles, per_cycle, statements and wal.
 measure() {
