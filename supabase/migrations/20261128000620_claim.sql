@@ -44,15 +44,7 @@ comment on type job_service.claim_shard is
 -- SET list, is written into the calling query by the planner (no call, no plan of its own; the
 -- EXPLAIN shows its scans). Were it not, PostgreSQL would refuse its FOR UPDATE in a function that
 -- is not VOLATILE instead of running it.
-create function job_service.claim_shard_to_take(
-  p_job_id uuid,
-  p_from integer,
-  -- the shard of the job whose end row this transaction has still to count one end on (the
-  -- one-task cycle reports before its walk and counts the end after its claim): a run's room more,
-  -- and not passed by as a budgeted shard waiting for an end; null for none (the room and budget
-  -- returned are the end row's as it is)
-  p_freed integer
-)
+create function job_service.claim_shard_to_take(p_job_id uuid, p_from integer)
 returns setof job_service.claim_shard
 language sql
 stable
@@ -75,8 +67,7 @@ as $$
       -- queue's end, away from the entries that claims leave dead at its head
       and case
         -- (a budgeted shard whose next task did not fit waits for one of its runs to end)
-        when s.shard = p_freed
-             or (s.started - e.ended < s.capacity and s.unfit_at_ended is distinct from e.ended)
+        when s.started - e.ended < s.capacity and s.unfit_at_ended is distinct from e.ended
           then (select true from job_service.task_ready r
                 where r.job_id = s.job_id and r.run_after <= now()
                 order by r.task_id desc limit 1)
@@ -87,10 +78,9 @@ as $$
   ) shard
   limit 1
 $$;
-comment on function job_service.claim_shard_to_take(uuid, integer, integer) is
+comment on function job_service.claim_shard_to_take(uuid, integer) is
   'The claim shard a claim across jobs takes first from a job (room, a due task), locked SKIP '
-  'LOCKED, from shard p_from on, shard p_freed counted with the end this transaction has yet to '
-  'count; written into the calling query by the planner.';
+  'LOCKED, from shard p_from on; written into the calling query by the planner.';
 
 create function job_service.claim_from_job(
   -- the job as the caller read it, without a lock: its limits (fixed at creation) and a first look
@@ -720,8 +710,7 @@ begin
   -- the first candidate the same way).
   open v_candidates for
     select j as job, j.sending_group_id, x as first from job_service.jobs j
-    cross join lateral job_service.claim_shard_to_take(j.id, 1 + pg_backend_pid() % j.shard_count,
-      null) x
+    cross join lateral job_service.claim_shard_to_take(j.id, 1 + pg_backend_pid() % j.shard_count) x
     where j.status in ('queued', 'running')
     order by j.priority desc, j.created_at, j.id;
   loop

@@ -30,11 +30,6 @@ declare
   v_job_id uuid;
   v_over boolean;
   v_shard smallint;
-  -- what the reported run held and reported, for its end row
-  v_reserved_memory numeric;
-  v_reserved_cpu numeric;
-  v_usage_memory numeric;
-  v_usage_cpu numeric;
   v_ended integer;
   v_plain boolean;
   v_claimed text;
@@ -53,10 +48,9 @@ begin
     -- otherwise paid about as much for the functions around its statements as for the statements
     -- (docs/performance.md, "A lean one-task cycle").
     v_id := (p_items -> 0 ->> 'task_id')::bigint;
-    -- The report: complete_tasks' one-task path, the same statements for the job's lock and the
-    -- task's end (change them together: pgTAP 14 checks that they are the same); the end is
-    -- counted on its end row after the claim, in the claim's statement (below), and the probe of
-    -- the job's queue for the tail check comes after the claim too.
+    -- The report: complete_tasks' one-task path, the same two statements (the job's lock first,
+    -- then the task's; change them together: pgTAP 14 checks that they are the same), except
+    -- for the probe of the job's queue for the tail check, which comes after the claim here.
     perform 1 from job_service.jobs where id = (select job_id from job_service.tasks where id = v_id)
     for key share;
     with held as (
@@ -74,23 +68,36 @@ begin
       from held
       where t.id = held.id
       returning held.*
+    ), released as (
+      update job_service.job_shard_ends e
+      set ended = e.ended + 1,
+          succeeded = e.succeeded + 1,
+          released_memory = e.released_memory + coalesce(d.reserved_memory, 0),
+          released_cpu = e.released_cpu + coalesce(d.reserved_cpu, 0),
+          usage_memory = e.usage_memory - coalesce(d.usage_memory, 0),
+          usage_cpu = e.usage_cpu - coalesce(d.usage_cpu, 0)
+      from done d
+      where e.job_id = d.job_id and e.shard = d.shard
+      returning e.job_id, e.shard, e.over_limit
     )
-    select d.job_id, d.shard, d.reserved_memory, d.reserved_cpu, d.usage_memory, d.usage_cpu
-    into v_job_id, v_shard, v_reserved_memory, v_reserved_cpu, v_usage_memory, v_usage_cpu
-    from done d;
+    select r.job_id, r.shard, r.over_limit
+    into v_job_id, v_shard, v_over
+    from released r;
     -- (a worker that does not hold the task: the general path below judges the report)
     exit one_task when not found;
+    if v_over then
+      perform job_service.apply_back_pressure(v_job_id);
+    end if;
 
     -- The claim: the walk's first job, with a claim shard locked (claim's candidates, read as
     -- its walk reads them; in the reported task's job, from the reported run's shard on, which
-    -- the end not yet counted gives a run's room) ...
+    -- its end just gave room) ...
     select j.id, x.shard, x.ended,
            j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null
     into v_take_job, v_take_shard, v_ended, v_plain
     from job_service.jobs j
     cross join lateral job_service.claim_shard_to_take(j.id,
-      case when j.id = v_job_id then v_shard else 1 + pg_backend_pid() % j.shard_count end,
-      case when j.id = v_job_id then v_shard end) x
+      case when j.id = v_job_id then v_shard else 1 + pg_backend_pid() % j.shard_count end) x
     where j.status in ('queued', 'running')
     order by j.priority desc, j.created_at, j.id
     limit 1;
@@ -105,11 +112,10 @@ begin
     end if;
     if v_plain then
       -- A start in the reported run's own shard is a hand-over: the shard's running count stays
-      -- as it was, so the end row counts the end and the start as one (no end, one pending
-      -- fewer: running is started - ended, pending is the claim rows' pending plus the end rows'
-      -- requeued) and the claim row is left as it is, which spares its CHECK; the end row is
-      -- updated once, which spares a second update and its foreign-key check
-      -- (docs/architecture.md, "Tables").
+      -- as it was, so the start is counted on the end row the report just changed (one end
+      -- fewer, one pending fewer: running is started - ended, pending is the claim rows' pending
+      -- plus the end rows' requeued) and the claim row is left as it is, which spares its CHECK
+      -- and an update of a row the report did not hold (docs/architecture.md, "Tables").
       v_handover := v_take_job = v_job_id and v_take_shard = v_shard;
       with taken as (
         delete from job_service.task_ready
@@ -141,43 +147,18 @@ begin
         set started = s.started + 1, ended_seen = v_ended, pending = s.pending - 1
         from runs r
         where s.job_id = v_take_job and s.shard = v_take_shard and not v_handover
-      ), released as (
-        -- the report's end, as complete_tasks counts it, less the start of a hand-over (whether
-        -- or not the claim got its task)
+      ), handed_over as (
         update job_service.job_shard_ends e
-        set ended = e.ended + case when v_handover and exists (select from runs) then 0 else 1 end,
-            succeeded = e.succeeded + 1,
-            requeued = e.requeued - case when v_handover and exists (select from runs) then 1 else 0 end,
-            released_memory = e.released_memory + coalesce(v_reserved_memory, 0),
-            released_cpu = e.released_cpu + coalesce(v_reserved_cpu, 0),
-            usage_memory = e.usage_memory - coalesce(v_usage_memory, 0),
-            usage_cpu = e.usage_cpu - coalesce(v_usage_cpu, 0)
-        where e.job_id = v_job_id and e.shard = v_shard
-        returning e.over_limit
+        set ended = e.ended - 1, requeued = e.requeued - 1
+        from runs r
+        where e.job_id = v_take_job and e.shard = v_take_shard and v_handover
       )
-      select (select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
-                            '"lease_expires_at": "%s", "resources": %s}', c.id, c.job_id, c.payload,
-                            c.attempt, job_service.iso(c.lease_expires_at),
-                            case when c.memory is null then 'null'
-                              else json_build_object('memory', c.memory, 'cpu', c.cpu)::text end)
-              from runs c),
-             (select r.over_limit from released r)
-      into v_claimed, v_over;
-    else
-      -- no plain job to claim from here: the report's end counted as complete_tasks counts it,
-      -- before the general claim below walks again
-      update job_service.job_shard_ends e
-      set ended = e.ended + 1,
-          succeeded = e.succeeded + 1,
-          released_memory = e.released_memory + coalesce(v_reserved_memory, 0),
-          released_cpu = e.released_cpu + coalesce(v_reserved_cpu, 0),
-          usage_memory = e.usage_memory - coalesce(v_usage_memory, 0),
-          usage_cpu = e.usage_cpu - coalesce(v_usage_cpu, 0)
-      where e.job_id = v_job_id and e.shard = v_shard
-      returning e.over_limit into v_over;
-    end if;
-    if v_over then
-      perform job_service.apply_back_pressure(v_job_id);
+      select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
+                    '"lease_expires_at": "%s", "resources": %s}', c.id, c.job_id, c.payload, c.attempt,
+                    job_service.iso(c.lease_expires_at),
+                    case when c.memory is null then 'null'
+                      else json_build_object('memory', c.memory, 'cpu', c.cpu)::text end)
+      into v_claimed from runs c;
     end if;
     -- The tail check (as after_tasks_ended makes it), unless this claim took a task of the
     -- reported task's job: that task runs when this transaction commits, so the job is not at its
