@@ -30,14 +30,14 @@ const QUEUE_INDEX: Record<string, string> = {
 async function dbCounters(name: string): Promise<
   { wal: bigint; multixactPages: number; commits: number; queueRead: number; queueFetched: number }
 > {
-  const index = QUEUE_INDEX[name] ?? "";
+  // (null for a system without one: to_regclass(null) is null, to_regclass('') an error)
+  const index = QUEUE_INDEX[name] ?? null;
   const [r] = await probe`select pg_current_wal_lsn() - '0/0' as wal,
       (select sum(blks_zeroed) from pg_stat_slru where name like 'Multi%')::integer as multixact_pages,
       (select xact_commit from pg_stat_database where datname = current_database())::integer as commits,
-      coalesce((select idx_tup_read from pg_stat_user_indexes
-                where indexrelid = to_regclass(${index})), 0)::bigint as queue_read,
-      coalesce((select idx_tup_fetch from pg_stat_user_indexes
-                where indexrelid = to_regclass(${index})), 0)::bigint as queue_fetched`;
+      coalesce(q.idx_tup_read, 0) as queue_read, coalesce(q.idx_tup_fetch, 0) as queue_fetched
+    from (select) one
+    left join pg_stat_user_indexes q on q.indexrelid = to_regclass(${index})`;
   return {
     wal: BigInt(r.wal),
     multixactPages: r.multixact_pages,
