@@ -29,10 +29,10 @@ begin
     -- One task (every one-at-a-time report): what the batch path below does, for one run, in one
     -- statement: the task ended, its end row released (as release_ended does for one run) and its
     -- job's queue probed for the tail check (as after_tasks_ended does), with none of the batch
-    -- path's aggregates and sorts to start. complete_and_claim's one-task cycle runs the same two
-    -- statements inline, but for the queue probe, which it makes after its claim: change them
-    -- together (pgTAP 14 checks that they are the same up to the probe; the end row's shard is
-    -- returned for complete_and_claim's hand-over).
+    -- path's aggregates and sorts to start. complete_and_claim's one-task cycle locks the job and
+    -- ends the task (held, done) inline, with the same statements; it counts the end on the end
+    -- row in its hand-over's statement and probes the queue after its claim: change them together
+    -- (pgTAP 14 checks that they are the same up to the end row).
     v_id := (p_items -> 0 ->> 'task_id')::bigint;
     perform 1 from job_service.jobs where id = (select job_id from job_service.tasks where id = v_id)
     for key share;
@@ -61,7 +61,7 @@ begin
           usage_cpu = e.usage_cpu - coalesce(d.usage_cpu, 0)
       from done d
       where e.job_id = d.job_id and e.shard = d.shard
-      returning e.job_id, e.shard, e.over_limit
+      returning e.job_id, e.over_limit
     )
     select r.job_id, r.over_limit, (
              select true from job_service.task_ready q

@@ -30,13 +30,22 @@ declare
   v_job_id uuid;
   v_over boolean;
   v_shard smallint;
+  -- the reported task's job as its lock read it: its place in the walk's order, and whether it is
+  -- a plain one (running, without rate limits or budget)
+  v_priority smallint;
+  v_created_at timestamptz;
+  v_job_plain boolean;
+  -- what the reported run held and reported, for its end row
+  v_reserved_memory numeric;
+  v_reserved_cpu numeric;
+  v_usage_memory numeric;
+  v_usage_cpu numeric;
   v_ended integer;
   v_plain boolean;
   v_claimed text;
-  -- the job and claim shard the walk gave, and whether its start is the reported run's slot
+  -- the job and claim shard the walk gave
   v_take_job uuid;
   v_take_shard smallint;
-  v_handover boolean;
 begin
   <<one_task>>
   begin
@@ -48,10 +57,15 @@ begin
     -- otherwise paid about as much for the functions around its statements as for the statements
     -- (docs/performance.md, "A lean one-task cycle").
     v_id := (p_items -> 0 ->> 'task_id')::bigint;
-    -- The report: complete_tasks' one-task path, the same two statements (the job's lock first,
-    -- then the task's; change them together: pgTAP 14 checks that they are the same), except
-    -- for the probe of the job's queue for the tail check, which comes after the claim here.
-    perform 1 from job_service.jobs where id = (select job_id from job_service.tasks where id = v_id)
+    -- The report: complete_tasks' one-task path, the same statements for the job's lock (here
+    -- also reading what the hand-over below needs of the job) and the task's end (change them
+    -- together: pgTAP 14 checks that they are the same); the end is counted on its end row in
+    -- the hand-over's statement, and the probe of the job's queue for the tail check comes after
+    -- the claim.
+    select j.priority, j.created_at,
+           j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null
+    into v_priority, v_created_at, v_job_plain
+    from job_service.jobs j where id = (select job_id from job_service.tasks where id = v_id)
     for key share;
     with held as (
       select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
@@ -68,36 +82,99 @@ begin
       from held
       where t.id = held.id
       returning held.*
-    ), released as (
-      update job_service.job_shard_ends e
-      set ended = e.ended + 1,
-          succeeded = e.succeeded + 1,
-          released_memory = e.released_memory + coalesce(d.reserved_memory, 0),
-          released_cpu = e.released_cpu + coalesce(d.reserved_cpu, 0),
-          usage_memory = e.usage_memory - coalesce(d.usage_memory, 0),
-          usage_cpu = e.usage_cpu - coalesce(d.usage_cpu, 0)
-      from done d
-      where e.job_id = d.job_id and e.shard = d.shard
-      returning e.job_id, e.shard, e.over_limit
     )
-    select r.job_id, r.shard, r.over_limit
-    into v_job_id, v_shard, v_over
-    from released r;
+    select d.job_id, d.shard, d.reserved_memory, d.reserved_cpu, d.usage_memory, d.usage_cpu
+    into v_job_id, v_shard, v_reserved_memory, v_reserved_cpu, v_usage_memory, v_usage_cpu
+    from done d;
     -- (a worker that does not hold the task: the general path below judges the report)
     exit one_task when not found;
+
+    -- The hand-over: the reported run's slot goes to the next due task of the same job, when the
+    -- job is plain and no job before it in the walk's order (claim's candidates) has a claim shard
+    -- with room and a due task. It uses no room another claim could see (the shard's running count,
+    -- started - ended, is the same after this transaction as before it, and a concurrent claim
+    -- counts the reported run as running until this one commits), so it needs no claim row and no
+    -- lock on one: it is counted on the end row only (the end and the start as one: no end, one
+    -- pending fewer; running is started - ended, pending is the claim rows' pending plus the end
+    -- rows' requeued), which this statement updates once, with the report's end, whether or not
+    -- a task was handed over (docs/architecture.md, "Tables"). The jobs before it are read without
+    -- locks, as the walk judges room (ends as last committed); one whose room other claims are
+    -- taking just now makes this cycle go the walk's way below, which passes it by.
+    with taken as (
+      delete from job_service.task_ready
+      where ctid = (
+          select ctid from job_service.task_ready
+          where job_id = v_job_id and run_after <= now()
+            and v_job_plain
+            and not exists (
+              select from job_service.jobs j
+              where j.status in ('queued', 'running') and j.priority >= v_priority
+                and (j.priority > v_priority or (j.created_at, j.id) < (v_created_at, v_job_id))
+                and exists (
+                  select from job_service.job_shards s
+                  join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+                  where s.job_id = j.id and s.started - e.ended < s.capacity
+                    and s.unfit_at_ended is distinct from e.ended)
+                and (select true from job_service.task_ready r
+                     where r.job_id = j.id and r.run_after <= now()
+                     order by r.task_id desc limit 1))
+          order by task_id limit 1
+          for update skip locked
+        )
+      returning task_id
+    ), runs as (
+      update job_service.tasks t
+      set status = 'running',
+          worker_id = p_worker,
+          lease_ms = p_lease_ms,
+          lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+          shard = v_shard,
+          attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
+          repeat_attempt = false,
+          stop_requested = false,
+          ended_by = null,
+          ended_attempt = null,
+          started_at = clock_timestamp()
+      from taken n
+      where t.id = n.task_id
+      returning t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.memory, t.cpu
+    ), released as (
+      -- the report's end, as complete_tasks counts it, less a hand-over's start
+      update job_service.job_shard_ends e
+      set ended = e.ended + case when exists (select from runs) then 0 else 1 end,
+          succeeded = e.succeeded + 1,
+          requeued = e.requeued - case when exists (select from runs) then 1 else 0 end,
+          released_memory = e.released_memory + coalesce(v_reserved_memory, 0),
+          released_cpu = e.released_cpu + coalesce(v_reserved_cpu, 0),
+          usage_memory = e.usage_memory - coalesce(v_usage_memory, 0),
+          usage_cpu = e.usage_cpu - coalesce(v_usage_cpu, 0)
+      where e.job_id = v_job_id and e.shard = v_shard
+      returning e.over_limit
+    )
+    select (select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
+                          '"lease_expires_at": "%s", "resources": %s}', c.id, c.job_id, c.payload,
+                          c.attempt, job_service.iso(c.lease_expires_at),
+                          case when c.memory is null then 'null'
+                            else json_build_object('memory', c.memory, 'cpu', c.cpu)::text end)
+            from runs c),
+           (select r.over_limit from released r)
+    into v_claimed, v_over;
     if v_over then
       perform job_service.apply_back_pressure(v_job_id);
     end if;
+    if v_claimed is not null then
+      -- the job's next task runs when this transaction commits: the job is not at its tail
+      return ('{"tasks": [{"task_id": ' || v_id || ', "status": "succeeded"}], "claimed": ['
+              || v_claimed || ']}')::json;
+    end if;
 
     -- The claim: the walk's first job, with a claim shard locked (claim's candidates, read as
-    -- its walk reads them; in the reported task's job, from the reported run's shard on, which
-    -- its end just gave room) ...
+    -- its walk reads them) ...
     select j.id, x.shard, x.ended,
            j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null
     into v_take_job, v_take_shard, v_ended, v_plain
     from job_service.jobs j
-    cross join lateral job_service.claim_shard_to_take(j.id,
-      case when j.id = v_job_id then v_shard else 1 + pg_backend_pid() % j.shard_count end) x
+    cross join lateral job_service.claim_shard_to_take(j.id, 1 + pg_backend_pid() % j.shard_count) x
     where j.status in ('queued', 'running')
     order by j.priority desc, j.created_at, j.id
     limit 1;
@@ -111,12 +188,6 @@ begin
       v_plain := found;
     end if;
     if v_plain then
-      -- A start in the reported run's own shard is a hand-over: the shard's running count stays
-      -- as it was, so the start is counted on the end row the report just changed (one end
-      -- fewer, one pending fewer: running is started - ended, pending is the claim rows' pending
-      -- plus the end rows' requeued) and the claim row is left as it is, which spares its CHECK
-      -- and an update of a row the report did not hold (docs/architecture.md, "Tables").
-      v_handover := v_take_job = v_job_id and v_take_shard = v_shard;
       with taken as (
         delete from job_service.task_ready
         where ctid = (
@@ -146,12 +217,7 @@ begin
         update job_service.job_shards s
         set started = s.started + 1, ended_seen = v_ended, pending = s.pending - 1
         from runs r
-        where s.job_id = v_take_job and s.shard = v_take_shard and not v_handover
-      ), handed_over as (
-        update job_service.job_shard_ends e
-        set ended = e.ended - 1, requeued = e.requeued - 1
-        from runs r
-        where e.job_id = v_take_job and e.shard = v_take_shard and v_handover
+        where s.job_id = v_take_job and s.shard = v_take_shard
       )
       select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
                     '"lease_expires_at": "%s", "resources": %s}', c.id, c.job_id, c.payload, c.attempt,

@@ -50,13 +50,13 @@ language sql as $$
 $$;
 
 /**
- * A function's one-task report (the job's lock and the report's statement up to the queue probe,
- * which complete_and_claim makes after its claim), spaces made one.
+ * A function's one-task report (the job row it locks and the task's end, up to the end row, which
+ * complete_and_claim counts in its hand-over's statement), spaces made one.
  */
 create function pg_temp.report_statements(p_fn regprocedure) returns text
 language sql as $$
   select regexp_replace(substring(prosrc from
-    'perform 1 from job_service\.jobs where id = \(select job_id.*?returning e\.job_id, e\.shard, e\.over_limit\s*\)'),
+    'where id = \(select job_id from job_service\.tasks where id = v_id\)\s+?for key share;\s*with held as.*?returning held\.\*\s*\)'),
     '\s+', ' ', 'g')
   from pg_proc where oid = p_fn
 $$;
