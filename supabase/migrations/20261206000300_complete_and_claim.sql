@@ -30,11 +30,13 @@ declare
   v_job_id uuid;
   v_over boolean;
   v_shard smallint;
-  -- the reported task's job as its lock read it: its place in the walk's order, and whether it is
-  -- a plain one (running, without rate limits or budget)
+  -- the reported task's job as its lock read it: its place in the walk's order, whether it is a
+  -- plain one (running, without rate limits or budget), and whether it leads the walk (no job
+  -- before it, or none of those with a claim shard with room and a due task)
   v_priority smallint;
   v_created_at timestamptz;
   v_job_plain boolean;
+  v_leads boolean;
   -- what the reported run held and reported, for its end row
   v_reserved_memory numeric;
   v_reserved_cpu numeric;
@@ -63,8 +65,12 @@ begin
     -- the hand-over's statement, and the probe of the job's queue for the tail check comes after
     -- the claim.
     select j.priority, j.created_at,
-           j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null
-    into v_priority, v_created_at, v_job_plain
+           j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null,
+           not exists (
+             select from job_service.jobs b
+             where b.status in ('queued', 'running') and b.priority >= j.priority
+               and (b.priority > j.priority or (b.created_at, b.id) < (j.created_at, j.id)))
+    into v_priority, v_created_at, v_job_plain, v_leads
     from job_service.jobs j where id = (select job_id from job_service.tasks where id = v_id)
     for key share;
     with held as (
@@ -90,34 +96,39 @@ begin
     exit one_task when not found;
 
     -- The hand-over: the reported run's slot goes to the next due task of the same job, when the
-    -- job is plain and no job before it in the walk's order (claim's candidates) has a claim shard
-    -- with room and a due task. It uses no room another claim could see (the shard's running count,
-    -- started - ended, is the same after this transaction as before it, and a concurrent claim
-    -- counts the reported run as running until this one commits), so it needs no claim row and no
-    -- lock on one: it is counted on the end row only (the end and the start as one: no end, one
-    -- pending fewer; running is started - ended, pending is the claim rows' pending plus the end
-    -- rows' requeued), which this statement updates once, with the report's end, whether or not
-    -- a task was handed over (docs/architecture.md, "Tables"). The jobs before it are read without
-    -- locks, as the walk judges room (ends as last committed); one whose room other claims are
-    -- taking just now makes this cycle go the walk's way below, which passes it by.
+    -- job is plain and leads the walk (claim's candidates, in their order): no job comes before it,
+    -- or none of those has a claim shard with room and a due task, read without locks as the walk
+    -- judges room (ends as last committed; one whose room other claims are taking just now sends
+    -- this cycle the walk's way below, which passes it by). A hand-over uses no room another claim
+    -- could see: the shard's running count, started - ended, is the same after this transaction
+    -- as before it, and a concurrent claim counts the reported run as running until this one
+    -- commits. So it needs no claim row and no lock on one; it is counted on the end row only (the
+    -- end and the start as one: no end, one pending fewer; running is started - ended, pending is
+    -- the claim rows' pending plus the end rows' requeued), which the statement below updates
+    -- once, with the report's end, whether or not it handed a task over (docs/architecture.md,
+    -- "Tables"). Most cycles' jobs lead the walk with no job before them: the lock's statement
+    -- above tells, and the jobs before it are read only when there are some.
+    if v_job_plain and not v_leads then
+      v_leads := not exists (
+        select from job_service.jobs j
+        where j.status in ('queued', 'running') and j.priority >= v_priority
+          and (j.priority > v_priority or (j.created_at, j.id) < (v_created_at, v_job_id))
+          and exists (
+            select from job_service.job_shards s
+            join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+            where s.job_id = j.id and s.started - e.ended < s.capacity
+              and s.unfit_at_ended is distinct from e.ended)
+          and (select true from job_service.task_ready r
+               where r.job_id = j.id and r.run_after <= now()
+               order by r.task_id desc limit 1));
+    end if;
     with taken as (
       delete from job_service.task_ready
       where ctid = (
           select ctid from job_service.task_ready
           where job_id = v_job_id and run_after <= now()
             and v_job_plain
-            and not exists (
-              select from job_service.jobs j
-              where j.status in ('queued', 'running') and j.priority >= v_priority
-                and (j.priority > v_priority or (j.created_at, j.id) < (v_created_at, v_job_id))
-                and exists (
-                  select from job_service.job_shards s
-                  join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
-                  where s.job_id = j.id and s.started - e.ended < s.capacity
-                    and s.unfit_at_ended is distinct from e.ended)
-                and (select true from job_service.task_ready r
-                     where r.job_id = j.id and r.run_after <= now()
-                     order by r.task_id desc limit 1))
+            and v_leads
           order by task_id limit 1
           for update skip locked
         )

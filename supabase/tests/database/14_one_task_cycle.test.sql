@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = job_service, extensions, public;
-select plan(15);
+select plan(23);
 
 create function pg_temp.ctx() returns jsonb
 language sql as $$
@@ -126,6 +126,44 @@ select is_empty($$ select * from job_service_api.invariant_violations(
   union all select null, 'not completed', status::text from job_service.jobs
   where id in (current_setting('test.a')::uuid, current_setting('test.b')::uuid) and status <> 'completed' $$,
   'the counters equal the rows and both jobs completed');
+
+-- the walk's order without a walk: a plain job hands its slot over when no job before it has room
+-- and a due task; a job before it that is full does not stop that, one with room does
+select set_config('test.c', pg_temp.new_job(70, '[{"payload": {"n": 1}}, {"payload": {"n": 2}},
+  {"payload": {"n": 3}}]', null)::text, true);
+select set_config('test.d', pg_temp.new_job(60, '[{"payload": {"n": 1}}, {"payload": {"n": 2}}]', null)::text, true);
+select is(array[(job_service_api.claim_tasks(pg_temp.ctx(), 'w1', 1, null, 60000) -> 'tasks' -> 0 ->> 'task_id')::bigint,
+                (job_service_api.claim_tasks(pg_temp.ctx(), 'w2', 1, null, 60000) -> 'tasks' -> 0 ->> 'task_id')::bigint,
+                (job_service_api.claim_tasks(pg_temp.ctx(), 'w3', 1, null, 60000) -> 'tasks' -> 0 ->> 'task_id')::bigint],
+  array[pg_temp.task('test.c', 1), pg_temp.task('test.c', 2), pg_temp.task('test.d', 1)],
+  'the job of priority 70 runs two tasks, its limit, and the next claim takes the job of 60''s first');
+select is((pg_temp.cycle('w3', pg_temp.task('test.d', 1)) -> 'claimed')::jsonb,
+  jsonb_build_array(pg_temp.as_claimed(pg_temp.task('test.d', 2))),
+  'behind a job that is full, the job of 60 hands its slot over to its next task');
+select is((select (s.started, e.ended, e.requeued)::text
+           from job_shards s join job_shard_ends e using (job_id, shard)
+           where job_id = current_setting('test.d')::uuid),
+  (1, 0, -1)::text, 'counted on its end row, its claim row as the first claim left it');
+select set_config('test.e', pg_temp.new_job(80, '[{"payload": {"n": 1}}]', null)::text, true);
+select is((pg_temp.cycle('w1', pg_temp.task('test.c', 1)) -> 'claimed')::jsonb,
+  jsonb_build_array(pg_temp.as_claimed(pg_temp.task('test.e', 1))),
+  'a job before it with room and a due task gets the next claim, not the reported task''s job');
+select is((select (e.ended, e.requeued)::text from job_shard_ends e
+           where job_id = current_setting('test.c')::uuid),
+  (1, 0)::text, 'and the report''s end is counted as an end');
+select is((pg_temp.cycle('w2', pg_temp.task('test.c', 2)) -> 'claimed')::jsonb,
+  jsonb_build_array(pg_temp.as_claimed(pg_temp.task('test.c', 3))),
+  'with nothing due before it, the job of 70 hands its slot over again');
+select is(json_array_length(pg_temp.cycle('w3', pg_temp.task('test.d', 2)) -> 'claimed')
+          + json_array_length(pg_temp.cycle('w1', pg_temp.task('test.e', 1)) -> 'claimed')
+          + json_array_length(pg_temp.cycle('w2', pg_temp.task('test.c', 3)) -> 'claimed'), 0,
+  'the last reports find nothing left');
+select is_empty($$ select * from job_service_api.invariant_violations(
+    array[current_setting('test.c')::uuid, current_setting('test.d')::uuid, current_setting('test.e')::uuid])
+  union all select null, 'not completed', status::text from job_service.jobs
+  where id in (current_setting('test.c')::uuid, current_setting('test.d')::uuid,
+               current_setting('test.e')::uuid) and status <> 'completed' $$,
+  'the counters equal the rows and the three jobs completed');
 
 select * from finish();
 rollback;
