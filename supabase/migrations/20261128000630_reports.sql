@@ -1,5 +1,31 @@
 -- A worker's reports: completeTask(s) and failTask.
 
+create function job_service.report_outcomes(p_worker text, p_items jsonb, p_done bigint[])
+returns json
+language sql
+stable
+-- (planned as complete_tasks plans its statements: a primary-key probe per task)
+set enable_seqscan = off
+set enable_hashjoin = off
+set enable_mergejoin = off
+as $$
+  select json_agg(json_build_object('task_id', i.id, 'status',
+    case
+      when i.id = any (p_done) then 'succeeded'
+      when t.id is null then 'not_found'
+      -- the same worker reporting again a run it already completed: the first answer again
+      when t.status = 'succeeded' and t.ended_by = p_worker then 'succeeded'
+      else 'lost'
+    end) order by i.ord)
+  from (select (x ->> 'task_id')::bigint as id, ord
+        from jsonb_array_elements(p_items) with ordinality as a (x, ord)) i
+  -- one primary-key probe per task, whatever the statistics say
+  left join lateral (select id, status, ended_by from job_service.tasks where id = i.id) t on true
+$$;
+comment on function job_service.report_outcomes(text, jsonb, bigint[]) is
+  'The answer to a report of items of which p_done ended here: each other item judged alone (a '
+  'replay by the worker that completed it, lost, or not found), in the items'' order.';
+
 create function job_service_api.complete_tasks(p_ctx jsonb, p_worker text, p_items jsonb) returns json
 language plpgsql
 set plan_cache_mode = force_generic_plan
@@ -160,19 +186,7 @@ begin
       return v_answer;
     end if;
   end if;
-  return (
-    select json_agg(json_build_object('task_id', i.id, 'status',
-      case
-        when i.id = any (v_done) then 'succeeded'
-        when t.id is null then 'not_found'
-        -- the same worker reporting again a run it already completed: the first answer again
-        when t.status = 'succeeded' and t.ended_by = p_worker then 'succeeded'
-        else 'lost'
-      end) order by i.ord)
-    from (select (x ->> 'task_id')::bigint as id, ord from jsonb_array_elements(p_items) with ordinality as a (x, ord)) i
-    -- one primary-key probe per task, whatever the statistics say
-    left join lateral (select id, status, ended_by from job_service.tasks where id = i.id) t on true
-  );
+  return job_service.report_outcomes(p_worker, p_items, v_done);
 end
 $$;
 comment on function job_service_api.complete_tasks(jsonb, text, jsonb) is

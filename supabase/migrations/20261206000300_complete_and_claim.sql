@@ -45,6 +45,13 @@ declare
   v_ended integer;
   v_plain boolean;
   v_claimed text;
+  -- a batch's: the runs that ended here (their ids, shards and reported usage, the arrays in one
+  -- order), the tasks handed over
+  v_ended_ids bigint[];
+  v_run_shards smallint[];
+  v_run_usage_memory numeric[];
+  v_run_usage_cpu numeric[];
+  v_handed json[];
   -- the job and claim shard the walk gave
   v_take_job uuid;
   v_take_shard smallint;
@@ -259,6 +266,166 @@ begin
     -- took meanwhile) gets the general claim below, which walks again (the shard this claim locked
     -- stays its own)
     v_done := ('[{"task_id": ' || v_id || ', "status": "succeeded"}]')::json;
+  end;
+  <<batch>>
+  begin
+    exit batch when v_done is not null or p_job_id is not null or jsonb_array_length(p_items) < 2;
+    -- A batch report that carries a claim (a batched worker's completion call while its jobs are at
+    -- their limits): the hand-over above, for a batch of one plain job that leads the walk. The
+    -- runs it reports give their slots to the job's next due tasks, one each, in the reported
+    -- runs' shards, counted on the end rows with the ends; what the claim asks beyond those (or
+    -- everything, when no task was handed over) is claimed the general way after it. A batch of
+    -- several jobs, or of a job that is not plain, goes the general way.
+    -- the batch's job locked before any task row, when the batch has one job (a batch of several
+    -- goes the general way, which locks them all in id order; none is locked here)
+    select j.id, j.priority, j.created_at,
+           j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null,
+           not exists (
+             select from job_service.jobs f
+             where f.status in ('queued', 'running') and f.priority >= j.priority
+               and (f.priority > j.priority or (f.created_at, f.id) < (j.created_at, j.id)))
+    into v_job_id, v_priority, v_created_at, v_job_plain, v_leads
+    from job_service.jobs j
+    where j.id = (select t.job_id from job_service.tasks t where t.id = (p_items -> 0 ->> 'task_id')::bigint)
+      and not exists (
+        select from jsonb_array_elements(p_items) i
+        join job_service.tasks t on t.id = (i ->> 'task_id')::bigint
+        where t.job_id <> j.id)
+    for key share;
+    exit batch when not found;
+    exit batch when not v_job_plain;
+    if not v_leads then
+      v_leads := not exists (
+        select from job_service.jobs j
+        where j.status in ('queued', 'running') and j.priority >= v_priority
+          and (j.priority > v_priority or (j.created_at, j.id) < (v_created_at, v_job_id))
+          and exists (
+            select from job_service.job_shards s
+            join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+            where s.job_id = j.id and s.started - e.ended < s.capacity
+              and s.unfit_at_ended is distinct from e.ended)
+          and (select true from job_service.task_ready r
+               where r.job_id = j.id and r.run_after <= now()
+               order by r.task_id desc limit 1));
+    end if;
+    -- The report: complete_tasks' batch statement up to the end rows (the same items, held and
+    -- done; pgTAP 14 checks that they are the same), the runs' shards and the usage they reported
+    -- (the arrays in one order, the rows'; a plain job's runs hold no reservation)
+    with items as (
+      select distinct on ((i ->> 'task_id')::bigint) (i ->> 'task_id')::bigint as id,
+             i -> 'result' as result, ord
+      from jsonb_array_elements(p_items) with ordinality as a (i, ord)
+      order by (i ->> 'task_id')::bigint, ord
+    ), held as (
+      -- each item's task locked in turn, in the items' (id) order: one primary-key probe per item,
+      -- whatever statistics say (a row of a job deleted meanwhile is gone once its lock is granted)
+      select t.*, items.result, items.ord
+      from items
+      cross join lateral (
+        select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
+        from job_service.tasks
+        where id = items.id
+          and status = 'running' and worker_id = p_worker and lease_expires_at > now()
+        for update
+      ) t
+    ), done as (
+      update job_service.tasks t
+      set status = 'succeeded', result = held.result, worker_id = null, lease_expires_at = null,
+          shard = null, reserved_memory = null, reserved_cpu = null, usage_memory = null,
+          usage_cpu = null, stop_requested = false, finished_at = now(), ended_by = p_worker,
+          ended_attempt = t.attempt
+      from held
+      where t.id = held.id
+      returning held.*
+    )
+    select coalesce(array_agg(id), '{}'), array_agg(shard), array_agg(coalesce(usage_memory, 0)),
+           array_agg(coalesce(usage_cpu, 0)),
+           -- written out, as task_json does
+           ('[' || string_agg('{"task_id": ' || id || ', "status": "succeeded"}', ', ' order by ord)
+            || ']')::json
+    into v_ended_ids, v_run_shards, v_run_usage_memory, v_run_usage_cpu, v_done
+    from done;
+    if cardinality(v_ended_ids) = 0 then
+      -- nothing ended here: the answer says why, item by item, and the claim goes the general way
+      v_done := job_service.report_outcomes(p_worker, p_items, v_ended_ids);
+      exit batch;
+    end if;
+    -- The hand-over: the job's next due tasks, one for each reported run as far as the claim asks,
+    -- each started in the shard of the run whose slot it takes (the n-th task in task order takes
+    -- the n-th run's); each end row counts its runs' ends less its hand-overs' starts, in (job, shard)
+    -- order, with what the runs held given back.
+    with taken as (
+      delete from job_service.task_ready
+      where ctid = any (array(
+          select ctid from job_service.task_ready
+          where job_id = v_job_id and run_after <= now() and v_leads
+          order by task_id limit least(p_limit, cardinality(v_ended_ids))
+          for update skip locked
+        ))
+      returning task_id
+    ), slots as (
+      select n.task_id, v_run_shards[n.slot] as shard
+      from (select task_id, row_number() over (order by task_id) as slot from taken) n
+    ), runs as (
+      update job_service.tasks t
+      set status = 'running',
+          worker_id = p_worker,
+          lease_ms = p_lease_ms,
+          lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+          shard = s.shard,
+          attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
+          repeat_attempt = false,
+          stop_requested = false,
+          ended_by = null,
+          ended_attempt = null,
+          started_at = clock_timestamp()
+      from slots s
+      where t.id = s.task_id
+      returning t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.memory, t.cpu, t.shard
+    ), ends as (
+      -- per shard: its runs that ended and what they held, and its hand-overs
+      select x.shard, count(*) filter (where x.ended)::integer as n,
+             count(*) filter (where not x.ended)::integer as handed,
+             sum(x.usage_memory) as usage_memory, sum(x.usage_cpu) as usage_cpu
+      from (
+        select r.shard, true as ended, r.usage_memory, r.usage_cpu
+        from unnest(v_run_shards, v_run_usage_memory, v_run_usage_cpu) as r (shard, usage_memory, usage_cpu)
+        union all
+        select h.shard, false, 0, 0 from runs h
+      ) x
+      group by x.shard
+      order by x.shard
+    ), released as (
+      update job_service.job_shard_ends e
+      set ended = e.ended + x.n - x.handed,
+          succeeded = e.succeeded + x.n,
+          requeued = e.requeued - x.handed,
+          usage_memory = e.usage_memory - x.usage_memory,
+          usage_cpu = e.usage_cpu - x.usage_cpu
+      from ends x
+      where e.job_id = v_job_id and e.shard = x.shard
+      returning e.shard
+    )
+    select (select array_agg(job_service.task_json(c.id, c.job_id, c.payload, c.attempt,
+                               c.lease_expires_at, null, null, c.memory, c.cpu) order by c.id)
+            from runs c),
+           (select count(*) from released)
+    into v_handed, v_counted;
+    if v_handed is null then
+      -- nothing handed over: the tail check, as complete_tasks makes it (a handed-over task runs
+      -- when this transaction commits: its job is not at its tail, and its end will check)
+      v_counted := job_service.after_tasks_ended(array[v_job_id], p_ctx);
+    end if;
+    if cardinality(v_ended_ids) < jsonb_array_length(p_items) then
+      v_done := job_service.report_outcomes(p_worker, p_items, v_ended_ids);
+    end if;
+    if cardinality(v_handed) = p_limit then
+      return json_build_object('tasks', v_done, 'claimed', array_to_json(v_handed));
+    end if;
+    -- the rest of the claim, the general way (it walks from the first job again)
+    return json_build_object('tasks', v_done, 'claimed', coalesce(array_to_json(
+      coalesce(v_handed, '{}') || job_service.claim(p_ctx, p_worker, p_limit - coalesce(cardinality(v_handed), 0),
+                                                    null, p_lease_ms)), '[]'::json));
   end;
   if v_done is null then
     v_done := job_service_api.complete_tasks(p_ctx, p_worker, p_items);

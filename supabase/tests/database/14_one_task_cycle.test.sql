@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = job_service, extensions, public;
-select plan(23);
+select plan(33);
 
 create function pg_temp.ctx() returns jsonb
 language sql as $$
@@ -164,6 +164,71 @@ select is_empty($$ select * from job_service_api.invariant_violations(
   where id in (current_setting('test.c')::uuid, current_setting('test.d')::uuid,
                current_setting('test.e')::uuid) and status <> 'completed' $$,
   'the counters equal the rows and the three jobs completed');
+
+-- A batch report that carries a claim: the same hand-over for a batch of one plain job
+create function pg_temp.batch_report(p_fn regprocedure) returns text
+language sql as $$
+  select regexp_replace(substring(prosrc from 'with items as \(.*?returning held\.\*\s*\)'), '\s+', ' ', 'g')
+  from pg_proc where oid = p_fn
+$$;
+select is(pg_temp.batch_report(
+    'job_service_api.complete_and_claim(jsonb, text, jsonb, integer, uuid, integer)'),
+  coalesce(pg_temp.batch_report('job_service_api.complete_tasks(jsonb, text, jsonb)'), 'missing'),
+  'complete_and_claim''s batch report is complete_tasks'' batch report, up to the end rows');
+
+/** complete_and_claim of the given tasks with a claim of p_limit across jobs: its answer. */
+create function pg_temp.batch(p_worker text, p_tasks bigint[], p_limit integer) returns jsonb
+language sql as $$
+  select job_service_api.complete_and_claim(pg_temp.ctx(), p_worker,
+    (select jsonb_agg(jsonb_build_object('task_id', t, 'result', jsonb_build_object('ok', t)) order by n)
+     from unnest(p_tasks) with ordinality as u (t, n)),
+    p_limit, null, 60000)::jsonb
+$$;
+
+select set_config('test.f', pg_temp.new_job(40, '[{"payload": {"n": 1}}, {"payload": {"n": 2}},
+  {"payload": {"n": 3}}, {"payload": {"n": 4}}, {"payload": {"n": 5}}]', null)::text, true);
+select is(json_array_length(job_service_api.claim_tasks(pg_temp.ctx(), 'w5', 2, null, 60000) -> 'tasks'), 2,
+  'a job of five tasks runs two, its limit');
+select set_config('test.r5', pg_temp.batch('w5', array[pg_temp.task('test.f', 2), pg_temp.task('test.f', 1)], 5)::text, true);
+select is(current_setting('test.r5')::jsonb -> 'tasks',
+  jsonb_build_array(jsonb_build_object('task_id', pg_temp.task('test.f', 2), 'status', 'succeeded'),
+                    jsonb_build_object('task_id', pg_temp.task('test.f', 1), 'status', 'succeeded')),
+  'the batch is answered as complete_tasks answers it, in the items'' order');
+select is(current_setting('test.r5')::jsonb -> 'claimed',
+  jsonb_build_array(pg_temp.as_claimed(pg_temp.task('test.f', 3)), pg_temp.as_claimed(pg_temp.task('test.f', 4))),
+  'the two runs'' slots go to the job''s next two tasks; the job is full, so the rest of the claim gets nothing');
+select is((select (s.started, e.ended, e.succeeded, e.requeued)::text
+           from job_shards s join job_shard_ends e using (job_id, shard)
+           where job_id = current_setting('test.f')::uuid),
+  (2, 0, 2, -2)::text, 'both starts counted on the end row with the ends, the claim row as the first claim left it');
+select is(pg_temp.batch('w5', array[pg_temp.task('test.f', 3), pg_temp.task('test.f', 1), 999999999], 1),
+  jsonb_build_object('tasks', jsonb_build_array(
+      jsonb_build_object('task_id', pg_temp.task('test.f', 3), 'status', 'succeeded'),
+      jsonb_build_object('task_id', pg_temp.task('test.f', 1), 'status', 'succeeded'),
+      jsonb_build_object('task_id', 999999999, 'status', 'not_found')),
+    'claimed', jsonb_build_array(pg_temp.as_claimed(pg_temp.task('test.f', 5)))),
+  'a replay and an unknown task are answered as complete_tasks answers them; one slot, one task handed over');
+select set_config('test.g', pg_temp.new_job(30, '[{"payload": {"n": 1}}, {"payload": {"n": 2}}]', null)::text, true);
+select set_config('test.h', pg_temp.new_job(30, '[{"payload": {"n": 1}}]', null)::text, true);
+select is(pg_temp.batch('w5', array[pg_temp.task('test.f', 4), pg_temp.task('test.f', 5)], 3) -> 'claimed',
+  jsonb_build_array(pg_temp.as_claimed(pg_temp.task('test.g', 1)), pg_temp.as_claimed(pg_temp.task('test.g', 2)),
+                    pg_temp.as_claimed(pg_temp.task('test.h', 1))),
+  'with nothing left in its job, the claim goes the general way: the next jobs'' tasks');
+select is((select status::text from jobs where id = current_setting('test.f')::uuid), 'completed',
+  'and the job completed with that batch');
+select is(pg_temp.batch('w5', array[pg_temp.task('test.h', 1), pg_temp.task('test.g', 1), pg_temp.task('test.g', 2)], 2),
+  jsonb_build_object('tasks', jsonb_build_array(
+      jsonb_build_object('task_id', pg_temp.task('test.h', 1), 'status', 'succeeded'),
+      jsonb_build_object('task_id', pg_temp.task('test.g', 1), 'status', 'succeeded'),
+      jsonb_build_object('task_id', pg_temp.task('test.g', 2), 'status', 'succeeded')),
+    'claimed', '[]'::jsonb),
+  'a batch of two jobs goes the general way');
+select is_empty($$ select * from job_service_api.invariant_violations(
+    array[current_setting('test.f')::uuid, current_setting('test.g')::uuid, current_setting('test.h')::uuid])
+  union all select null, 'not completed', status::text from job_service.jobs
+  where id in (current_setting('test.f')::uuid, current_setting('test.g')::uuid,
+               current_setting('test.h')::uuid) and status <> 'completed' $$,
+  'the counters equal the rows and the batch''s jobs completed');
 
 select * from finish();
 rollback;
