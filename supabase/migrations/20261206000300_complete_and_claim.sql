@@ -113,8 +113,9 @@ begin
     -- end and the start as one: no end, one pending fewer; running is started - ended, pending is
     -- the claim rows' pending plus the end rows' requeued), which the statement below updates
     -- once, with the report's end, whether or not it handed a task over (docs/architecture.md,
-    -- "Tables"). Most cycles' jobs lead the walk with no job before them: the lock's statement
-    -- above tells, and the jobs before it are read only when there are some.
+    -- "Tables"); a job that is not plain or does not lead has its end counted alone. Most cycles'
+    -- jobs lead the walk with no job before them: the lock's statement above tells, and the jobs
+    -- before it are read only when there are some.
     if v_job_plain and not v_leads then
       v_leads := not exists (
         select from job_service.jobs j
@@ -129,54 +130,65 @@ begin
                where r.job_id = j.id and r.run_after <= now()
                order by r.task_id desc limit 1));
     end if;
-    with taken as (
-      delete from job_service.task_ready
-      where ctid = (
-          select ctid from job_service.task_ready
-          where job_id = v_job_id and run_after <= now()
-            and v_job_plain
-            and v_leads
-          order by task_id limit 1
-          for update skip locked
-        )
-      returning task_id
-    ), runs as (
-      update job_service.tasks t
-      set status = 'running',
-          worker_id = p_worker,
-          lease_ms = p_lease_ms,
-          lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
-          shard = v_shard,
-          attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
-          repeat_attempt = false,
-          stop_requested = false,
-          ended_by = null,
-          ended_attempt = null,
-          started_at = clock_timestamp()
-      from taken n
-      where t.id = n.task_id
-      returning t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.memory, t.cpu
-    ), released as (
-      -- the report's end, as complete_tasks counts it, less a hand-over's start
+    if v_job_plain and v_leads then
+      with taken as (
+        delete from job_service.task_ready
+        where ctid = (
+            select ctid from job_service.task_ready
+            where job_id = v_job_id and run_after <= now()
+            order by task_id limit 1
+            for update skip locked
+          )
+        returning task_id
+      ), runs as (
+        update job_service.tasks t
+        set status = 'running',
+            worker_id = p_worker,
+            lease_ms = p_lease_ms,
+            lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+            shard = v_shard,
+            attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
+            repeat_attempt = false,
+            stop_requested = false,
+            ended_by = null,
+            ended_attempt = null,
+            started_at = clock_timestamp()
+        from taken n
+        where t.id = n.task_id
+        returning t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.memory, t.cpu
+      ), released as (
+        -- the report's end, as complete_tasks counts it, less a hand-over's start
+        update job_service.job_shard_ends e
+        set ended = e.ended + case when exists (select from runs) then 0 else 1 end,
+            succeeded = e.succeeded + 1,
+            requeued = e.requeued - case when exists (select from runs) then 1 else 0 end,
+            released_memory = e.released_memory + coalesce(v_reserved_memory, 0),
+            released_cpu = e.released_cpu + coalesce(v_reserved_cpu, 0),
+            usage_memory = e.usage_memory - coalesce(v_usage_memory, 0),
+            usage_cpu = e.usage_cpu - coalesce(v_usage_cpu, 0)
+        where e.job_id = v_job_id and e.shard = v_shard
+        returning e.over_limit
+      )
+      select (select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
+                            '"lease_expires_at": "%s", "resources": %s}', c.id, c.job_id, c.payload,
+                            c.attempt, job_service.iso(c.lease_expires_at),
+                            case when c.memory is null then 'null'
+                              else json_build_object('memory', c.memory, 'cpu', c.cpu)::text end)
+              from runs c),
+             (select r.over_limit from released r)
+      into v_claimed, v_over;
+    else
+      -- no hand-over: the report's end, as complete_tasks counts it
       update job_service.job_shard_ends e
-      set ended = e.ended + case when exists (select from runs) then 0 else 1 end,
+      set ended = e.ended + 1,
           succeeded = e.succeeded + 1,
-          requeued = e.requeued - case when exists (select from runs) then 1 else 0 end,
           released_memory = e.released_memory + coalesce(v_reserved_memory, 0),
           released_cpu = e.released_cpu + coalesce(v_reserved_cpu, 0),
           usage_memory = e.usage_memory - coalesce(v_usage_memory, 0),
           usage_cpu = e.usage_cpu - coalesce(v_usage_cpu, 0)
       where e.job_id = v_job_id and e.shard = v_shard
-      returning e.over_limit
-    )
-    select (select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
-                          '"lease_expires_at": "%s", "resources": %s}', c.id, c.job_id, c.payload,
-                          c.attempt, job_service.iso(c.lease_expires_at),
-                          case when c.memory is null then 'null'
-                            else json_build_object('memory', c.memory, 'cpu', c.cpu)::text end)
-            from runs c),
-           (select r.over_limit from released r)
-    into v_claimed, v_over;
+      returning e.over_limit into v_over;
+    end if;
     if v_over then
       perform job_service.apply_back_pressure(v_job_id);
     end if;
