@@ -49,16 +49,21 @@ language sql as $$
   from job_service.tasks where id = p_task
 $$;
 
+/** The first part of a function's source that matches p_pattern, spaces made one. */
+create function pg_temp.source_part(p_fn regprocedure, p_pattern text) returns text
+language sql as $$
+  select regexp_replace(substring(prosrc from p_pattern), '\s+', ' ', 'g')
+  from pg_proc where oid = p_fn
+$$;
+
 /**
- * A function's one-task report (the job row it locks and the task's end, up to the end row, which
- * complete_and_claim counts in its hand-over's statement), spaces made one.
+ * A function's one-task report: the job row it locks and the task's end, up to the end row, which
+ * complete_and_claim counts in its hand-over's statement.
  */
 create function pg_temp.report_statements(p_fn regprocedure) returns text
 language sql as $$
-  select regexp_replace(substring(prosrc from
-    'where id = \(select job_id from job_service\.tasks where id = v_id\)\s+?for key share;\s*with held as.*?returning held\.\*\s*\)'),
-    '\s+', ' ', 'g')
-  from pg_proc where oid = p_fn
+  select pg_temp.source_part(p_fn,
+    'where id = \(select job_id from job_service\.tasks where id = v_id\)\s+?for key share;\s*with held as.*?returning held\.\*\s*\)')
 $$;
 
 -- the report is written twice, inline in complete_and_claim and in complete_tasks: the same
@@ -166,10 +171,10 @@ select is_empty($$ select * from job_service_api.invariant_violations(
   'the counters equal the rows and the three jobs completed');
 
 -- A batch report that carries a claim: the same hand-over for a batch of one plain job
+/** A function's batch report, up to the end rows. */
 create function pg_temp.batch_report(p_fn regprocedure) returns text
 language sql as $$
-  select regexp_replace(substring(prosrc from 'with items as \(.*?returning held\.\*\s*\)'), '\s+', ' ', 'g')
-  from pg_proc where oid = p_fn
+  select pg_temp.source_part(p_fn, 'with items as \(.*?returning held\.\*\s*\)')
 $$;
 select is(pg_temp.batch_report(
     'job_service_api.complete_and_claim(jsonb, text, jsonb, integer, uuid, integer)'),
