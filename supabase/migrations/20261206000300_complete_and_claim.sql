@@ -29,7 +29,6 @@ declare
   v_counted integer;
   v_job_id uuid;
   v_over boolean;
-  v_shard smallint;
   -- the reported task's job as its lock read it: its place in the walk's order, whether it is a
   -- plain one (running, without rate limits or budget), and whether it leads the walk (no job
   -- before it, or none of those with a claim shard with room and a due task)
@@ -37,11 +36,6 @@ declare
   v_created_at timestamptz;
   v_job_plain boolean;
   v_leads boolean;
-  -- what the reported run held and reported, for its end row
-  v_reserved_memory numeric;
-  v_reserved_cpu numeric;
-  v_usage_memory numeric;
-  v_usage_cpu numeric;
   v_ended integer;
   v_plain boolean;
   v_claimed text;
@@ -66,41 +60,19 @@ begin
     -- otherwise paid about as much for the functions around its statements as for the statements
     -- (docs/performance.md, "A lean one-task cycle").
     v_id := (p_items -> 0 ->> 'task_id')::bigint;
-    -- The report: complete_tasks' one-task path, the same statements for the job's lock (here
-    -- also reading what the hand-over below needs of the job) and the task's end (change them
-    -- together: pgTAP 14 checks that they are the same); the end is counted on its end row in
-    -- the hand-over's statement, and the probe of the job's queue for the tail check comes after
-    -- the claim.
-    select j.priority, j.created_at,
+    -- The report: complete_tasks' one-task path's job lock (the same statement, here also reading
+    -- what the hand-over below needs of the job) and its held task (the same CTE; pgTAP 14 checks
+    -- that both are the same); the task's end, the hand-over and the end row are one statement
+    -- below, and the probe of the job's queue for the tail check comes after the claim.
+    select j.id, j.priority, j.created_at,
            j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null,
            not exists (
              select from job_service.jobs b
              where b.status in ('queued', 'running') and b.priority >= j.priority
                and (b.priority > j.priority or (b.created_at, b.id) < (j.created_at, j.id)))
-    into v_priority, v_created_at, v_job_plain, v_leads
+    into v_job_id, v_priority, v_created_at, v_job_plain, v_leads
     from job_service.jobs j where id = (select job_id from job_service.tasks where id = v_id)
     for key share;
-    with held as (
-      select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
-      from job_service.tasks
-      where id = v_id
-        and status = 'running' and worker_id = p_worker and lease_expires_at > now()
-      for update
-    ), done as (
-      update job_service.tasks t
-      set status = 'succeeded', result = p_items -> 0 -> 'result', worker_id = null,
-          lease_expires_at = null, shard = null, reserved_memory = null, reserved_cpu = null,
-          usage_memory = null, usage_cpu = null, stop_requested = false, finished_at = now(),
-          ended_by = p_worker, ended_attempt = t.attempt
-      from held
-      where t.id = held.id
-      returning held.*
-    )
-    select d.job_id, d.shard, d.reserved_memory, d.reserved_cpu, d.usage_memory, d.usage_cpu
-    into v_job_id, v_shard, v_reserved_memory, v_reserved_cpu, v_usage_memory, v_usage_cpu
-    from done d;
-    -- (a worker that does not hold the task: the general path below judges the report)
-    exit one_task when not found;
 
     -- The hand-over: the reported run's slot goes to the next due task of the same job, when the
     -- job is plain and leads the walk (claim's candidates, in their order): no job comes before it,
@@ -113,9 +85,8 @@ begin
     -- end and the start as one: no end, one pending fewer; running is started - ended, pending is
     -- the claim rows' pending plus the end rows' requeued), which the statement below updates
     -- once, with the report's end, whether or not it handed a task over (docs/architecture.md,
-    -- "Tables"); a job that is not plain or does not lead has its end counted alone. Most cycles'
-    -- jobs lead the walk with no job before them: the lock's statement above tells, and the jobs
-    -- before it are read only when there are some.
+    -- "Tables"). Most cycles' jobs lead the walk with no job before them: the lock's statement
+    -- above tells, and the jobs before it are read only when there are some.
     if v_job_plain and not v_leads then
       v_leads := not exists (
         select from job_service.jobs j
@@ -130,65 +101,75 @@ begin
                where r.job_id = j.id and r.run_after <= now()
                order by r.task_id desc limit 1));
     end if;
-    if v_job_plain and v_leads then
-      with taken as (
-        delete from job_service.task_ready
-        where ctid = (
-            select ctid from job_service.task_ready
-            where job_id = v_job_id and run_after <= now()
-            order by task_id limit 1
-            for update skip locked
-          )
-        returning task_id
-      ), runs as (
-        update job_service.tasks t
-        set status = 'running',
-            worker_id = p_worker,
-            lease_ms = p_lease_ms,
-            lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
-            shard = v_shard,
-            attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
-            repeat_attempt = false,
-            stop_requested = false,
-            ended_by = null,
-            ended_attempt = null,
-            started_at = clock_timestamp()
-        from taken n
-        where t.id = n.task_id
-        returning t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.memory, t.cpu
-      ), released as (
-        -- the report's end, as complete_tasks counts it, less a hand-over's start
-        update job_service.job_shard_ends e
-        set ended = e.ended + case when exists (select from runs) then 0 else 1 end,
-            succeeded = e.succeeded + 1,
-            requeued = e.requeued - case when exists (select from runs) then 1 else 0 end,
-            released_memory = e.released_memory + coalesce(v_reserved_memory, 0),
-            released_cpu = e.released_cpu + coalesce(v_reserved_cpu, 0),
-            usage_memory = e.usage_memory - coalesce(v_usage_memory, 0),
-            usage_cpu = e.usage_cpu - coalesce(v_usage_cpu, 0)
-        where e.job_id = v_job_id and e.shard = v_shard
-        returning e.over_limit
-      )
-      select (select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
-                            '"lease_expires_at": "%s", "resources": %s}', c.id, c.job_id, c.payload,
-                            c.attempt, job_service.iso(c.lease_expires_at),
-                            case when c.memory is null then 'null'
-                              else json_build_object('memory', c.memory, 'cpu', c.cpu)::text end)
-              from runs c),
-             (select r.over_limit from released r)
-      into v_claimed, v_over;
-    else
-      -- no hand-over: the report's end, as complete_tasks counts it
+    -- The task's end and the hand-over's start in one UPDATE of both task rows (each column set by
+    -- which of the two a row is): tasks' CHECK is prepared once a statement, not once an update,
+    -- and one statement is started instead of two. The end as complete_tasks writes it; the start
+    -- as claim_from_job's one-task statement writes it.
+    with held as (
+      select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
+      from job_service.tasks
+      where id = v_id
+        and status = 'running' and worker_id = p_worker and lease_expires_at > now()
+      for update
+    ), taken as (
+      delete from job_service.task_ready
+      where ctid = (
+          select q.ctid from job_service.task_ready q
+          where q.job_id = v_job_id and q.run_after <= now() and v_job_plain and v_leads
+            and exists (select from held)
+          order by q.task_id limit 1
+          for update skip locked
+        )
+      returning task_id
+    ), changed as (
+      update job_service.tasks t
+      set status = case when x.ended then 'succeeded' else 'running' end::job_service.task_status,
+          result = case when x.ended then p_items -> 0 -> 'result' else t.result end,
+          worker_id = case when x.ended then null else p_worker end,
+          lease_ms = case when x.ended then t.lease_ms else p_lease_ms end,
+          lease_expires_at = case when x.ended then null
+            else now() + p_lease_ms * interval '1 millisecond' end,
+          shard = case when x.ended then null else x.shard end,
+          attempt = case when x.ended or t.repeat_attempt then t.attempt else t.attempt + 1 end,
+          repeat_attempt = case when x.ended then t.repeat_attempt else false end,
+          reserved_memory = null, reserved_cpu = null, usage_memory = null, usage_cpu = null,
+          stop_requested = false,
+          finished_at = case when x.ended then now() else t.finished_at end,
+          ended_by = case when x.ended then p_worker end,
+          ended_attempt = case when x.ended then t.attempt end,
+          started_at = case when x.ended then t.started_at else clock_timestamp() end
+      from (
+        select h.id, true as ended, h.shard from held h
+        union all
+        select n.task_id, false, h.shard from taken n cross join held h
+      ) x
+      where t.id = x.id
+      returning x.ended, t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.memory, t.cpu
+    ), released as (
+      -- the report's end, as complete_tasks counts it, less a hand-over's start
       update job_service.job_shard_ends e
-      set ended = e.ended + 1,
+      set ended = e.ended + case when exists (select from changed c where not c.ended) then 0 else 1 end,
           succeeded = e.succeeded + 1,
-          released_memory = e.released_memory + coalesce(v_reserved_memory, 0),
-          released_cpu = e.released_cpu + coalesce(v_reserved_cpu, 0),
-          usage_memory = e.usage_memory - coalesce(v_usage_memory, 0),
-          usage_cpu = e.usage_cpu - coalesce(v_usage_cpu, 0)
-      where e.job_id = v_job_id and e.shard = v_shard
-      returning e.over_limit into v_over;
-    end if;
+          requeued = e.requeued - case when exists (select from changed c where not c.ended) then 1 else 0 end,
+          released_memory = e.released_memory + coalesce(h.reserved_memory, 0),
+          released_cpu = e.released_cpu + coalesce(h.reserved_cpu, 0),
+          usage_memory = e.usage_memory - coalesce(h.usage_memory, 0),
+          usage_cpu = e.usage_cpu - coalesce(h.usage_cpu, 0)
+      from held h
+      where e.job_id = h.job_id and e.shard = h.shard
+      returning e.over_limit
+    )
+    select (select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
+                          '"lease_expires_at": "%s", "resources": %s}', c.id, c.job_id, c.payload,
+                          c.attempt, job_service.iso(c.lease_expires_at),
+                          case when c.memory is null then 'null'
+                            else json_build_object('memory', c.memory, 'cpu', c.cpu)::text end)
+            from changed c where not c.ended),
+           (select r.over_limit from released r)
+    into v_claimed, v_over
+    from held h;
+    -- (a worker that does not hold the task: the general path below judges the report)
+    exit one_task when not found;
     if v_over then
       perform job_service.apply_back_pressure(v_job_id);
     end if;

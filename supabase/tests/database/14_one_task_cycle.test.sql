@@ -57,20 +57,21 @@ language sql as $$
 $$;
 
 /**
- * A function's one-task report: the job row it locks and the task's end, up to the end row, which
- * complete_and_claim counts in its hand-over's statement.
+ * A function's one-task report: the job row it locks and the task row it holds (complete_and_claim
+ * ends the task in its hand-over's statement, with the end row).
  */
 create function pg_temp.report_statements(p_fn regprocedure) returns text
 language sql as $$
   select pg_temp.source_part(p_fn,
-    'where id = \(select job_id from job_service\.tasks where id = v_id\)\s+?for key share;\s*with held as.*?returning held\.\*\s*\)')
+      'where id = \(select job_id from job_service\.tasks where id = v_id\)\s+?for key share;')
+    || ' ' || pg_temp.source_part(p_fn, 'with held as \(.*?for update\s*\)')
 $$;
 
--- the report is written twice, inline in complete_and_claim and in complete_tasks: the same
+-- the report is written twice, inline in complete_and_claim and in complete_tasks: the same locks
 select is(pg_temp.report_statements(
     'job_service_api.complete_and_claim(jsonb, text, jsonb, integer, uuid, integer)'),
   coalesce(pg_temp.report_statements('job_service_api.complete_tasks(jsonb, text, jsonb)'), 'missing'),
-  'complete_and_claim''s one-task report is complete_tasks'' one-task report, statement for statement');
+  'complete_and_claim''s one-task report locks as complete_tasks'' one-task report does');
 
 -- a plain job of three tasks, the second with resources of its own
 select set_config('test.a', pg_temp.new_job(50, '[{"payload": {"n": 1}},
