@@ -546,7 +546,8 @@ begin
   ), due as (
     select l.k, r.task_id, r.row_address, l.fair_memory, l.room_memory, l.room_cpu,
            sum(coalesce(t.memory, l.fair_memory)) over w as memory_total,
-           sum(coalesce(t.cpu, l.fair_cpu)) over w as cpu_total
+           sum(coalesce(t.cpu, l.fair_cpu)) over w as cpu_total,
+           row_number() over w as place
     from locked l
     cross join lateral (
       select q.task_id, q.ctid as row_address from job_service.task_ready q
@@ -593,37 +594,35 @@ begin
     returning n.k, t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.reserved_memory,
       t.reserved_cpu, t.memory, t.cpu
   ), per_job as (
-    -- one row of arrays, the batch's job numbers (k) and what each started: looked up by position
-    -- below (a join of two sets of rows, with hash joins off, compares every pair)
-    select array_agg(k) as ks, array_agg(n) as ns, array_agg(memory) as memories,
-           array_agg(cpu) as cpus
-    from (
-      select k, count(*)::integer as n, coalesce(sum(reserved_memory), 0) as memory,
-             coalesce(sum(reserved_cpu), 0) as cpu
-      from runs group by k
-    ) g
+    -- what each job started (a job's place in the batch, k, is the key of its shard: looked up by
+    -- position in the arrays, never by a search through them)
+    select k, count(*)::integer as n, coalesce(sum(reserved_memory), 0) as memory,
+           coalesce(sum(reserved_cpu), 0) as cpu
+    from runs group by k
   ), counted as (
     update job_service.job_shards s
-    set started = s.started + coalesce(p.ns[x.i], 0),
-        ended_seen = case when x.i is not null then p_ended[x.k] else s.ended_seen end,
-        pending = s.pending - coalesce(p.ns[x.i], 0),
-        reserved_memory = s.reserved_memory + coalesce(p.memories[x.i], 0),
-        released_memory_seen = case when x.i is not null and p_fair_memory[x.k] is not null
-          then p_released_memory[x.k] else s.released_memory_seen end,
-        reserved_cpu = s.reserved_cpu + coalesce(p.cpus[x.i], 0),
-        released_cpu_seen = case when x.i is not null and p_fair_memory[x.k] is not null
-          then p_released_cpu[x.k] else s.released_cpu_seen end,
-        unfit_at_ended = case when x.i is null then p_ended[x.k] else s.unfit_at_ended end
+    set started = s.started + p.n,
+        ended_seen = p_ended[p.k],
+        pending = s.pending - p.n,
+        reserved_memory = s.reserved_memory + p.memory,
+        released_memory_seen = case when p_fair_memory[p.k] is not null
+          then p_released_memory[p.k] else s.released_memory_seen end,
+        reserved_cpu = s.reserved_cpu + p.cpu,
+        released_cpu_seen = case when p_fair_memory[p.k] is not null
+          then p_released_cpu[p.k] else s.released_cpu_seen end
     from per_job p
-    cross join lateral (
-      -- the jobs that started runs (i: their place in per_job), and the budgeted ones whose lock
-      -- was granted but whose next task did not fit while runs of theirs are running (only an end
-      -- frees budget)
-      select l.k, array_position(p.ks, l.k) as i from locked l
-    ) x
-    where (x.i is not null
-           or (p_fair_memory[x.k] is not null and p_rooms[x.k] < p_max_parallel[x.k]))
-      and s.job_id = p_jobs[x.k] and s.shard = p_shards[x.k]
+    where s.job_id = p_jobs[p.k] and s.shard = p_shards[p.k]
+  ), unfit as (
+    -- the budgeted jobs whose next due task did not fit while runs of theirs are running (only an
+    -- end frees budget): their lock was granted, and the first of their due tasks is not in
+    -- fitting (the sums only grow, so none of the job's is)
+    update job_service.job_shards s
+    set unfit_at_ended = p_ended[d.k]
+    from due d
+    where d.place = 1 and d.fair_memory is not null
+      and not (d.memory_total <= d.room_memory and d.cpu_total <= d.room_cpu)
+      and p_rooms[d.k] < p_max_parallel[d.k]
+      and s.job_id = p_jobs[d.k] and s.shard = p_shards[d.k]
   )
   select coalesce(array_agg(job_service.task_json(r.id, r.job_id, r.payload, r.attempt,
                               r.lease_expires_at, r.reserved_memory, r.reserved_cpu, r.memory, r.cpu)
