@@ -68,9 +68,8 @@ const LOCAL_QUEUE_PER_SLOT = 10;
  * queue that one claim at a time fills for all slots, asking for its free room (up to 10 × C tasks),
  * as graphile-worker's local queue does; the completions of all slots go to one merger that sends
  * whatever has accumulated as one call (at most 1 000 tasks), like graphile-worker's
- * completeJobBatchDelay 0; slots do not wait for it, as graphile's do not. While the jobs are at
- * their limits (combined), two such calls may be in flight, each carrying a claim, the second with
- * the runs of other jobs than the first's where there are any.
+ * completeJobBatchDelay 0, one call in flight at a time; slots do not wait for it, as graphile's do
+ * not. While the jobs are at their limits (combined), each such call carries a claim.
  */
 export async function runWorkers(transport: Transport, options: {
   c: number;
@@ -196,59 +195,32 @@ export async function runWorkers(transport: Transport, options: {
   // With `combined`, once a claim came back short (its jobs at their parallelism or budget), the
   // room it lacked comes back only as our completions land: then every completion call carries a
   // claim (the claim sees the room the report gave back; one call instead of two, no claim that
-  // comes back empty), and two completion calls may be in flight, each with half of what is
-  // pending, so that the database works on two at once instead of one after the other. Until a
-  // carried claim gets all it asked for, the fetcher leaves claiming to the completions.
+  // comes back empty). Until a carried claim gets all it asked for, the fetcher leaves claiming to
+  // the completions. One completion call is in flight at a time, with all that is pending: two
+  // calls, each with half (an earlier worker), cost more CPU per task in the database and were
+  // slower in T3 (docs/performance.md, "One completion call in flight").
   let carrying = false;
-  let asked = 0; // tasks asked for by the carried claims in flight
-  const lanes = () => (carrying ? 2 : 1);
-  // Jobs whose runs a completion call in flight reports: a report waits for another that holds its
-  // job's end rows until that one commits (jobs of one shard: T2's), so a second call takes the
-  // runs of other jobs where there are any, and theirs go in the next call.
-  const reporting = new Map<string, number>();
-  const takeRuns = (count: number): Run[] => {
-    if (reporting.size === 0) return pending.splice(0, count);
-    const free: Run[] = [];
-    const rest: Run[] = [];
-    for (const r of pending) {
-      (free.length < count && !reporting.has(r.job_id) ? free : rest).push(r);
-    }
-    if (free.length === 0) return pending.splice(0, count);
-    pending.splice(0, pending.length, ...rest);
-    return free;
-  };
   const send = () => {
     scheduled = false;
-    while (pending.length > 0 && inFlight < lanes()) {
-      const share = lanes() - inFlight; // this call and the free lanes after it share alike
-      const runs = takeRuns(Math.min(1_000, Math.ceil(pending.length / share)));
-      const jobs = new Set(runs.map((r) => r.job_id));
-      for (const job of jobs) reporting.set(job, (reporting.get(job) ?? 0) + 1);
-      const ask = carrying ? Math.max(0, Math.ceil((size - queue.length - asked) / share)) : 0;
-      asked += ask;
-      inFlight++;
-      complete(PROCESS_WORKER, runs, ask > 0 ? ask : undefined).then((claimed) => {
-        if (ask > 0) {
-          if (claimed?.length === 0) stats.emptyClaims++;
-          enqueue(claimed ?? []);
-          carrying = (claimed?.length ?? 0) < ask;
-        }
-      }).catch((error) => {
-        failure ??= error;
-        wake();
-      }).finally(() => {
-        for (const job of jobs) {
-          const n = reporting.get(job)! - 1;
-          if (n === 0) reporting.delete(job);
-          else reporting.set(job, n);
-        }
-        asked -= ask;
-        inFlight--;
-        for (const resolve of landed.splice(0)) resolve();
-        schedule();
-        wakeFetcher();
-      });
-    }
+    if (pending.length === 0 || inFlight > 0) return;
+    const runs = pending.splice(0, 1_000);
+    const ask = carrying ? Math.max(0, size - queue.length) : 0;
+    inFlight++;
+    complete(PROCESS_WORKER, runs, ask > 0 ? ask : undefined).then((claimed) => {
+      if (ask > 0) {
+        if (claimed?.length === 0) stats.emptyClaims++;
+        enqueue(claimed ?? []);
+        carrying = (claimed?.length ?? 0) < ask;
+      }
+    }).catch((error) => {
+      failure ??= error;
+      wake();
+    }).finally(() => {
+      inFlight--;
+      for (const resolve of landed.splice(0)) resolve();
+      schedule();
+      wakeFetcher();
+    });
   };
   // after the slots of this turn have added theirs
   const schedule = () => {
