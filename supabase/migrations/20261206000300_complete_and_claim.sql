@@ -121,42 +121,44 @@ begin
           for update skip locked
         )
       returning task_id
+    ), pair as (
+      -- the reported task and the task handed over, if any, as one row
+      select h.id, h.job_id, h.shard, h.reserved_memory, h.reserved_cpu, h.usage_memory, h.usage_cpu,
+             n.task_id as handed
+      from held h left join taken n on true
     ), changed as (
       update job_service.tasks t
-      set status = case when x.ended then 'succeeded' else 'running' end::job_service.task_status,
-          result = case when x.ended then p_items -> 0 -> 'result' else t.result end,
-          worker_id = case when x.ended then null else p_worker end,
-          lease_ms = case when x.ended then t.lease_ms else p_lease_ms end,
-          lease_expires_at = case when x.ended then null
+      set status = case when t.id = p.id then 'succeeded' else 'running' end::job_service.task_status,
+          result = case when t.id = p.id then p_items -> 0 -> 'result' else t.result end,
+          worker_id = case when t.id = p.id then null else p_worker end,
+          lease_ms = case when t.id = p.id then t.lease_ms else p_lease_ms end,
+          lease_expires_at = case when t.id = p.id then null
             else now() + p_lease_ms * interval '1 millisecond' end,
-          shard = case when x.ended then null else x.shard end,
-          attempt = case when x.ended or t.repeat_attempt then t.attempt else t.attempt + 1 end,
-          repeat_attempt = case when x.ended then t.repeat_attempt else false end,
+          shard = case when t.id = p.id then null else p.shard end,
+          attempt = case when t.id = p.id or t.repeat_attempt then t.attempt else t.attempt + 1 end,
+          repeat_attempt = case when t.id = p.id then t.repeat_attempt else false end,
           reserved_memory = null, reserved_cpu = null, usage_memory = null, usage_cpu = null,
           stop_requested = false,
-          finished_at = case when x.ended then now() else t.finished_at end,
-          ended_by = case when x.ended then p_worker end,
-          ended_attempt = case when x.ended then t.attempt end,
-          started_at = case when x.ended then t.started_at else clock_timestamp() end
-      from (
-        select h.id, true as ended, h.shard from held h
-        union all
-        select n.task_id, false, h.shard from taken n cross join held h
-      ) x
-      where t.id = x.id
-      returning x.ended, t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.memory, t.cpu
+          finished_at = case when t.id = p.id then now() else t.finished_at end,
+          ended_by = case when t.id = p.id then p_worker end,
+          ended_attempt = case when t.id = p.id then t.attempt end,
+          started_at = case when t.id = p.id then t.started_at else clock_timestamp() end
+      from pair p
+      where t.id = any (array[p.id, p.handed])
+      returning t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.memory, t.cpu
     ), released as (
-      -- the report's end, as complete_tasks counts it, less a hand-over's start
+      -- the report's end, as complete_tasks counts it, less a hand-over's start (a queue row
+      -- taken is a task started: its task row is there while its job is, and the job is locked)
       update job_service.job_shard_ends e
-      set ended = e.ended + case when exists (select from changed c where not c.ended) then 0 else 1 end,
+      set ended = e.ended + case when p.handed is null then 1 else 0 end,
           succeeded = e.succeeded + 1,
-          requeued = e.requeued - case when exists (select from changed c where not c.ended) then 1 else 0 end,
-          released_memory = e.released_memory + coalesce(h.reserved_memory, 0),
-          released_cpu = e.released_cpu + coalesce(h.reserved_cpu, 0),
-          usage_memory = e.usage_memory - coalesce(h.usage_memory, 0),
-          usage_cpu = e.usage_cpu - coalesce(h.usage_cpu, 0)
-      from held h
-      where e.job_id = h.job_id and e.shard = h.shard
+          requeued = e.requeued - case when p.handed is null then 0 else 1 end,
+          released_memory = e.released_memory + coalesce(p.reserved_memory, 0),
+          released_cpu = e.released_cpu + coalesce(p.reserved_cpu, 0),
+          usage_memory = e.usage_memory - coalesce(p.usage_memory, 0),
+          usage_cpu = e.usage_cpu - coalesce(p.usage_cpu, 0)
+      from pair p
+      where e.job_id = p.job_id and e.shard = p.shard
       returning e.over_limit
     )
     select (select format('{"task_id": %s, "job_id": "%s", "payload": %s, "attempt": %s, '
@@ -164,7 +166,7 @@ begin
                           c.attempt, job_service.iso(c.lease_expires_at),
                           case when c.memory is null then 'null'
                             else json_build_object('memory', c.memory, 'cpu', c.cpu)::text end)
-            from changed c where not c.ended),
+            from changed c where c.id <> v_id),
            (select r.over_limit from released r)
     into v_claimed, v_over
     from held h;
