@@ -2,6 +2,38 @@
 -- for the worker in the same transaction, one call and one commit instead of two (as BullMQ's
 -- moveToFinished with fetchNext does). The claim sees the room the report gave back.
 
+-- Whether a job before the given one in the claim walk's order (claim's candidates) could take a
+-- task now: a claim shard with room (ends as last committed, read without locks as the walk judges
+-- room) and a due task. complete_and_claim hands a reported run's slot to its own job only when
+-- none could. PL/pgSQL, so that its plan is kept for the session (a SQL function with a subquery is
+-- not written into its caller and would be planned again in each call's transaction).
+create function job_service.room_before(p_job_id uuid, p_priority smallint, p_created_at timestamptz)
+returns boolean
+language plpgsql
+stable
+set enable_seqscan = off
+set jit = off
+as $$
+begin
+  return exists (
+    select from job_service.jobs j
+    where j.status in ('queued', 'running') and j.priority >= p_priority
+      and (j.priority > p_priority or (j.created_at, j.id) < (p_created_at, p_job_id))
+      and exists (
+        select from job_service.job_shards s
+        join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+        where s.job_id = j.id and s.started - e.ended < s.capacity
+          and s.unfit_at_ended is distinct from e.ended)
+      and (select true from job_service.task_ready r
+           where r.job_id = j.id and r.run_after <= now()
+           order by r.task_id desc limit 1));
+end
+$$;
+comment on function job_service.room_before(uuid, smallint, timestamptz) is
+  'Whether a job before this one in the claim order has a claim shard with room and a due task '
+  '(read without locks): complete_and_claim''s hand-over test.';
+revoke execute on function job_service.room_before(uuid, smallint, timestamptz) from public;
+
 create function job_service_api.complete_and_claim(
   p_ctx jsonb,
   p_worker text,
@@ -88,18 +120,7 @@ begin
     -- "Tables"). Most cycles' jobs lead the walk with no job before them: the lock's statement
     -- above tells, and the jobs before it are read only when there are some.
     if v_job_plain and not v_leads then
-      v_leads := not exists (
-        select from job_service.jobs j
-        where j.status in ('queued', 'running') and j.priority >= v_priority
-          and (j.priority > v_priority or (j.created_at, j.id) < (v_created_at, v_job_id))
-          and exists (
-            select from job_service.job_shards s
-            join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
-            where s.job_id = j.id and s.started - e.ended < s.capacity
-              and s.unfit_at_ended is distinct from e.ended)
-          and (select true from job_service.task_ready r
-               where r.job_id = j.id and r.run_after <= now()
-               order by r.task_id desc limit 1));
+      v_leads := not job_service.room_before(v_job_id, v_priority, v_created_at);
     end if;
     -- The task's end and the hand-over's start in one UPDATE of both task rows (each column set by
     -- which of the two a row is): tasks' CHECK is prepared once a statement, not once an update,
@@ -290,18 +311,7 @@ begin
     exit batch when not found;
     exit batch when not v_job_plain;
     if not v_leads then
-      v_leads := not exists (
-        select from job_service.jobs j
-        where j.status in ('queued', 'running') and j.priority >= v_priority
-          and (j.priority > v_priority or (j.created_at, j.id) < (v_created_at, v_job_id))
-          and exists (
-            select from job_service.job_shards s
-            join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
-            where s.job_id = j.id and s.started - e.ended < s.capacity
-              and s.unfit_at_ended is distinct from e.ended)
-          and (select true from job_service.task_ready r
-               where r.job_id = j.id and r.run_after <= now()
-               order by r.task_id desc limit 1));
+      v_leads := not job_service.room_before(v_job_id, v_priority, v_created_at);
     end if;
     -- The report: complete_tasks' batch statement up to the end rows (the same items, held and
     -- done; pgTAP 14 checks that they are the same), the runs' shards and the usage they reported

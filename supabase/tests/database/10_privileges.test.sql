@@ -55,6 +55,7 @@ insert into declared_routines values
     ('job_service.refuse_limit_change', false, ''),
     ('job_service.release_ended', false, ''),
     ('job_service.report_outcomes', false, ''),
+    ('job_service.room_before', false, ''),
     ('job_service.request_id', false, ''),
     ('job_service.requeue_failed_tasks', false, ''),
     ('job_service.retry_delay_ms', false, ''),
