@@ -527,24 +527,31 @@ as $$
 declare
   v_claimed json[];
 begin
-  -- Rules 1–4 for every job of the batch at once, in one statement: each job's row locked FOR
-  -- KEY SHARE SKIP LOCKED and still running without rate limits (else it gives nothing to this
-  -- claim), its due queue rows taken in task order up to what the batch wants of it (within its
-  -- shard's room), for a budgeted job only the prefix whose reservations fit the shard's budget
-  -- room; the rows taken off the queue by address, the tasks started, each job's shard counted
-  -- once; a budgeted job that got a lock but nothing that fits has its shard passed by until one
-  -- of its runs ends (as claim_from_job does).
+  -- Rules 1–4 for every job of the batch at once, in one statement: each job's row locked SKIP
+  -- LOCKED and still queued or running without rate limits (else it gives nothing to this claim),
+  -- its due queue rows taken in task order up to what the batch wants of it (within its shard's
+  -- room), for a budgeted job only the prefix whose reservations fit the shard's budget room; the
+  -- rows taken off the queue by address, the tasks started, each job's shard counted once, the
+  -- queued jobs among them moved to running; a budgeted job that got a lock but nothing that fits
+  -- has its shard passed by until one of its runs ends (as claim_from_job does).
   with batch as (
     select b.*
     from unnest(p_jobs, p_shards, p_want, p_fair_memory, p_fair_cpu, p_room_memory, p_room_cpu)
       with ordinality as b (job_id, shard, want, fair_memory, fair_cpu, room_memory, room_cpu, k)
   ), locked as (
+    -- a running job's row shared with all other task work; a queued one's taken FOR NO KEY UPDATE,
+    -- as claim_from_job does, since this statement moves it to running (the second test runs
+    -- only when the first finds no running job)
     select b.*
     from batch b
     where exists (
       select from job_service.jobs j
       where j.id = b.job_id and j.status = 'running' and not j.rate_limited and not j.group_limited
       for key share skip locked
+    ) or exists (
+      select from job_service.jobs j
+      where j.id = b.job_id and j.status = 'queued' and not j.rate_limited and not j.group_limited
+      for no key update skip locked
     )
   ), due as (
     select l.k, r.task_id, r.row_address, l.fair_memory, l.room_memory, l.room_cpu,
@@ -615,6 +622,13 @@ begin
           then p_released_cpu[p.k] else s.released_cpu_seen end
     from per_job p
     where s.job_id = p_jobs[p.k] and s.shard = p_shards[p.k]
+  ), started_jobs as (
+    -- the queued jobs that started a task move to running (their rows are locked above); the
+    -- caller set the request context for the audit and event rows this writes
+    update job_service.jobs j
+    set status = 'running'
+    from per_job p
+    where j.id = p_jobs[p.k] and j.status = 'queued'
   ), unfit as (
     -- the budgeted jobs whose next due task did not fit while runs of theirs are running (only an
     -- end frees budget): their lock was granted, and the first of their due tasks is not in
@@ -636,10 +650,11 @@ begin
 end
 $$;
 comment on function job_service.claim_from_jobs(uuid[], smallint[], integer[], integer[], integer[], integer[], numeric[], numeric[], numeric[], numeric[], numeric[], numeric[], text, integer, timestamptz) is
-  'Claims for a batch of running jobs without rate limits, each from the one claim shard the walk '
-  'locked, in one statement (claim_from_job''s rules 1–4 per job, set-based): job locks, due tasks '
-  'in order within each shard''s room and budget, queue rows removed, tasks started, each shard '
-  'counted once. The claimed tasks in the batch''s job order, then task order.';
+  'Claims for a batch of queued or running jobs without rate limits, each from the one claim shard '
+  'the walk locked, in one statement (claim_from_job''s rules 1–4 per job, set-based): job locks, '
+  'due tasks in order within each shard''s room and budget, queue rows removed, tasks started, each '
+  'shard counted once, queued jobs that started a task moved to running. The claimed tasks in the '
+  'batch''s job order, then task order.';
 
 create function job_service.claim(
   p_ctx jsonb,
@@ -680,6 +695,8 @@ declare
   -- the batch of jobs that claim_from_jobs serves in one statement, and the tasks it wants (null
   -- until a second job joins a batch: most claims never build them)
   v_batched integer := 0;
+  -- a queued job is in the batch (claim_from_jobs moves it to running)
+  v_batch_starts boolean := false;
   b_jobs uuid[];
   b_shards smallint[];
   b_ended integer[];
@@ -735,12 +752,13 @@ begin
     if not v_end then
       -- a group whose tokens a higher job could not get gives none to lower jobs in this claim
       continue when v_job.sending_group_id = any (v_starved_groups);
-      -- A running job without rate limits whose first shard has room for what the claim still
-      -- wants of it (or that has no other shard) joins the batch that claim_from_jobs serves in
-      -- one statement; any other job (queued, rate-limited, or needing more shards) takes
-      -- claim_from_job's general path, after the batch of the jobs before it.
+      -- A queued or running job without rate limits whose first shard has room for what the claim
+      -- still wants of it (or that has no other shard) joins the batch that claim_from_jobs serves
+      -- in one statement (which also moves queued ones to running: a claim across many new jobs,
+      -- T2's first, starts them all there); any other job (rate-limited, or needing more shards)
+      -- takes claim_from_job's general path, after the batch of the jobs before it.
       v_want := least((v_job.first).room, v_remaining - v_batched);
-      v_simple := (v_job.job).status = 'running' and not (v_job.job).rate_limited
+      v_simple := not (v_job.job).rate_limited
         and not (v_job.job).group_limited
         and (v_want = v_remaining - v_batched or (v_job.job).shard_count = 1);
       if v_simple then
@@ -781,6 +799,7 @@ begin
             b_released_cpu := b_released_cpu || (v_job.first).released_cpu;
           end if;
           v_batched := v_batched + v_want;
+          v_batch_starts := v_batch_starts or (v_job.job).status = 'queued';
         end if;
         continue when v_batched < v_remaining;
       end if;
@@ -795,6 +814,10 @@ begin
       v_result := v_result || v_claim.claimed;
       v_remaining := v_remaining - cardinality(v_claim.claimed);
     elsif v_batched > 0 then
+      if v_batch_starts then
+        -- a job's move to running writes audit and event rows: attribute them to this request
+        perform job_service.set_request_context(p_ctx);
+      end if;
       v_claimed := job_service.claim_from_jobs(b_jobs, b_shards, b_ended, b_want, b_rooms,
         b_max_parallel, b_fair_memory, b_fair_cpu, b_room_memory, b_room_cpu, b_released_memory,
         b_released_cpu, p_worker, p_lease_ms, v_now);
@@ -816,6 +839,7 @@ begin
     -- (the other arrays are made again with the next batch's first two jobs)
     b_jobs := null;
     v_batched := 0;
+    v_batch_starts := false;
     exit when v_end or v_remaining <= 0;
     if not v_simple then
       -- an expression, not a query: no executor start-up per job

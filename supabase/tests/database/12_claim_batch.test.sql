@@ -1,12 +1,12 @@
--- A claim across jobs serves the running jobs without rate limits whose first claim shard has room
--- for what it wants of them in one statement (claim_from_jobs), the others one by one
--- (claim_from_job). Both keep rules 1–5: priority order, parallelism, budgets (a task that does
+-- A claim across jobs serves the queued and running jobs without rate limits whose first claim
+-- shard has room for what it wants of them in one statement (claim_from_jobs, which also moves the
+-- queued ones to running), the others one by one (claim_from_job). Both keep rules 1–5: priority order, parallelism, budgets (a task that does
 -- not fit stops its job's claim, and the job is passed by until one of its runs ends), counters;
 -- and parity: the two paths start runs with identical task and shard rows.
 begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = job_service, extensions, public;
-select plan(11);
+select plan(14);
 
 create function pg_temp.ctx() returns jsonb
 language sql as $$
@@ -129,6 +129,31 @@ select results_eq(
             released_cpu_seen, unfit_at_ended
      from job_shards where job_id = current_setting('test.q')::uuid order by shard $$,
   'and identical shard counters');
+
+-- queued jobs in the batch: r and s (new, queued, above all others) are claimed in one statement,
+-- which moves both to running, attributed to the claim's request (audit and events)
+select set_config('test.r', pg_temp.new_job(3, 2, 100, null)::text, true);
+select set_config('test.s', pg_temp.new_job(3, 2, 99, null)::text, true);
+select results_eq(
+  $$ select (t ->> 'job_id')::uuid, count(*)::integer
+     from json_array_elements(job_service_api.claim_tasks(
+       pg_temp.ctx() || '{"request_id": "eng12-start"}', 'w', 4, null, 60000) -> 'tasks') t
+     group by 1 order by bool_or((t ->> 'job_id')::uuid = current_setting('test.s')::uuid) $$,
+  $$ values (current_setting('test.r')::uuid, 2), (current_setting('test.s')::uuid, 2) $$,
+  'two queued jobs give a claim across jobs their room');
+select results_eq(
+  $$ select j.status::text, j.started_at is not null,
+            (select count(*)::integer from job_events e
+             where e.job_id = j.id and e.type = 'status_changed' and e.from_status = 'queued'
+               and e.to_status = 'running' and e.request_id = 'eng12-start'),
+            (select count(*)::integer from audit_log a
+             where a.job_id = j.id and a.request_id = 'eng12-start'
+               and a.before ->> 'status' = 'queued' and a.after ->> 'status' = 'running')
+     from jobs j where j.id in (current_setting('test.r')::uuid, current_setting('test.s')::uuid) $$,
+  $$ values ('running', true, 1, 1), ('running', true, 1, 1) $$,
+  'both moved to running, with their event and audit rows, by the claim''s request');
+select is_empty($$ select * from job_service_api.invariant_violations() $$,
+  'no violation after starting queued jobs in a batch');
 
 select * from finish();
 rollback;
