@@ -513,7 +513,9 @@ create function job_service.claim_from_jobs(
   p_released_cpu numeric[],
   p_worker text,
   p_lease_ms integer,
-  p_now timestamptz
+  p_now timestamptz,
+  -- some job of the batch was queued when the walk read it (only then is a job row changed)
+  p_starts boolean
 ) returns json[]
 language plpgsql
 -- see claim_from_job (nested loops over keys only: a hash join would read all of tasks); sorts
@@ -541,14 +543,14 @@ begin
   ), locked as (
     -- a running job's row shared with all other task work; a queued one's taken FOR NO KEY UPDATE,
     -- as claim_from_job does, since this statement moves it to running (the second test runs
-    -- only when the first finds no running job)
+    -- only for a job that the first did not find running)
     select b.*
     from batch b
     where exists (
       select from job_service.jobs j
       where j.id = b.job_id and j.status = 'running' and not j.rate_limited and not j.group_limited
       for key share skip locked
-    ) or exists (
+    ) or p_starts and exists (
       select from job_service.jobs j
       where j.id = b.job_id and j.status = 'queued' and not j.rate_limited and not j.group_limited
       for no key update skip locked
@@ -623,12 +625,13 @@ begin
     from per_job p
     where s.job_id = p_jobs[p.k] and s.shard = p_shards[p.k]
   ), started_jobs as (
-    -- the queued jobs that started a task move to running (their rows are locked above); the
-    -- caller set the request context for the audit and event rows this writes
+    -- the queued jobs that started a task move to running (their rows are locked above; nothing
+    -- is read when the walk saw none queued); the caller set the request context for the audit
+    -- and event rows this writes
     update job_service.jobs j
     set status = 'running'
     from per_job p
-    where j.id = p_jobs[p.k] and j.status = 'queued'
+    where p_starts and j.id = p_jobs[p.k] and j.status = 'queued'
   ), unfit as (
     -- the budgeted jobs whose next due task did not fit while runs of theirs are running (only an
     -- end frees budget): their lock was granted, and the first of their due tasks is not in
@@ -649,7 +652,7 @@ begin
   return v_claimed;
 end
 $$;
-comment on function job_service.claim_from_jobs(uuid[], smallint[], integer[], integer[], integer[], integer[], numeric[], numeric[], numeric[], numeric[], numeric[], numeric[], text, integer, timestamptz) is
+comment on function job_service.claim_from_jobs(uuid[], smallint[], integer[], integer[], integer[], integer[], numeric[], numeric[], numeric[], numeric[], numeric[], numeric[], text, integer, timestamptz, boolean) is
   'Claims for a batch of queued or running jobs without rate limits, each from the one claim shard '
   'the walk locked, in one statement (claim_from_job''s rules 1–4 per job, set-based): job locks, '
   'due tasks in order within each shard''s room and budget, queue rows removed, tasks started, each '
@@ -695,7 +698,7 @@ declare
   -- the batch of jobs that claim_from_jobs serves in one statement, and the tasks it wants (null
   -- until a second job joins a batch: most claims never build them)
   v_batched integer := 0;
-  -- a queued job is in the batch (claim_from_jobs moves it to running)
+  -- a job of the batch is queued (claim_from_jobs moves it to running)
   v_batch_starts boolean := false;
   b_jobs uuid[];
   b_shards smallint[];
@@ -820,7 +823,7 @@ begin
       end if;
       v_claimed := job_service.claim_from_jobs(b_jobs, b_shards, b_ended, b_want, b_rooms,
         b_max_parallel, b_fair_memory, b_fair_cpu, b_room_memory, b_room_cpu, b_released_memory,
-        b_released_cpu, p_worker, p_lease_ms, v_now);
+        b_released_cpu, p_worker, p_lease_ms, v_now, v_batch_starts);
       v_result := v_result || v_claimed;
       v_remaining := v_remaining - cardinality(v_claimed);
       -- Only the batch's last job may have been asked for less than its room (the batch wanted
