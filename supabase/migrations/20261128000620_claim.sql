@@ -515,7 +515,10 @@ create function job_service.claim_from_jobs(
   p_lease_ms integer,
   p_now timestamptz,
   -- some job of the batch was queued when the walk read it (only then is a job row changed)
-  p_starts boolean
+  p_starts boolean,
+  -- the most tasks the batch takes in all: the jobs' wants add up to more when budgets were
+  -- expected to stop some of them, and the cut keeps the first in the batch's (priority) order
+  p_limit integer
 ) returns json[]
 language plpgsql
 -- see claim_from_job (nested loops over keys only: a hash join would read all of tasks); sorts
@@ -575,6 +578,8 @@ begin
   ), fitting as (
     select k, task_id, row_address from due
     where fair_memory is null or (memory_total <= room_memory and cpu_total <= room_cpu)
+    order by k, task_id
+    limit p_limit
   ), taken as (
     -- by row address, each with its job's place in the batch (k), which the rest go by
     delete from job_service.task_ready q
@@ -652,7 +657,7 @@ begin
   return v_claimed;
 end
 $$;
-comment on function job_service.claim_from_jobs(uuid[], smallint[], integer[], integer[], integer[], integer[], numeric[], numeric[], numeric[], numeric[], numeric[], numeric[], text, integer, timestamptz, boolean) is
+comment on function job_service.claim_from_jobs(uuid[], smallint[], integer[], integer[], integer[], integer[], numeric[], numeric[], numeric[], numeric[], numeric[], numeric[], text, integer, timestamptz, boolean, integer) is
   'Claims for a batch of queued or running jobs without rate limits, each from the one claim shard '
   'the walk locked, in one statement (claim_from_job''s rules 1–4 per job, set-based): job locks, '
   'due tasks in order within each shard''s room and budget, queue rows removed, tasks started, each '
@@ -771,7 +776,7 @@ begin
           -- only when a second one joins (most claims of a busy job never need them)
           if v_batched = 0 then
             v_lone := v_job;
-            v_lone_want := v_want;
+            v_lone_want := least((v_job.first).room, v_remaining);
           else
             if b_jobs is null then
               b_jobs := array[(v_lone.job).id];
@@ -790,7 +795,7 @@ begin
             b_jobs := b_jobs || (v_job.job).id;
             b_shards := b_shards || (v_job.first).shard;
             b_ended := b_ended || (v_job.first).ended;
-            b_want := b_want || v_want;
+            b_want := b_want || least((v_job.first).room, v_remaining);
             b_rooms := b_rooms || (v_job.first).room;
             b_max_parallel := b_max_parallel || (v_job.job).max_parallel_tasks;
             b_fair_memory := b_fair_memory
@@ -801,7 +806,18 @@ begin
             b_released_memory := b_released_memory || (v_job.first).released_memory;
             b_released_cpu := b_released_cpu || (v_job.first).released_cpu;
           end if;
-          v_batched := v_batched + v_want;
+          -- Each job is asked for its shard's room (up to all the claim wants) and the batch is cut
+          -- at the claim's limit in priority order; what closes the batch is what the jobs are
+          -- expected to give: a budgeted job counts the fair shares its budget room holds, at
+          -- least one (every job counts: a batch is never empty), so that jobs whose budget is
+          -- full do not end a batch that they cannot fill (a budget full of bigger tasks still
+          -- makes the batch fall short, and the walk go on, as before).
+          v_batched := v_batched + case when (v_job.job).max_memory is null then v_want
+            else greatest(1, least(v_want, floor(least(
+              (v_job.first).room_memory
+                / ((v_job.job).max_memory / (v_job.job).max_parallel_tasks),
+              (v_job.first).room_cpu / ((v_job.job).max_cpu / (v_job.job).max_parallel_tasks)))))
+            end;
           v_batch_starts := v_batch_starts or (v_job.job).status = 'queued';
         end if;
         continue when v_batched < v_remaining;
@@ -823,7 +839,7 @@ begin
       end if;
       v_claimed := job_service.claim_from_jobs(b_jobs, b_shards, b_ended, b_want, b_rooms,
         b_max_parallel, b_fair_memory, b_fair_cpu, b_room_memory, b_room_cpu, b_released_memory,
-        b_released_cpu, p_worker, p_lease_ms, v_now, v_batch_starts);
+        b_released_cpu, p_worker, p_lease_ms, v_now, v_batch_starts, v_remaining);
       v_result := v_result || v_claimed;
       v_remaining := v_remaining - cardinality(v_claimed);
       -- Only the batch's last job may have been asked for less than its room (the batch wanted

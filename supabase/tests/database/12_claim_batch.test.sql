@@ -6,7 +6,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = job_service, extensions, public;
-select plan(14);
+select plan(17);
 
 create function pg_temp.ctx() returns jsonb
 language sql as $$
@@ -154,6 +154,34 @@ select results_eq(
   'both moved to running, with their event and audit rows, by the claim''s request');
 select is_empty($$ select * from job_service_api.invariant_violations() $$,
   'no violation after starting queued jobs in a batch');
+
+-- the cut at the claim's limit: u (budget 100 MiB over 2 at once, fair share 50 MiB) runs a 60 MiB
+-- task, so the walk expects nothing of its budget room (40 MiB) and asks v for all the claim
+-- wants; u's next task asks for only 20 MiB and fits, so the batch finds three for a claim of two
+-- and keeps the first two in priority order (u's, then v's oldest)
+select set_config('test.u', (job_service_api.create_job(pg_temp.ctx(),
+  jsonb_build_object('user_id', '00000000-0000-4000-8000-000000000012', 'product_id', 'eng12',
+    'sending_group_id', 'g12', 'priority', 100, 'max_parallel_tasks', 2, 'start', true,
+    'metadata', '{}'::jsonb, 'resource_limits', '{"max_memory": 100, "max_cpu": 2}'::jsonb,
+    'retry_config', jsonb_build_object('max_attempts', 3, 'retry_interval', 1000,
+      'backoff', 'fixed', 'max_retry_interval', 3600000)),
+  '[{"payload": {"n": 1}, "resources": {"memory": 60, "cpu": 0.5}},
+    {"payload": {"n": 2}, "resources": {"memory": 20, "cpu": 0.5}},
+    {"payload": {"n": 3}}]'::jsonb, null, null) #>> '{job,id}'), true);
+select set_config('test.v', pg_temp.new_job(4, 5, 100, null)::text, true);
+select job_service_api.claim_tasks(pg_temp.ctx(), 'w', 1, current_setting('test.u')::uuid, 60000);
+create temporary table cut_claim on commit drop as select * from pg_temp.claim('w', 2);
+select results_eq(
+  $$ select job_id, task_id from cut_claim order by ord $$,
+  $$ (select job_id, id from tasks where job_id = current_setting('test.u')::uuid order by id
+      offset 1 limit 1)
+     union all (select job_id, id from tasks where job_id = current_setting('test.v')::uuid
+                order by id limit 1) $$,
+  'a batch that finds more than the claim asked for keeps the first in priority order');
+select is((select count(*)::integer from task_ready where job_id = current_setting('test.v')::uuid),
+  3, 'the tasks past the cut stay queued');
+select is_empty($$ select * from job_service_api.invariant_violations() $$,
+  'no violation after a cut batch');
 
 select * from finish();
 rollback;
