@@ -842,10 +842,11 @@ begin
         b_released_cpu, p_worker, p_lease_ms, v_now, v_batch_starts, v_remaining);
       v_result := v_result || v_claimed;
       v_remaining := v_remaining - cardinality(v_claimed);
-      -- Only the batch's last job may have been asked for less than its room (the batch wanted
-      -- all that was left). When the batch got less than it wanted (a budget that stops a job
-      -- early, queue rows another claim holds), that job may give more, before any lower job:
-      -- the general path, which reads the shard again (the claim holds it).
+      -- A job is asked for less than its room only when its room exceeds what the claim wanted;
+      -- one before the last then counted less than that (a budget), and gave what fits. When the
+      -- batch got less than the claim wants (a budget that stops a job early, queue rows another
+      -- claim holds), the last job, so asked, may give more, before any lower job: the general
+      -- path, which reads the shard again (the claim holds it).
       v_last := cardinality(b_jobs);
       if v_remaining > 0 and b_want[v_last] < b_rooms[v_last] then
         select * into v_one from job_service.jobs where id = b_jobs[v_last];

@@ -13,9 +13,13 @@ language sql as $$
   select jsonb_build_object('role', 'service_role', 'user_id', null, 'request_id', 'eng12')
 $$;
 
-/** A started job; p_big: the tasks (1-based) that ask for 60 MiB / 0.5 core. */
+/**
+ * A started job; p_big: the tasks (1-based) that ask for 60 MiB / 0.5 core; p_items, when given,
+ * the tasks as create_job takes them instead.
+ */
 create function pg_temp.new_job(p_tasks integer, p_parallel integer, p_priority integer,
-                                p_limits jsonb, p_big integer[] default '{}') returns uuid
+                                p_limits jsonb, p_big integer[] default '{}',
+                                p_items jsonb default null) returns uuid
 language plpgsql as $$
 begin
   return (job_service_api.create_job(
@@ -25,11 +29,12 @@ begin
       'start', true, 'metadata', '{}'::jsonb, 'resource_limits', p_limits,
       'retry_config', jsonb_build_object('max_attempts', 3, 'retry_interval', 1000,
         'backoff', 'fixed', 'max_retry_interval', 3600000)),
-    (select jsonb_agg(jsonb_build_object('payload', jsonb_build_object('n', i))
-                      || case when i = any (p_big)
-                           then '{"resources": {"memory": 60, "cpu": 0.5}}'::jsonb else '{}' end
-                      order by i)
-     from generate_series(1, p_tasks) i),
+    coalesce(p_items,
+      (select jsonb_agg(jsonb_build_object('payload', jsonb_build_object('n', i))
+                        || case when i = any (p_big)
+                             then '{"resources": {"memory": 60, "cpu": 0.5}}'::jsonb else '{}' end
+                        order by i)
+       from generate_series(1, p_tasks) i)),
     null, null) #>> '{job,id}')::uuid;
 end
 $$;
@@ -159,15 +164,10 @@ select is_empty($$ select * from job_service_api.invariant_violations() $$,
 -- task, so the walk expects nothing of its budget room (40 MiB) and asks v for all the claim
 -- wants; u's next task asks for only 20 MiB and fits, so the batch finds three for a claim of two
 -- and keeps the first two in priority order (u's, then v's oldest)
-select set_config('test.u', (job_service_api.create_job(pg_temp.ctx(),
-  jsonb_build_object('user_id', '00000000-0000-4000-8000-000000000012', 'product_id', 'eng12',
-    'sending_group_id', 'g12', 'priority', 100, 'max_parallel_tasks', 2, 'start', true,
-    'metadata', '{}'::jsonb, 'resource_limits', '{"max_memory": 100, "max_cpu": 2}'::jsonb,
-    'retry_config', jsonb_build_object('max_attempts', 3, 'retry_interval', 1000,
-      'backoff', 'fixed', 'max_retry_interval', 3600000)),
+select set_config('test.u', pg_temp.new_job(3, 2, 100, '{"max_memory": 100, "max_cpu": 2}', '{}',
   '[{"payload": {"n": 1}, "resources": {"memory": 60, "cpu": 0.5}},
     {"payload": {"n": 2}, "resources": {"memory": 20, "cpu": 0.5}},
-    {"payload": {"n": 3}}]'::jsonb, null, null) #>> '{job,id}'), true);
+    {"payload": {"n": 3}}]')::text, true);
 select set_config('test.v', pg_temp.new_job(4, 5, 100, null)::text, true);
 select job_service_api.claim_tasks(pg_temp.ctx(), 'w', 1, current_setting('test.u')::uuid, 60000);
 create temporary table cut_claim on commit drop as select * from pg_temp.claim('w', 2);
