@@ -1,5 +1,6 @@
 // Our workers, over any transport (SQL entry points or HTTP): C concurrent slots that claim and
 // complete until every task succeeded, recording each run for the invariant checks.
+import { setImmediate } from "node:timers";
 import { type Mode, type OnceChecker, sleep, type Throughput, throughput } from "./common.ts";
 
 export interface ClaimedTask {
@@ -69,7 +70,7 @@ const LOCAL_QUEUE_PER_SLOT = 10;
  * as graphile-worker's local queue does; the completions of all slots go to one merger that sends
  * whatever has accumulated as one call (at most 1 000 tasks), like graphile-worker's
  * completeJobBatchDelay 0, one call in flight at a time; slots do not wait for it, as graphile's do
- * not. While the jobs are at their limits (combined), each such call carries a claim.
+ * not. Once the jobs are at their limits (combined), each such call carries a claim.
  */
 export async function runWorkers(transport: Transport, options: {
   c: number;
@@ -193,11 +194,14 @@ export async function runWorkers(transport: Transport, options: {
   let scheduled = false;
   const landed: (() => void)[] = [];
   // With `combined`, once a claim came back short (its jobs at their parallelism or budget), the
-  // room it lacked comes back only as our completions land: then every completion call carries a
-  // claim (the claim sees the room the report gave back; one call instead of two, no claim that
-  // comes back empty). Until a carried claim gets all it asked for, the fetcher leaves claiming to
-  // the completions. One completion call is in flight at a time, with all that is pending: two
-  // calls, each with half (an earlier worker), cost more CPU per task in the database and were
+  // room it lacked comes back only as our completions land: from then on every completion call
+  // carries a claim (the claim sees the room the report gave back; one call instead of two, no
+  // claim that comes back empty), and the fetcher claims on its own only when nothing of ours is
+  // in flight or waiting to be sent. A carried claim that gets all it asked for does not show that
+  // the jobs have room again (it may have taken just the room its report gave back): going back to
+  // separate claims then made three calls of what one does (docs/performance.md, "Every completion
+  // carries the claim"). One completion call is in flight at a time, with all that is pending:
+  // two calls, each with half (an earlier worker), cost more CPU per task in the database and were
   // slower in T3 (docs/performance.md, "One completion call in flight").
   let carrying = false;
   const send = () => {
@@ -210,7 +214,6 @@ export async function runWorkers(transport: Transport, options: {
       if (ask > 0) {
         if (claimed?.length === 0) stats.emptyClaims++;
         enqueue(claimed ?? []);
-        carrying = (claimed?.length ?? 0) < ask;
       }
     }).catch((error) => {
       failure ??= error;
@@ -222,11 +225,15 @@ export async function runWorkers(transport: Transport, options: {
       wakeFetcher();
     });
   };
-  // after the slots of this turn have added theirs
+  // After the slots of this turn have added theirs; a call that will carry a claim waits for the
+  // next turn of the event loop, when every slot has run what the last claim gave it, so that the
+  // claim sees all the room they give back (sent in a microtask, it went out after the first 32 or
+  // 64 completions and the rest waited for the next call: two calls a cycle where one does)
   const schedule = () => {
     if (scheduled || pending.length === 0) return;
     scheduled = true;
-    queueMicrotask(send);
+    if (carrying) setImmediate(send);
+    else queueMicrotask(send);
   };
   const nextLanding = () => new Promise<void>((resolve) => landed.push(resolve));
 
@@ -250,7 +257,7 @@ export async function runWorkers(transport: Transport, options: {
         const ask = size - queue.length;
         const tasks = await transport.claim(PROCESS_WORKER, ask);
         short = tasks.length < ask;
-        carrying = combined && short;
+        carrying ||= combined && short;
         if (tasks.length === 0) {
           // Our own completions in flight free room in their jobs (parallelism, budgets): the next
           // claim waits for them instead of backing off; back off only when nothing of ours is
