@@ -200,9 +200,10 @@ export async function runWorkers(transport: Transport, options: {
   // in flight or waiting to be sent. A carried claim that gets all it asked for does not show that
   // the jobs have room again (it may have taken just the room its report gave back): going back to
   // separate claims then made three calls of what one does (docs/performance.md, "Every completion
-  // carries the claim"). One completion call is in flight at a time, with all that is pending:
-  // two calls, each with half (an earlier worker), cost more CPU per task in the database and were
-  // slower in T3 (docs/performance.md, "One completion call in flight").
+  // carries the claim"); one whose report gave back more than it asked for does, and ends carrying
+  // (T1's job, at its max_parallel_tasks for a moment). One completion call is in flight at a time,
+  // with all that is pending: two calls, each with half (an earlier worker), cost more CPU per task
+  // in the database and were slower in T3 (docs/performance.md, "One completion call in flight").
   let carrying = false;
   const send = () => {
     scheduled = false;
@@ -214,6 +215,9 @@ export async function runWorkers(transport: Transport, options: {
       if (ask > 0) {
         if (claimed?.length === 0) stats.emptyClaims++;
         enqueue(claimed ?? []);
+        // all it asked for, with more room given back than it asked for: the jobs have room beyond
+        // the local queue's, and claims go on their own again (beside the completions)
+        if ((claimed?.length ?? 0) === ask && runs.length > ask) carrying = false;
       }
     }).catch((error) => {
       failure ??= error;
