@@ -699,6 +699,11 @@ declare
   v_lone record;
   v_lone_want integer;
   v_want integer;
+  -- what a batched job is asked for (its shard's room, up to all the claim wants) and, when it has
+  -- a budget, the fair share of a task without resources
+  v_ask integer;
+  v_fair_memory numeric;
+  v_fair_cpu numeric;
   v_claimed json[];
   -- the batch of jobs that claim_from_jobs serves in one statement, and the tasks it wants (null
   -- until a second job joins a batch: most claims never build them)
@@ -772,11 +777,14 @@ begin
       if v_simple then
         -- rule 4's back-pressure (see claim_from_job): a job over its limits gives nothing
         if (v_job.job).max_memory is null or not (v_job.first).over_limit then
+          v_ask := least((v_job.first).room, v_remaining);
+          v_fair_memory := (v_job.job).max_memory / (v_job.job).max_parallel_tasks;
+          v_fair_cpu := (v_job.job).max_cpu / (v_job.job).max_parallel_tasks;
           -- the first job of a batch is kept as read; the arrays of claim_from_jobs are built
           -- only when a second one joins (most claims of a busy job never need them)
           if v_batched = 0 then
             v_lone := v_job;
-            v_lone_want := least((v_job.first).room, v_remaining);
+            v_lone_want := v_ask;
           else
             if b_jobs is null then
               b_jobs := array[(v_lone.job).id];
@@ -795,12 +803,11 @@ begin
             b_jobs := b_jobs || (v_job.job).id;
             b_shards := b_shards || (v_job.first).shard;
             b_ended := b_ended || (v_job.first).ended;
-            b_want := b_want || least((v_job.first).room, v_remaining);
+            b_want := b_want || v_ask;
             b_rooms := b_rooms || (v_job.first).room;
             b_max_parallel := b_max_parallel || (v_job.job).max_parallel_tasks;
-            b_fair_memory := b_fair_memory
-              || (v_job.job).max_memory / (v_job.job).max_parallel_tasks;
-            b_fair_cpu := b_fair_cpu || (v_job.job).max_cpu / (v_job.job).max_parallel_tasks;
+            b_fair_memory := b_fair_memory || v_fair_memory;
+            b_fair_cpu := b_fair_cpu || v_fair_cpu;
             b_room_memory := b_room_memory || (v_job.first).room_memory;
             b_room_cpu := b_room_cpu || (v_job.first).room_cpu;
             b_released_memory := b_released_memory || (v_job.first).released_memory;
@@ -813,10 +820,8 @@ begin
           -- full do not end a batch that they cannot fill (a budget full of bigger tasks still
           -- makes the batch fall short, and the walk go on, as before).
           v_batched := v_batched + case when (v_job.job).max_memory is null then v_want
-            else greatest(1, least(v_want, floor(least(
-              (v_job.first).room_memory
-                / ((v_job.job).max_memory / (v_job.job).max_parallel_tasks),
-              (v_job.first).room_cpu / ((v_job.job).max_cpu / (v_job.job).max_parallel_tasks)))))
+            else greatest(1, least(v_want, floor(least((v_job.first).room_memory / v_fair_memory,
+                                                        (v_job.first).room_cpu / v_fair_cpu))))
             end;
           v_batch_starts := v_batch_starts or (v_job.job).status = 'queued';
         end if;

@@ -1,8 +1,9 @@
 -- A claim across jobs serves the queued and running jobs without rate limits whose first claim
 -- shard has room for what it wants of them in one statement (claim_from_jobs, which also moves the
--- queued ones to running), the others one by one (claim_from_job). Both keep rules 1–5: priority order, parallelism, budgets (a task that does
--- not fit stops its job's claim, and the job is passed by until one of its runs ends), counters;
--- and parity: the two paths start runs with identical task and shard rows.
+-- queued ones to running), the others one by one (claim_from_job). Both keep rules 1–5: priority
+-- order, parallelism, budgets (a task that does not fit stops its job's claim, and the job is
+-- passed by until one of its runs ends), counters; and parity: the two paths start runs with
+-- identical task and shard rows.
 begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = job_service, extensions, public;
