@@ -201,15 +201,38 @@ export async function runWorkers(transport: Transport, options: {
   // the jobs have room again (it may have taken just the room its report gave back): going back to
   // separate claims then made three calls of what one does (docs/performance.md, "Every completion
   // carries the claim"); one whose report gave back more than it asked for does, and ends carrying
-  // (T1's job, at its max_parallel_tasks for a moment). One completion call is in flight at a time,
-  // with all that is pending: two calls, each with half (an earlier worker), cost more CPU per task
-  // in the database and were slower in T3 (docs/performance.md, "One completion call in flight").
+  // (T1's job, at its max_parallel_tasks for a moment). Without carrying, one completion call is in
+  // flight at a time, with all that is pending. While carrying, two may be, of different jobs: what
+  // is pending with nothing in flight goes out as the runs of the first half's jobs and the rest
+  // (two reports of one job's runs would wait on its end row), each call asking for the slots its
+  // report gives back, together no more than the local queue's room; what is pending when one
+  // call lands goes out beside the other. The engine hands a report's slots over to its jobs' next
+  // tasks, so a call's cost follows its size, and the database works on both calls at once, one
+  // on each CPU (T2: docs/performance.md, "Hand-over across jobs, two calls in flight"). A batch of
+  // one job (T1, T3) is never split: its calls would all wait on the same end rows.
   let carrying = false;
+  let asked = 0; // tasks the carried claims in flight asked for
   const send = () => {
     scheduled = false;
-    if (pending.length === 0 || inFlight > 0) return;
-    const runs = pending.splice(0, 1_000);
-    const ask = carrying ? Math.max(0, size - queue.length) : 0;
+    if (pending.length === 0 || inFlight >= (carrying ? 2 : 1)) return;
+    let runs = pending.splice(0, 1_000);
+    if (carrying && inFlight === 0 && runs.length >= 64) {
+      // the first half's jobs, all their runs; the rest in a second call
+      const jobs = new Set<string>();
+      for (const run of runs.slice(0, runs.length >> 1)) jobs.add(run.job_id);
+      const first = runs.filter((run) => jobs.has(run.job_id));
+      if (first.length < runs.length) {
+        pending.unshift(...runs.filter((run) => !jobs.has(run.job_id)));
+        runs = first;
+        scheduled = true;
+        queueMicrotask(send);
+      }
+    }
+    // the local queue's room less what the other call asked for; the first of two calls asks for
+    // the slots it gives back, the last for the rest
+    const room = Math.max(0, size - queue.length - asked);
+    const ask = carrying ? (pending.length > 0 ? Math.min(room, runs.length) : room) : 0;
+    asked += ask;
     inFlight++;
     complete(PROCESS_WORKER, runs, ask > 0 ? ask : undefined).then((claimed) => {
       if (ask > 0) {
@@ -224,6 +247,7 @@ export async function runWorkers(transport: Transport, options: {
       wake();
     }).finally(() => {
       inFlight--;
+      asked -= ask;
       for (const resolve of landed.splice(0)) resolve();
       schedule();
       wakeFetcher();

@@ -34,6 +34,24 @@ comment on function job_service.room_before(uuid, smallint, timestamptz) is
   '(read without locks): complete_and_claim''s hand-over test.';
 revoke execute on function job_service.room_before(uuid, smallint, timestamptz) from public;
 
+-- A job of a batch report as complete_and_claim's hand-over needs it: its place in the walk's
+-- order, whether it may take a task (running, without rate limits), a budgeted job's fair shares,
+-- and its reported runs (where they start in the report's arrays, how many, the budget they held).
+create type job_service.hand_over_job as (
+  job_id uuid,
+  priority smallint,
+  created_at timestamptz,
+  open boolean,
+  fair_memory numeric,
+  fair_cpu numeric,
+  first integer,
+  n integer,
+  memory numeric,
+  cpu numeric
+);
+comment on type job_service.hand_over_job is
+  'A job of a batch report as complete_and_claim''s hand-over reads it, with its reported runs.';
+
 create function job_service_api.complete_and_claim(
   p_ctx jsonb,
   p_worker text,
@@ -78,6 +96,20 @@ declare
   v_run_usage_memory numeric[];
   v_run_usage_cpu numeric[];
   v_handed json[];
+  -- a batch of several jobs': the runs' jobs and reservations (in the arrays' order, by job and
+  -- shard), the batch's jobs as the hand-over needs them (id order), the first job that could
+  -- take a task up to the batch's last open one, the jobs whose end rows are over their limits
+  -- and those that handed nothing over
+  v_ids bigint[];
+  v_run_jobs uuid[];
+  v_run_reserved_memory numeric[];
+  v_run_reserved_cpu numeric[];
+  v_by_job job_service.hand_over_job[];
+  v_head_priority smallint;
+  v_head_created_at timestamptz;
+  v_head_id uuid;
+  v_over_jobs uuid[];
+  v_quiet_jobs uuid[];
   -- the job and claim shard the walk gave
   v_take_job uuid;
   v_take_shard smallint;
@@ -291,9 +323,10 @@ begin
     -- runs it reports give their slots to the job's next due tasks, one each, in the reported
     -- runs' shards, counted on the end rows with the ends; what the claim asks beyond those (or
     -- everything, when no task was handed over) is claimed the general way after it. A batch of
-    -- several jobs, or of a job that is not plain, goes the general way.
+    -- several jobs, or of a job that is not plain, goes the way of the next block (the same
+    -- hand-over across jobs, which costs a batch of one job a fifth more: T1's).
     -- the batch's job locked before any task row, when the batch has one job (a batch of several
-    -- goes the general way, which locks them all in id order; none is locked here)
+    -- goes the next block's way, which locks them all in id order; none is locked here)
     select j.id, j.priority, j.created_at,
            j.status = 'running' and not j.rate_limited and not j.group_limited and j.max_memory is null,
            not exists (
@@ -420,6 +453,245 @@ begin
       -- nothing handed over: the tail check, as complete_tasks makes it (a handed-over task runs
       -- when this transaction commits: its job is not at its tail, and its end will check)
       v_counted := job_service.after_tasks_ended(array[v_job_id], p_ctx);
+    end if;
+    if cardinality(v_ended_ids) < jsonb_array_length(p_items) then
+      v_done := job_service.report_outcomes(p_worker, p_items, v_ended_ids);
+    end if;
+    if cardinality(v_handed) = p_limit then
+      return json_build_object('tasks', v_done, 'claimed', array_to_json(v_handed));
+    end if;
+    -- the rest of the claim, the general way (it walks from the first job again)
+    return json_build_object('tasks', v_done, 'claimed', coalesce(array_to_json(
+      coalesce(v_handed, '{}') || job_service.claim(p_ctx, p_worker, p_limit - coalesce(cardinality(v_handed), 0),
+                                                    null, p_lease_ms)), '[]'::json));
+  end;
+  <<batches>>
+  begin
+    exit batches when v_done is not null or p_job_id is not null or jsonb_array_length(p_items) < 2;
+    -- A batch report of several jobs, or of one that is not plain (a budgeted one), that carries
+    -- a claim: the same hand-over for every job of the batch that may take a task now and leads
+    -- the walk. T2's shape: the jobs at their limits, each report giving back a few runs of each.
+    v_ids := array(select distinct (i ->> 'task_id')::bigint from jsonb_array_elements(p_items) i);
+    -- the batch's jobs, locked in id order before any task row (complete_tasks' statement)
+    perform 1 from job_service.jobs
+    where id in (select t.job_id from job_service.tasks t where t.id = any (v_ids))
+    order by id
+    for key share;
+    -- The report: complete_tasks' batch statement up to the end rows (the same items, held and
+    -- done; pgTAP 14 checks that they are the same); the runs in arrays by job and shard (a job's
+    -- runs together), and by job what the hand-over needs: its runs (how many, where in the
+    -- arrays, the budget they held) and the job as its lock above read it
+    with items as (
+      select distinct on ((i ->> 'task_id')::bigint) (i ->> 'task_id')::bigint as id,
+             i -> 'result' as result, ord
+      from jsonb_array_elements(p_items) with ordinality as a (i, ord)
+      order by (i ->> 'task_id')::bigint, ord
+    ), held as (
+      -- each item's task locked in turn, in the items' (id) order: one primary-key probe per item,
+      -- whatever statistics say (a row of a job deleted meanwhile is gone once its lock is granted)
+      select t.*, items.result, items.ord
+      from items
+      cross join lateral (
+        select id, job_id, shard, reserved_memory, reserved_cpu, usage_memory, usage_cpu
+        from job_service.tasks
+        where id = items.id
+          and status = 'running' and worker_id = p_worker and lease_expires_at > now()
+        for update
+      ) t
+    ), done as (
+      update job_service.tasks t
+      set status = 'succeeded', result = held.result, worker_id = null, lease_expires_at = null,
+          shard = null, reserved_memory = null, reserved_cpu = null, usage_memory = null,
+          usage_cpu = null, stop_requested = false, finished_at = now(), ended_by = p_worker,
+          ended_attempt = t.attempt
+      from held
+      where t.id = held.id
+      returning held.*
+    ), ordered as (
+      select d.id, d.job_id, d.shard, coalesce(d.reserved_memory, 0) as reserved_memory,
+             coalesce(d.reserved_cpu, 0) as reserved_cpu, coalesce(d.usage_memory, 0) as usage_memory,
+             coalesce(d.usage_cpu, 0) as usage_cpu
+      from done d
+      order by d.job_id, d.shard
+    )
+    select coalesce(array_agg(o.id), '{}'), array_agg(o.job_id), array_agg(o.shard),
+           array_agg(o.reserved_memory), array_agg(o.reserved_cpu), array_agg(o.usage_memory),
+           array_agg(o.usage_cpu),
+           (select array_agg(row(g.job_id, j.priority, j.created_at,
+                                 j.status = 'running' and not j.rate_limited and not j.group_limited,
+                                 j.max_memory / j.max_parallel_tasks, j.max_cpu / j.max_parallel_tasks,
+                                 g.first, g.n, g.memory, g.cpu)::job_service.hand_over_job
+                             order by g.job_id)
+            from (select c.*, (sum(c.n) over (order by c.job_id) - c.n + 1)::integer as first
+                  from (select job_id, count(*)::integer as n, sum(reserved_memory) as memory,
+                               sum(reserved_cpu) as cpu
+                        from ordered group by job_id) c) g
+            join job_service.jobs j on j.id = g.job_id),
+           -- written out, as task_json does
+           (select ('[' || string_agg('{"task_id": ' || d.id || ', "status": "succeeded"}', ', '
+                                      order by d.ord) || ']')::json
+            from done d)
+    into v_ended_ids, v_run_jobs, v_run_shards, v_run_reserved_memory, v_run_reserved_cpu,
+         v_run_usage_memory, v_run_usage_cpu, v_by_job, v_done
+    from ordered o;
+    if cardinality(v_ended_ids) = 0 then
+      -- nothing ended here: the answer says why, item by item, and the claim goes the general way
+      v_done := job_service.report_outcomes(p_worker, p_items, v_ended_ids);
+      exit batches;
+    end if;
+    -- The jobs that hand over: those of the batch that may take a task and lead the walk: no job
+    -- before them in the walk's order has a claim shard with room and a due task, read without
+    -- locks as the walk judges room (room_before's test; ends as last committed, so the batch's
+    -- own runs still count as running). One read for all of them: the first job that could take a
+    -- task, up to the batch's last open job in the walk's order; the jobs up to it lead (itself
+    -- too: none before it could). In T2's steady state, every job of the batch at its limit and the
+    -- jobs after them waiting, it finds none, and every open job of the batch leads.
+    select x.priority, x.created_at, x.job_id into v_priority, v_created_at, v_job_id
+    from unnest(v_by_job) x
+    where x.open
+    order by x.priority, x.created_at desc, x.job_id desc
+    limit 1;
+    if found then
+      select j.priority, j.created_at, j.id into v_head_priority, v_head_created_at, v_head_id
+      from job_service.jobs j
+      where j.status in ('queued', 'running') and j.priority >= v_priority
+        and (j.priority > v_priority or (j.created_at, j.id) <= (v_created_at, v_job_id))
+        and exists (
+          select from job_service.job_shards s
+          join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+          where s.job_id = j.id and s.started - e.ended < s.capacity
+            and s.unfit_at_ended is distinct from e.ended
+            -- a budgeted job only when its next due task fits its budget room (one at its budget
+            -- limit, as T2's are, could take nothing)
+            and (j.max_memory is null or not e.over_limit and (
+              select coalesce(t.memory, j.max_memory / j.max_parallel_tasks)
+                       <= s.memory_capacity - (s.reserved_memory - e.released_memory)
+                 and coalesce(t.cpu, j.max_cpu / j.max_parallel_tasks)
+                       <= s.cpu_capacity - (s.reserved_cpu - e.released_cpu)
+              from job_service.task_ready r
+              join job_service.tasks t on t.id = r.task_id
+              where r.job_id = j.id and r.run_after <= now()
+              order by r.task_id limit 1)))
+        and (select true from job_service.task_ready r
+             where r.job_id = j.id and r.run_after <= now()
+             order by r.task_id desc limit 1)
+      order by j.priority desc, j.created_at, j.id
+      limit 1;
+    end if;
+    -- The hand-over and the report's ends in one statement: each leading job's next due tasks, in
+    -- task order, one for each of its reported runs (a budgeted job's only as far as their
+    -- reservations fit in what its reported runs held: the hand-over takes no budget room another
+    -- claim could see, and none while its usage is over its limits), at most the claim's limit in
+    -- the walk's order; each started in the shard of the run whose slot it takes (a job's n-th
+    -- task takes its n-th run's); each end row counts its runs' ends less its hand-overs' starts,
+    -- in (job, shard) order, and what they held less what the hand-overs reserve.
+    with lead as (
+      select row_number() over (order by l.priority desc, l.created_at, l.job_id) as k, l.job_id,
+             l.fair_memory, l.fair_cpu, l.first, l.n, l.memory, l.cpu
+      from unnest(v_by_job) l
+      where v_job_id is not null and l.open
+        and (v_head_id is null or l.priority > v_head_priority
+             or (l.priority = v_head_priority and (l.created_at, l.job_id) <= (v_head_created_at, v_head_id)))
+        and (l.fair_memory is null
+             or not exists (select from job_service.job_shard_ends b where b.job_id = l.job_id and b.over_limit))
+    ), due as (
+      select l.k, l.first, l.fair_memory, l.fair_cpu, l.memory as room_memory, l.cpu as room_cpu,
+             r.task_id, r.row_address,
+             sum(coalesce(t.memory, l.fair_memory)) over w as memory_total,
+             sum(coalesce(t.cpu, l.fair_cpu)) over w as cpu_total,
+             row_number() over w as place
+      from lead l
+      cross join lateral (
+        select q.task_id, q.ctid as row_address from job_service.task_ready q
+        where q.job_id = l.job_id and q.run_after <= now()
+        order by q.task_id limit l.n
+        for update skip locked
+      ) r
+      -- a task's own resources only matter for a budgeted job, and are read for no other
+      left join job_service.tasks t
+        on t.id = case when l.fair_memory is not null then r.task_id end
+      window w as (partition by l.k order by r.task_id)
+    ), fitting as (
+      select k, first + place::integer - 1 as slot, fair_memory, fair_cpu, task_id, row_address
+      from due
+      where fair_memory is null or (memory_total <= room_memory and cpu_total <= room_cpu)
+      order by k, task_id
+      limit p_limit
+    ), taken as (
+      delete from job_service.task_ready q
+      using fitting f
+      where q.ctid = f.row_address
+      returning f.k, f.slot, f.fair_memory, f.fair_cpu, q.task_id
+    ), runs as (
+      update job_service.tasks t
+      set status = 'running',
+          worker_id = p_worker,
+          lease_ms = p_lease_ms,
+          lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+          shard = v_run_shards[n.slot],
+          attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
+          repeat_attempt = false,
+          stop_requested = false,
+          reserved_memory = case when n.fair_memory is not null then coalesce(t.memory, n.fair_memory) end,
+          reserved_cpu = case when n.fair_memory is not null then coalesce(t.cpu, n.fair_cpu) end,
+          usage_memory = null,
+          usage_cpu = null,
+          ended_by = null,
+          ended_attempt = null,
+          started_at = clock_timestamp()
+      from taken n
+      where t.id = n.task_id
+      returning n.k, t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.shard,
+                t.reserved_memory, t.reserved_cpu, t.memory, t.cpu
+    ), ends as (
+      -- per end row: its runs that ended and what they held and used, its hand-overs and what
+      -- they reserve
+      select x.job_id, x.shard, count(*) filter (where x.ended)::integer as n,
+             count(*) filter (where not x.ended)::integer as handed,
+             sum(x.memory) as memory, sum(x.cpu) as cpu,
+             sum(x.usage_memory) as usage_memory, sum(x.usage_cpu) as usage_cpu
+      from (
+        select r.job_id, r.shard, true as ended, r.memory, r.cpu, r.usage_memory, r.usage_cpu
+        from unnest(v_run_jobs, v_run_shards, v_run_reserved_memory, v_run_reserved_cpu,
+                    v_run_usage_memory, v_run_usage_cpu)
+          as r (job_id, shard, memory, cpu, usage_memory, usage_cpu)
+        union all
+        select h.job_id, h.shard, false, -coalesce(h.reserved_memory, 0), -coalesce(h.reserved_cpu, 0),
+               0, 0
+        from runs h
+      ) x
+      group by x.job_id, x.shard
+      order by x.job_id, x.shard
+    ), released as (
+      update job_service.job_shard_ends e
+      set ended = e.ended + x.n - x.handed,
+          succeeded = e.succeeded + x.n,
+          requeued = e.requeued - x.handed,
+          released_memory = e.released_memory + x.memory,
+          released_cpu = e.released_cpu + x.cpu,
+          usage_memory = e.usage_memory - x.usage_memory,
+          usage_cpu = e.usage_cpu - x.usage_cpu
+      from ends x
+      where e.job_id = x.job_id and e.shard = x.shard
+      returning e.job_id, e.over_limit, x.handed
+    )
+    select (select array_agg(job_service.task_json(c.id, c.job_id, c.payload, c.attempt,
+                               c.lease_expires_at, c.reserved_memory, c.reserved_cpu, c.memory, c.cpu)
+                             order by c.k, c.id)
+            from runs c),
+           (select array_agg(distinct r.job_id) from released r where r.over_limit),
+           (select array_agg(q.job_id)
+            from (select r.job_id from released r group by r.job_id having sum(r.handed) = 0) q)
+    into v_handed, v_over_jobs, v_quiet_jobs;
+    -- an ended run takes its usage with it: a job held back by its usage may run again
+    for i in 1 .. coalesce(cardinality(v_over_jobs), 0) loop
+      perform job_service.apply_back_pressure(v_over_jobs[i]);
+    end loop;
+    if v_quiet_jobs is not null then
+      -- the tail check, as complete_tasks makes it, for the jobs that handed nothing over (a
+      -- handed-over task runs when this transaction commits: its job is not at its tail, and its
+      -- end will check)
+      v_counted := job_service.after_tasks_ended(v_quiet_jobs, p_ctx);
     end if;
     if cardinality(v_ended_ids) < jsonb_array_length(p_items) then
       v_done := job_service.report_outcomes(p_worker, p_items, v_ended_ids);

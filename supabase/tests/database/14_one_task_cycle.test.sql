@@ -228,7 +228,7 @@ select is(pg_temp.batch('w5', array[pg_temp.task('test.h', 1), pg_temp.task('tes
       jsonb_build_object('task_id', pg_temp.task('test.g', 1), 'status', 'succeeded'),
       jsonb_build_object('task_id', pg_temp.task('test.g', 2), 'status', 'succeeded')),
     'claimed', '[]'::jsonb),
-  'a batch of two jobs goes the general way');
+  'a batch of two jobs with nothing left to hand over or claim: nothing claimed');
 select is_empty($$ select * from job_service_api.invariant_violations(
     array[current_setting('test.f')::uuid, current_setting('test.g')::uuid, current_setting('test.h')::uuid])
   union all select null, 'not completed', status::text from job_service.jobs
