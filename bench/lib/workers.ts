@@ -216,7 +216,7 @@ export async function runWorkers(transport: Transport, options: {
     scheduled = false;
     if (pending.length === 0 || inFlight >= (carrying ? 2 : 1)) return;
     let runs = pending.splice(0, 1_000);
-    if (carrying && inFlight === 0 && runs.length >= 64) {
+    if (carrying && inFlight === 0 && runs.length >= 2) {
       // the first half's jobs, all their runs; the rest in a second call
       const jobs = new Set<string>();
       for (const run of runs.slice(0, runs.length >> 1)) jobs.add(run.job_id);
