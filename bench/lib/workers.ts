@@ -212,20 +212,27 @@ export async function runWorkers(transport: Transport, options: {
   // one job (T1, T3) is never split: its calls would all wait on the same end rows.
   let carrying = false;
   let asked = 0; // tasks the carried claims in flight asked for
+  let inFlightRuns = 0; // runs the completion calls in flight report
   const send = () => {
     scheduled = false;
     if (pending.length === 0 || inFlight >= (carrying ? 2 : 1)) return;
     let runs = pending.splice(0, 1_000);
-    if (carrying && inFlight === 0 && runs.length >= 2) {
-      // the first half's jobs, all their runs; the rest in a second call
-      const jobs = new Set<string>();
-      for (const run of runs.slice(0, runs.length >> 1)) jobs.add(run.job_id);
-      const first = runs.filter((run) => jobs.has(run.job_id));
-      if (first.length < runs.length) {
-        pending.unshift(...runs.filter((run) => !jobs.has(run.job_id)));
+    if (carrying && runs.length >= 2) {
+      // Two calls of about the same size: whole jobs into this call until it holds half of the
+      // runs pending and in flight; the other jobs' runs in a second call now (none in flight) or
+      // when the call in flight lands
+      const half = Math.ceil((runs.length + inFlightRuns) / 2);
+      const byJob = Map.groupBy(runs, (run) => run.job_id);
+      const first: Run[] = [];
+      const rest: Run[] = [];
+      for (const jobRuns of byJob.values()) (first.length < half ? first : rest).push(...jobRuns);
+      if (first.length > 0 && rest.length > 0) {
+        pending.unshift(...rest);
         runs = first;
-        scheduled = true;
-        queueMicrotask(send);
+        if (inFlight === 0) {
+          scheduled = true;
+          queueMicrotask(send);
+        }
       }
     }
     // the local queue's room less what the other call asked for; the first of two calls asks for
@@ -233,6 +240,7 @@ export async function runWorkers(transport: Transport, options: {
     const room = Math.max(0, size - queue.length - asked);
     const ask = carrying ? (pending.length > 0 ? Math.min(room, runs.length) : room) : 0;
     asked += ask;
+    inFlightRuns += runs.length;
     inFlight++;
     complete(PROCESS_WORKER, runs, ask > 0 ? ask : undefined).then((claimed) => {
       if (ask > 0) {
@@ -248,6 +256,7 @@ export async function runWorkers(transport: Transport, options: {
     }).finally(() => {
       inFlight--;
       asked -= ask;
+      inFlightRuns -= runs.length;
       for (const resolve of landed.splice(0)) resolve();
       schedule();
       wakeFetcher();
