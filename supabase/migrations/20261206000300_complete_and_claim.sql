@@ -579,32 +579,53 @@ begin
       limit 1;
     end if;
     -- The hand-over and the report's ends in one statement: each leading job's next due tasks, in
-    -- task order, one for each of its reported runs (a budgeted job's only as far as their
-    -- reservations fit in what its reported runs held: the hand-over takes no budget room another
-    -- claim could see, and none while its usage is over its limits), at most the claim's limit in
-    -- the walk's order; each started in the shard of the run whose slot it takes (a job's n-th
-    -- task takes its n-th run's); each end row counts its runs' ends less its hand-overs' starts,
-    -- in (job, shard) order, and what they held less what the hand-overs reserve.
+    -- task order, one for each of its reported runs, at most the claim's limit in the walk's
+    -- order; each started in the shard of the run whose slot it takes (a job's n-th task takes its
+    -- n-th run's); each end row counts its runs' ends less its hand-overs' starts, in (job, shard)
+    -- order, and releases what the runs held. A budgeted job hands over only with its claim row
+    -- locked (SKIP LOCKED, as a claim locks it; a claim holding it gets the job's room) and while
+    -- its usage is within its limits, and then takes the job's whole room as a claim would: its
+    -- reported runs' slots and the slots free before the report, in task order while their
+    -- reservations fit the budget room with what the runs held given back. The reservations and
+    -- the starts beyond the reported runs' slots are counted on the claim row, with the ends and
+    -- releases it saw; a task that does not fit while runs of the job are running passes the
+    -- job by until one ends (unfit_at_ended, as claims set it), so that it leads no walk to a job
+    -- whose next task cannot start.
     with lead as (
       select row_number() over (order by l.priority desc, l.created_at, l.job_id) as k, l.job_id,
-             l.fair_memory, l.fair_cpu, l.first, l.n, l.memory, l.cpu
+             l.fair_memory, l.fair_cpu, l.first, l.n,
+             l.n + coalesce(c.free, 0) as want,
+             c.shard as claim_shard, c.running as running_before, c.ended as ended_seen,
+             c.room_memory + l.memory as room_memory, c.room_cpu + l.cpu as room_cpu,
+             c.released_memory + l.memory as released_memory_seen,
+             c.released_cpu + l.cpu as released_cpu_seen
       from unnest(v_by_job) l
+      left join lateral (
+        select s.shard, s.started - e.ended as running,
+               greatest(0, s.capacity - (s.started - e.ended)) as free, e.ended,
+               s.memory_capacity - (s.reserved_memory - e.released_memory) as room_memory,
+               s.cpu_capacity - (s.reserved_cpu - e.released_cpu) as room_cpu,
+               e.released_memory, e.released_cpu
+        from job_service.job_shards s
+        join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
+        where s.job_id = l.job_id and l.fair_memory is not null and not e.over_limit
+        for update of s skip locked
+      ) c on true
       where v_job_id is not null and l.open
         and (v_head_id is null or l.priority > v_head_priority
              or (l.priority = v_head_priority and (l.created_at, l.job_id) <= (v_head_created_at, v_head_id)))
-        and (l.fair_memory is null
-             or not exists (select from job_service.job_shard_ends b where b.job_id = l.job_id and b.over_limit))
+        and (l.fair_memory is null or c.shard is not null)
     ), due as (
-      select l.k, l.first, l.fair_memory, l.fair_cpu, l.memory as room_memory, l.cpu as room_cpu,
-             r.task_id, r.row_address,
-             sum(coalesce(t.memory, l.fair_memory)) over w as memory_total,
-             sum(coalesce(t.cpu, l.fair_cpu)) over w as cpu_total,
-             row_number() over w as place
+      select l.k, l.first, l.n, l.claim_shard, l.fair_memory, l.fair_cpu, r.task_id, r.row_address,
+             row_number() over w as place,
+             l.fair_memory is null
+               or (sum(coalesce(t.memory, l.fair_memory)) over w <= l.room_memory
+                   and sum(coalesce(t.cpu, l.fair_cpu)) over w <= l.room_cpu) as fits
       from lead l
       cross join lateral (
         select q.task_id, q.ctid as row_address from job_service.task_ready q
         where q.job_id = l.job_id and q.run_after <= now()
-        order by q.task_id limit l.n
+        order by q.task_id limit l.want
         for update skip locked
       ) r
       -- a task's own resources only matter for a budgeted job, and are read for no other
@@ -612,23 +633,25 @@ begin
         on t.id = case when l.fair_memory is not null then r.task_id end
       window w as (partition by l.k order by r.task_id)
     ), fitting as (
-      select k, first + place::integer - 1 as slot, fair_memory, fair_cpu, task_id, row_address
+      -- a reported run's slot (its place in the arrays), or a slot free before the report
+      select k, case when place <= n then first + place::integer - 1 end as slot, claim_shard,
+             fair_memory, fair_cpu, task_id, row_address
       from due
-      where fair_memory is null or (memory_total <= room_memory and cpu_total <= room_cpu)
+      where fits
       order by k, task_id
       limit p_limit
     ), taken as (
       delete from job_service.task_ready q
       using fitting f
       where q.ctid = f.row_address
-      returning f.k, f.slot, f.fair_memory, f.fair_cpu, q.task_id
+      returning f.k, f.slot, f.claim_shard, f.fair_memory, f.fair_cpu, q.task_id
     ), runs as (
       update job_service.tasks t
       set status = 'running',
           worker_id = p_worker,
           lease_ms = p_lease_ms,
           lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
-          shard = v_run_shards[n.slot],
+          shard = coalesce(v_run_shards[n.slot], n.claim_shard),
           attempt = case when t.repeat_attempt then t.attempt else t.attempt + 1 end,
           repeat_attempt = false,
           stop_requested = false,
@@ -641,11 +664,41 @@ begin
           started_at = clock_timestamp()
       from taken n
       where t.id = n.task_id
-      returning n.k, t.id, t.job_id, t.payload, t.attempt, t.lease_expires_at, t.shard,
-                t.reserved_memory, t.reserved_cpu, t.memory, t.cpu
+      returning n.k, n.slot is not null as handed, t.id, t.job_id, t.payload, t.attempt,
+                t.lease_expires_at, t.shard, t.reserved_memory, t.reserved_cpu, t.memory, t.cpu
+    ), budgets as (
+      -- a budgeted job's claim row: the starts beyond its reported runs' slots, the reservations,
+      -- the ends and releases seen, and whether a task that did not fit passes it by (due and
+      -- runs summed by job once: a scan of them per job would read them all for each)
+      select l.claim_shard, l.job_id, l.ended_seen, l.released_memory_seen, l.released_cpu_seen,
+             coalesce(x.started, 0) as started, coalesce(x.memory, 0) as memory,
+             coalesce(x.cpu, 0) as cpu,
+             case when d.unfit and l.running_before - l.n + coalesce(x.started, 0) + coalesce(x.handed, 0) > 0
+               then l.ended_seen + l.n - coalesce(x.handed, 0) end as unfit_at_ended
+      from lead l
+      join (select k, bool_or(not fits) as unfit from due where fair_memory is not null group by k) d
+        on d.k = l.k
+      left join (
+        select k, count(*) filter (where not handed)::integer as started,
+               count(*) filter (where handed)::integer as handed,
+               sum(reserved_memory) as memory, sum(reserved_cpu) as cpu
+        from runs where reserved_memory is not null group by k
+      ) x on x.k = l.k
+      where l.claim_shard is not null
+    ), claimed as (
+      update job_service.job_shards s
+      set started = s.started + b.started,
+          ended_seen = b.ended_seen,
+          pending = s.pending - b.started,
+          reserved_memory = s.reserved_memory + b.memory,
+          released_memory_seen = b.released_memory_seen,
+          reserved_cpu = s.reserved_cpu + b.cpu,
+          released_cpu_seen = b.released_cpu_seen,
+          unfit_at_ended = coalesce(b.unfit_at_ended, s.unfit_at_ended)
+      from budgets b
+      where s.job_id = b.job_id and s.shard = b.claim_shard
     ), ends as (
-      -- per end row: its runs that ended and what they held and used, its hand-overs and what
-      -- they reserve
+      -- per end row: its runs that ended and what they held and used, and its hand-overs
       select x.job_id, x.shard, count(*) filter (where x.ended)::integer as n,
              count(*) filter (where not x.ended)::integer as handed,
              sum(x.memory) as memory, sum(x.cpu) as cpu,
@@ -656,9 +709,9 @@ begin
                     v_run_usage_memory, v_run_usage_cpu)
           as r (job_id, shard, memory, cpu, usage_memory, usage_cpu)
         union all
-        select h.job_id, h.shard, false, -coalesce(h.reserved_memory, 0), -coalesce(h.reserved_cpu, 0),
-               0, 0
+        select h.job_id, h.shard, false, 0, 0, 0, 0
         from runs h
+        where h.handed
       ) x
       group by x.job_id, x.shard
       order by x.job_id, x.shard
@@ -680,8 +733,10 @@ begin
                              order by c.k, c.id)
             from runs c),
            (select array_agg(distinct r.job_id) from released r where r.over_limit),
+           -- (a job that started a task beyond its reported runs' slots is not at its tail either)
            (select array_agg(q.job_id)
-            from (select r.job_id from released r group by r.job_id having sum(r.handed) = 0) q)
+            from (select r.job_id from released r group by r.job_id having sum(r.handed) = 0) q
+            where not exists (select from budgets b where b.job_id = q.job_id and b.started > 0))
     into v_handed, v_over_jobs, v_quiet_jobs;
     -- an ended run takes its usage with it: a job held back by its usage may run again
     for i in 1 .. coalesce(cardinality(v_over_jobs), 0) loop

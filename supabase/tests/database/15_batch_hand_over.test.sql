@@ -118,30 +118,32 @@ select is(array[pg_temp.counts('test.a'), pg_temp.counts('test.b')],
 -- walk
 select set_config('test.k', pg_temp.new_job(100, 4, '[{"payload": {"n": 1}}, {"payload": {"n": 2}},
   {"payload": {"n": 3}, "resources": {"memory": 300, "cpu": 0.5}}, {"payload": {"n": 4}},
-  {"payload": {"n": 5}}, {"payload": {"n": 6}, "resources": {"memory": 600, "cpu": 0.5}}]',
+  {"payload": {"n": 5}}, {"payload": {"n": 6}}, {"payload": {"n": 7}, "resources": {"memory": 600, "cpu": 0.5}}]',
   '{"max_memory": 1024, "max_cpu": 2}')::text, true);
 select set_config('test.p', pg_temp.new_job(99, 1, pg_temp.plain_tasks(3), null)::text, true);
 select is(json_array_length(job_service_api.claim_tasks(pg_temp.ctx(), 'w2', 4, null, 60000) -> 'tasks'), 4,
   'w2 claims the budgeted job''s first three tasks (256 + 256 + 300 MiB: a fourth would not fit) and the plain job''s first');
--- the report gives back 556 MiB (256 + 300) and 1 CPU: its next two tasks (256 + 256) fit in it
+-- the report gives back 556 MiB (256 + 300): with the 212 left, 768 MiB for the job's next tasks,
+-- its two runs' slots and the slot that was free
 select is(pg_temp.batch('w2', array[pg_temp.task('test.k', 1), pg_temp.task('test.p', 1),
-                                    pg_temp.task('test.k', 3)], 3),
+                                    pg_temp.task('test.k', 3)], 4),
   jsonb_build_array(pg_temp.as_claimed(pg_temp.task('test.k', 4)), pg_temp.as_claimed(pg_temp.task('test.k', 5)),
-                    pg_temp.as_claimed(pg_temp.task('test.p', 2))),
-  'the budgeted job''s two slots go to its next two tasks, which fit in what the reported runs held');
+                    pg_temp.as_claimed(pg_temp.task('test.k', 6)), pg_temp.as_claimed(pg_temp.task('test.p', 2))),
+  'the budgeted job takes its two runs'' slots and its free one, as far as its budget allows; then the plain job');
 select is((select array[reserved_memory, reserved_cpu] from tasks where id = pg_temp.task('test.k', 4)),
   array[256, 0.5]::numeric[], 'a task handed over reserves its fair share, as a claim does');
-select is((select array[s.reserved_memory, e.released_memory, s.reserved_cpu, e.released_cpu]
+select is((select array[s.started, e.ended, s.reserved_memory, e.released_memory, s.reserved_cpu, e.released_cpu]
            from job_shards s join job_shard_ends e using (job_id, shard)
            where job_id = current_setting('test.k')::uuid),
-  array[812, 44, 1.5, 0]::numeric[],
-  'the end row releases what the reported runs held less what the hand-over reserves: 768 MiB and 1.5 CPU held');
--- the next report gives back 256 MiB: the job's next task (600 MiB) does not fit in it
-select is(pg_temp.batch('w2', array[pg_temp.task('test.k', 4), pg_temp.task('test.p', 2)], 1),
+  array[4, 0, 1580, 556, 3, 1]::numeric[],
+  'the claim row counts the start beyond the slots and the reservations, the end row the releases: 1 024 MiB and 2 CPU held');
+-- the next report gives back 256 MiB: the job's next task (600 MiB) does not fit
+select is(pg_temp.batch('w2', array[pg_temp.task('test.k', 4), pg_temp.task('test.p', 2)], 2),
   jsonb_build_array(pg_temp.as_claimed(pg_temp.task('test.p', 3))),
-  'a task that does not fit in what the reported runs held is not handed over; the plain job''s is');
-select is((select status::text from tasks where id = pg_temp.task('test.k', 6)), 'pending',
-  'the big task waits for the general claim');
+  'a task that does not fit is not started; the plain job''s slot is handed over, and nothing else is left');
+select is((select array[s.unfit_at_ended, e.ended] from job_shards s join job_shard_ends e using (job_id, shard)
+           where job_id = current_setting('test.k')::uuid),
+  array[1, 1], 'the budgeted job is passed by until one of its runs ends, as a claim marks it');
 
 select is_empty($$ select * from job_service_api.invariant_violations(
     array[current_setting('test.a')::uuid, current_setting('test.b')::uuid, current_setting('test.h')::uuid,
