@@ -108,6 +108,7 @@ declare
   v_head_priority smallint;
   v_head_created_at timestamptz;
   v_head_id uuid;
+  v_open_jobs uuid[];
   v_over_jobs uuid[];
   v_quiet_jobs uuid[];
   -- the job and claim shard the walk gave
@@ -540,13 +541,16 @@ begin
       exit batches;
     end if;
     -- The jobs that hand over: those of the batch that may take a task and lead the walk: no job
-    -- before them in the walk's order has a claim shard with room and a due task, read without
-    -- locks as the walk judges room (room_before's test; ends as last committed, so the batch's
-    -- own runs still count as running). One read for all of them: the first job that could take a
-    -- task, up to the batch's last open job in the walk's order; the jobs up to it lead (itself
-    -- too: none before it could). In T2's steady state, every job of the batch at its limit and the
-    -- jobs after them waiting, it finds none, and every open job of the batch leads.
-    select x.priority, x.created_at, x.job_id into v_priority, v_created_at, v_job_id
+    -- before them in the walk's order, other than the batch's open jobs (the hand-over takes their
+    -- room, in the walk's order), has a claim shard with room and a due task, read without locks
+    -- as the walk judges room (room_before's test; ends as last committed). One read for all of
+    -- them: the first other job that could take a task, up to the batch's last open job in the
+    -- walk's order; the batch's open jobs before it lead. In T2's steady state, the jobs of the
+    -- other call in flight at their limits and the jobs after them waiting, it finds none, and
+    -- every open job of the batch leads.
+    select x.priority, x.created_at, x.job_id,
+           array(select o.job_id from unnest(v_by_job) o where o.open)
+    into v_priority, v_created_at, v_job_id, v_open_jobs
     from unnest(v_by_job) x
     where x.open
     order by x.priority, x.created_at desc, x.job_id desc
@@ -555,6 +559,8 @@ begin
       select j.priority, j.created_at, j.id into v_head_priority, v_head_created_at, v_head_id
       from job_service.jobs j
       where j.status in ('queued', 'running') and j.priority >= v_priority
+        -- the batch's open jobs are not read: the hand-over below takes their room too
+        and j.id <> all (v_open_jobs)
         and (j.priority > v_priority or (j.created_at, j.id) <= (v_created_at, v_job_id))
         and exists (
           select from job_service.job_shards s
@@ -582,15 +588,18 @@ begin
     -- task order, one for each of its reported runs, at most the claim's limit in the walk's
     -- order; each started in the shard of the run whose slot it takes (a job's n-th task takes its
     -- n-th run's); each end row counts its runs' ends less its hand-overs' starts, in (job, shard)
-    -- order, and releases what the runs held. A budgeted job hands over only with its claim row
-    -- locked (SKIP LOCKED, as a claim locks it; a claim holding it gets the job's room) and while
-    -- its usage is within its limits, and then takes the job's whole room as a claim would: its
-    -- reported runs' slots and the slots free before the report, in task order while their
-    -- reservations fit the budget room with what the runs held given back. The reservations and
-    -- the starts beyond the reported runs' slots are counted on the claim row, with the ends and
-    -- releases it saw; a task that does not fit while runs of the job are running passes the
-    -- job by until one ends (unfit_at_ended, as claims set it), so that it leads no walk to a job
-    -- whose next task cannot start.
+    -- order, and releases what the runs held. A job with slots free before the report (a plain
+    -- job's first such shard) takes those too, with its claim row locked (SKIP LOCKED, as a claim
+    -- locks it; a claim holding it fills them instead), counted there as a claim counts its starts:
+    -- the walk's read above passes the batch's open jobs by, so the hand-over takes their room
+    -- in the walk's order. A budgeted job hands over only with its claim row locked and while its
+    -- usage is within its limits, and then takes its whole room as a claim would: its reported
+    -- runs' slots and the slots free before the report, in task order while their reservations fit
+    -- the budget room with what the runs held given back. The reservations and the starts beyond
+    -- the reported runs' slots are counted on the claim row, with the ends and releases it saw; a
+    -- budgeted job's task that does not fit while runs of the job are running passes the job by
+    -- until one ends (unfit_at_ended, as claims set it), so that it leads no walk to a job whose
+    -- next task cannot start.
     with lead as (
       select row_number() over (order by l.priority desc, l.created_at, l.job_id) as k, l.job_id,
              l.fair_memory, l.fair_cpu, l.first, l.n,
@@ -608,7 +617,11 @@ begin
                e.released_memory, e.released_cpu
         from job_service.job_shards s
         join job_service.job_shard_ends e on e.job_id = s.job_id and e.shard = s.shard
-        where s.job_id = l.job_id and l.fair_memory is not null and not e.over_limit
+        where s.job_id = l.job_id
+          and (l.fair_memory is not null and not e.over_limit
+               or l.fair_memory is null and s.started - e.ended < s.capacity)
+        order by s.shard
+        limit 1
         for update of s skip locked
       ) c on true
       where v_job_id is not null and l.open
@@ -667,22 +680,23 @@ begin
       returning n.k, n.slot is not null as handed, t.id, t.job_id, t.payload, t.attempt,
                 t.lease_expires_at, t.shard, t.reserved_memory, t.reserved_cpu, t.memory, t.cpu
     ), budgets as (
-      -- a budgeted job's claim row: the starts beyond its reported runs' slots, the reservations,
-      -- the ends and releases seen, and whether a task that did not fit passes it by (due and
-      -- runs summed by job once: a scan of them per job would read them all for each)
+      -- a claim row locked above: the starts beyond the job's reported runs' slots, the
+      -- reservations, the ends and releases seen, and whether a task that did not fit passes a
+      -- budgeted job by (due and runs summed by job once: a scan of them per job would read them
+      -- all for each)
       select l.claim_shard, l.job_id, l.ended_seen, l.released_memory_seen, l.released_cpu_seen,
              coalesce(x.started, 0) as started, coalesce(x.memory, 0) as memory,
              coalesce(x.cpu, 0) as cpu,
-             case when d.unfit and l.running_before - l.n + coalesce(x.started, 0) + coalesce(x.handed, 0) > 0
+             case when coalesce(d.unfit, false) and l.running_before - l.n + coalesce(x.started, 0) + coalesce(x.handed, 0) > 0
                then l.ended_seen + l.n - coalesce(x.handed, 0) end as unfit_at_ended
       from lead l
-      join (select k, bool_or(not fits) as unfit from due where fair_memory is not null group by k) d
+      left join (select k, bool_or(not fits) as unfit from due where fair_memory is not null group by k) d
         on d.k = l.k
       left join (
         select k, count(*) filter (where not handed)::integer as started,
                count(*) filter (where handed)::integer as handed,
                sum(reserved_memory) as memory, sum(reserved_cpu) as cpu
-        from runs where reserved_memory is not null group by k
+        from runs group by k
       ) x on x.k = l.k
       where l.claim_shard is not null
     ), claimed as (

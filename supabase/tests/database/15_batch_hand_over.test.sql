@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = job_service, extensions, public;
-select plan(16);
+select plan(19);
 
 create function pg_temp.ctx() returns jsonb
 language sql as $$
@@ -145,9 +145,23 @@ select is((select array[s.unfit_at_ended, e.ended] from job_shards s join job_sh
            where job_id = current_setting('test.k')::uuid),
   array[1, 1], 'the budgeted job is passed by until one of its runs ends, as a claim marks it');
 
+-- a plain job with a slot free before the report: the hand-over fills it too, counted on its claim
+-- row, before the walk's next job
+select set_config('test.x', pg_temp.new_job(20, 2, pg_temp.plain_tasks(4), null)::text, true);
+select set_config('test.y', pg_temp.new_job(15, 2, pg_temp.plain_tasks(4), null)::text, true);
+select is(json_array_length(job_service_api.claim_tasks(pg_temp.ctx(), 'w3', 3, null, 60000) -> 'tasks'), 3,
+  'w3 claims the first job''s two tasks and one of the second''s');
+select is(pg_temp.batch('w3', array[pg_temp.task('test.x', 1), pg_temp.task('test.y', 1)], 3),
+  jsonb_build_array(pg_temp.as_claimed(pg_temp.task('test.x', 3)), pg_temp.as_claimed(pg_temp.task('test.y', 2)),
+                    pg_temp.as_claimed(pg_temp.task('test.y', 3))),
+  'each run''s slot goes to its job''s next task, and the second job''s free slot to its task after that');
+select is(pg_temp.counts('test.y'), (2, 0, 1, -1)::text,
+  'the start in the free slot counted on the claim row, the hand-over on the end row');
+
 select is_empty($$ select * from job_service_api.invariant_violations(
     array[current_setting('test.a')::uuid, current_setting('test.b')::uuid, current_setting('test.h')::uuid,
-          current_setting('test.k')::uuid, current_setting('test.p')::uuid]) $$,
+          current_setting('test.k')::uuid, current_setting('test.p')::uuid, current_setting('test.x')::uuid,
+          current_setting('test.y')::uuid]) $$,
   'the counters, reservations and queue equal the rows');
 
 select * from finish();
