@@ -70,7 +70,8 @@ const LOCAL_QUEUE_PER_SLOT = 10;
  * as graphile-worker's local queue does; the completions of all slots go to one merger that sends
  * whatever has accumulated as one call (at most 1 000 tasks), like graphile-worker's
  * completeJobBatchDelay 0, one call in flight at a time; slots do not wait for it, as graphile's do
- * not. Once the jobs are at their limits (combined), each such call carries a claim.
+ * not. Once the jobs are at their limits (combined), each such call carries a claim, and two may be
+ * in flight, of different jobs.
  */
 export async function runWorkers(transport: Transport, options: {
   c: number;
@@ -202,26 +203,26 @@ export async function runWorkers(transport: Transport, options: {
   // separate claims then made three calls of what one does (docs/performance.md, "Every completion
   // carries the claim"); one whose report gave back more than it asked for does, and ends carrying
   // (T1's job, at its max_parallel_tasks for a moment). Without carrying, one completion call is in
-  // flight at a time, with all that is pending. While carrying, two may be, of different jobs: what
-  // is pending with nothing in flight goes out as the runs of the first half's jobs and the rest
-  // (two reports of one job's runs would wait on its end row), each call asking for the slots its
-  // report gives back, together no more than the local queue's room; what is pending when one
-  // call lands goes out beside the other. The engine hands a report's slots over to its jobs' next
+  // flight at a time, with all that is pending. While carrying, two may be, of different jobs (two
+  // reports of one job's runs would wait on its end row), each with about half of the runs pending
+  // and in flight (`send`), each asking for the slots its report gives back, together no more than
+  // the local queue's room. The engine hands a report's slots over to its jobs' next
   // tasks, so a call's cost follows its size, and the database works on both calls at once, one
   // on each CPU (T2: docs/performance.md, "Hand-over across jobs, two calls in flight"). A batch of
   // one job (T1, T3) is never split: its calls would all wait on the same end rows.
   let carrying = false;
+  const CARRIED_CALLS = 2; // three were slower (docs/performance.md)
   let asked = 0; // tasks the carried claims in flight asked for
   let inFlightRuns = 0; // runs the completion calls in flight report
   const send = () => {
     scheduled = false;
-    if (pending.length === 0 || inFlight >= (carrying ? 2 : 1)) return;
+    if (pending.length === 0 || inFlight >= (carrying ? CARRIED_CALLS : 1)) return;
     let runs = pending.splice(0, 1_000);
     if (carrying && runs.length >= 2) {
       // Two calls of about the same size: whole jobs into this call until it holds half of the
       // runs pending and in flight; the other jobs' runs in a second call now (none in flight) or
       // when the call in flight lands
-      const half = Math.ceil((runs.length + inFlightRuns) / 2);
+      const half = Math.ceil((runs.length + inFlightRuns) / CARRIED_CALLS);
       const byJob = Map.groupBy(runs, (run) => run.job_id);
       const first: Run[] = [];
       const rest: Run[] = [];

@@ -458,13 +458,6 @@ begin
     if cardinality(v_ended_ids) < jsonb_array_length(p_items) then
       v_done := job_service.report_outcomes(p_worker, p_items, v_ended_ids);
     end if;
-    if cardinality(v_handed) = p_limit then
-      return json_build_object('tasks', v_done, 'claimed', array_to_json(v_handed));
-    end if;
-    -- the rest of the claim, the general way (it walks from the first job again)
-    return json_build_object('tasks', v_done, 'claimed', coalesce(array_to_json(
-      coalesce(v_handed, '{}') || job_service.claim(p_ctx, p_worker, p_limit - coalesce(cardinality(v_handed), 0),
-                                                    null, p_lease_ms)), '[]'::json));
   end;
   <<batches>>
   begin
@@ -479,7 +472,7 @@ begin
     order by id
     for key share;
     -- The report: complete_tasks' batch statement up to the end rows (the same items, held and
-    -- done; pgTAP 14 checks that they are the same); the runs in arrays by job and shard (a job's
+    -- done; pgTAP 15 checks that they are the same); the runs in arrays by job and shard (a job's
     -- runs together), and by job what the hand-over needs: its runs (how many, where in the
     -- arrays, the budget they held) and the job as its lock above read it
     with items as (
@@ -624,7 +617,7 @@ begin
         limit 1
         for update of s skip locked
       ) c on true
-      where v_job_id is not null and l.open
+      where l.open
         and (v_head_id is null or l.priority > v_head_priority
              or (l.priority = v_head_priority and (l.created_at, l.job_id) <= (v_head_created_at, v_head_id)))
         and (l.fair_memory is null or c.shard is not null)
@@ -747,10 +740,9 @@ begin
                              order by c.k, c.id)
             from runs c),
            (select array_agg(distinct r.job_id) from released r where r.over_limit),
-           -- (a job that started a task beyond its reported runs' slots is not at its tail either)
+           -- (a job starts a task beyond its reported runs' slots only after a hand-over to each)
            (select array_agg(q.job_id)
-            from (select r.job_id from released r group by r.job_id having sum(r.handed) = 0) q
-            where not exists (select from budgets b where b.job_id = q.job_id and b.started > 0))
+            from (select r.job_id from released r group by r.job_id having sum(r.handed) = 0) q)
     into v_handed, v_over_jobs, v_quiet_jobs;
     -- an ended run takes its usage with it: a job held back by its usage may run again
     for i in 1 .. coalesce(cardinality(v_over_jobs), 0) loop
@@ -765,20 +757,19 @@ begin
     if cardinality(v_ended_ids) < jsonb_array_length(p_items) then
       v_done := job_service.report_outcomes(p_worker, p_items, v_ended_ids);
     end if;
-    if cardinality(v_handed) = p_limit then
-      return json_build_object('tasks', v_done, 'claimed', array_to_json(v_handed));
-    end if;
-    -- the rest of the claim, the general way (it walks from the first job again)
-    return json_build_object('tasks', v_done, 'claimed', coalesce(array_to_json(
-      coalesce(v_handed, '{}') || job_service.claim(p_ctx, p_worker, p_limit - coalesce(cardinality(v_handed), 0),
-                                                    null, p_lease_ms)), '[]'::json));
   end;
   if v_done is null then
     v_done := job_service_api.complete_tasks(p_ctx, p_worker, p_items);
   end if;
-  -- a claim from a job that is gone (deleted meanwhile) gets nothing: the report stands
-  return json_build_object('tasks', v_done, 'claimed', coalesce(
-    array_to_json(job_service.claim(p_ctx, p_worker, p_limit, p_job_id, p_lease_ms)), '[]'::json));
+  if cardinality(v_handed) = p_limit then
+    -- a batch's hand-over gave all the claim asks for
+    return json_build_object('tasks', v_done, 'claimed', array_to_json(v_handed));
+  end if;
+  -- the claim, or what a batch's hand-over left of it, the general way (it walks from the first
+  -- job); a claim from a job that is gone (deleted meanwhile) gets nothing: the report stands
+  return json_build_object('tasks', v_done, 'claimed', coalesce(array_to_json(
+    coalesce(v_handed, '{}') || job_service.claim(p_ctx, p_worker, p_limit - coalesce(cardinality(v_handed), 0),
+                                                  p_job_id, p_lease_ms)), '[]'::json));
 end
 $$;
 comment on function job_service_api.complete_and_claim(jsonb, text, jsonb, integer, uuid, integer) is
