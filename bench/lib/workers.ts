@@ -194,23 +194,26 @@ export async function runWorkers(transport: Transport, options: {
   let inFlight = 0; // completion calls sent and not answered yet
   let scheduled = false;
   const landed: (() => void)[] = [];
-  // With `combined`, once a claim came back short (its jobs at their parallelism or budget), the
-  // room it lacked comes back only as our completions land: from then on every completion call
-  // carries a claim (the claim sees the room the report gave back; one call instead of two, no
-  // claim that comes back empty), and the fetcher claims on its own only when nothing of ours is
-  // in flight or waiting to be sent. A carried claim that gets all it asked for does not show that
-  // the jobs have room again (it may have taken just the room its report gave back): going back to
-  // separate claims then made three calls of what one does (docs/performance.md, "Every completion
-  // carries the claim"); one whose report gave back more than it asked for does, and ends carrying
-  // (T1's job, at its max_parallel_tasks for a moment). Without carrying, one completion call is in
-  // flight at a time, with all that is pending. While carrying, two may be, of different jobs (two
-  // reports of one job's runs would wait on its end row), each with about half of the runs pending
-  // and in flight (`send`), each asking for the slots its report gives back, together no more than
-  // the local queue's room. The engine hands a report's slots over to its jobs' next
-  // tasks, so a call's cost follows its size, and the database works on both calls at once, one
-  // on each CPU (T2: docs/performance.md, "Hand-over across jobs, two calls in flight"). A batch of
-  // one job (T1, T3) is never split: its calls would all wait on the same end rows.
-  let carrying = false;
+  // With `combined`, every completion call carries a claim from the start, as the shipped worker's
+  // reports do (examples/worker.ts): the claim sees the room the report gives back, one call and
+  // one commit instead of two, no claim that comes back empty. The fetcher claims on its own only
+  // when nothing of ours is in flight or waiting to be sent (the first claim, and after a pause).
+  // Until the fourteenth session a run carried only once a claim had come back short (its jobs at
+  // their parallelism or budget); T1 batched, whose job never is, made a claim call beside every
+  // completion call: at C = 8 51-53 against 39-40 µs of database CPU a task (docs/performance.md,
+  // "Carried claims from the start"). A carried claim that gets all it asked for, with more room
+  // given back than it asked for, shows that the jobs have room beyond the local queue's: claims
+  // then go on their own, beside the completions, until one comes back short. Without carrying,
+  // one completion call is in flight at a time, with all that is pending. While carrying, two may
+  // be, of different jobs (two reports of one job's runs would wait on its end row), each with
+  // about half of the runs pending and in flight (`send`), each asking for the slots its report
+  // gives back, together no more than the local queue's room. The engine hands a report's slots
+  // over to its jobs' next tasks, so a call's cost follows its size, and the database works on
+  // both calls at once, one on each CPU (T2: docs/performance.md, "Hand-over across jobs, two
+  // calls in flight"). A batch of one job (T1, T3) is never split: its calls would wait on the
+  // same end rows (split by task id at C = 32, T1 rose by a tenth, which T2's ratio to T1 would
+  // lose).
+  let carrying = combined;
   const CARRIED_CALLS = 2; // three were slower (docs/performance.md)
   let asked = 0; // tasks the carried claims in flight asked for
   let inFlightRuns = 0; // runs the completion calls in flight report
