@@ -27,7 +27,9 @@ create function job_service.task_json(
   p_job_id uuid,
   p_payload jsonb,
   p_attempt integer,
-  p_lease_expires_at timestamptz,
+  -- the lease's end as the API writes it (job_service.iso): a claim's statement starts every task
+  -- it takes with the same lease, so its callers format it once, not once a task (0.8 µs each)
+  p_lease text,
   p_reserved_memory numeric,
   p_reserved_cpu numeric,
   p_memory numeric,
@@ -45,7 +47,7 @@ as $$
     || ', "job_id": "' || p_job_id
     || '", "payload": ' || p_payload::text
     || ', "attempt": ' || p_attempt
-    || ', "lease_expires_at": ' || coalesce('"' || job_service.iso(p_lease_expires_at) || '"', 'null')
+    || ', "lease_expires_at": ' || coalesce('"' || p_lease || '"', 'null')
     || ', "resources": ' || coalesce(case
       when p_reserved_memory is not null then
         json_build_object('memory', p_reserved_memory, 'cpu', p_reserved_cpu)
@@ -54,7 +56,7 @@ as $$
     || '}'
   )::json
 $$;
-comment on function job_service.task_json(bigint, uuid, jsonb, integer, timestamptz, numeric, numeric, numeric, numeric) is
+comment on function job_service.task_json(bigint, uuid, jsonb, integer, text, numeric, numeric, numeric, numeric) is
   'The claimTasks shape of a claimed task, as json (text, which the answer is sent as: building '
   'jsonb would take the payload apart and put it together again, then print it).';
 

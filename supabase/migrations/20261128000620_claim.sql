@@ -398,8 +398,9 @@ begin
       from runs r
       where s.job_id = v_job_id and s.shard = r.shard
     )
-    select array[job_service.task_json(c.id, c.job_id, c.payload, c.attempt, c.lease_expires_at,
-                   c.reserved_memory, c.reserved_cpu, c.memory, c.cpu)]
+    select array[job_service.task_json(c.id, c.job_id, c.payload, c.attempt,
+                   job_service.iso(c.lease_expires_at), c.reserved_memory, c.reserved_cpu, c.memory,
+                   c.cpu)]
     into claimed from runs c;
     if not found then
       claimed := '{}'::json[];
@@ -460,8 +461,10 @@ begin
       from per_shard p
       where s.job_id = v_job_id and s.shard = p.shard
     )
+    -- (every task's lease is the one set above: formatted once)
     select coalesce(array_agg(job_service.task_json(c.id, c.job_id, c.payload, c.attempt,
-                                c.lease_expires_at, c.reserved_memory, c.reserved_cpu, c.memory, c.cpu)
+                                (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')), c.reserved_memory,
+                                c.reserved_cpu, c.memory, c.cpu)
                               order by c.id), '{}'), count(*)
     into claimed, v_taken
     from runs c;
@@ -649,8 +652,10 @@ begin
       and p_rooms[d.k] < p_max_parallel[d.k]
       and s.job_id = p_jobs[d.k] and s.shard = p_shards[d.k]
   )
+  -- (every task's lease is the one set above: formatted once)
   select coalesce(array_agg(job_service.task_json(r.id, r.job_id, r.payload, r.attempt,
-                              r.lease_expires_at, r.reserved_memory, r.reserved_cpu, r.memory, r.cpu)
+                              (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')), r.reserved_memory,
+                              r.reserved_cpu, r.memory, r.cpu)
                             order by r.k, r.id), '{}')
   into v_claimed
   from runs r;

@@ -445,8 +445,10 @@ begin
       where e.job_id = v_job_id and e.shard = x.shard
       returning e.shard
     )
+    -- (every task's lease is the one set above: formatted once)
     select (select array_agg(job_service.task_json(c.id, c.job_id, c.payload, c.attempt,
-                               c.lease_expires_at, null, null, c.memory, c.cpu) order by c.id)
+                               (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')), null, null, c.memory,
+                               c.cpu) order by c.id)
             from runs c),
            (select count(*) from released)
     into v_handed, v_counted;
@@ -735,8 +737,10 @@ begin
       where e.job_id = x.job_id and e.shard = x.shard
       returning e.job_id, e.over_limit, x.handed
     )
+    -- (every task's lease is the one set above: formatted once)
     select (select array_agg(job_service.task_json(c.id, c.job_id, c.payload, c.attempt,
-                               c.lease_expires_at, c.reserved_memory, c.reserved_cpu, c.memory, c.cpu)
+                               (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')), c.reserved_memory,
+                               c.reserved_cpu, c.memory, c.cpu)
                              order by c.k, c.id)
             from runs c),
            (select array_agg(distinct r.job_id) from released r where r.over_limit),

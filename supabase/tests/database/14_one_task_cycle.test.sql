@@ -44,8 +44,8 @@ $$;
 /** A claimed task as claim_tasks writes it (task_json), from its row. */
 create function pg_temp.as_claimed(p_task bigint) returns jsonb
 language sql as $$
-  select job_service.task_json(id, job_id, payload, attempt, lease_expires_at, reserved_memory,
-    reserved_cpu, memory, cpu)::jsonb
+  select job_service.task_json(id, job_id, payload, attempt, job_service.iso(lease_expires_at),
+    reserved_memory, reserved_cpu, memory, cpu)::jsonb
   from job_service.tasks where id = p_task
 $$;
 
