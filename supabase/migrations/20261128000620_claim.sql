@@ -463,8 +463,8 @@ begin
     )
     -- (every task's lease is the one set above: formatted once)
     select coalesce(array_agg(job_service.task_json(c.id, c.job_id, c.payload, c.attempt,
-                                (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')), c.reserved_memory,
-                                c.reserved_cpu, c.memory, c.cpu)
+                                (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')),
+                                c.reserved_memory, c.reserved_cpu, c.memory, c.cpu)
                               order by c.id), '{}'), count(*)
     into claimed, v_taken
     from runs c;
@@ -654,8 +654,8 @@ begin
   )
   -- (every task's lease is the one set above: formatted once)
   select coalesce(array_agg(job_service.task_json(r.id, r.job_id, r.payload, r.attempt,
-                              (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')), r.reserved_memory,
-                              r.reserved_cpu, r.memory, r.cpu)
+                              (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')),
+                              r.reserved_memory, r.reserved_cpu, r.memory, r.cpu)
                             order by r.k, r.id), '{}')
   into v_claimed
   from runs r;

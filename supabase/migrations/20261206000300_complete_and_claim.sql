@@ -447,8 +447,8 @@ begin
     )
     -- (every task's lease is the one set above: formatted once)
     select (select array_agg(job_service.task_json(c.id, c.job_id, c.payload, c.attempt,
-                               (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')), null, null, c.memory,
-                               c.cpu) order by c.id)
+                               (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')),
+                               null, null, c.memory, c.cpu) order by c.id)
             from runs c),
            (select count(*) from released)
     into v_handed, v_counted;
@@ -739,8 +739,8 @@ begin
     )
     -- (every task's lease is the one set above: formatted once)
     select (select array_agg(job_service.task_json(c.id, c.job_id, c.payload, c.attempt,
-                               (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')), c.reserved_memory,
-                               c.reserved_cpu, c.memory, c.cpu)
+                               (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')),
+                               c.reserved_memory, c.reserved_cpu, c.memory, c.cpu)
                              order by c.k, c.id)
             from runs c),
            (select array_agg(distinct r.job_id) from released r where r.over_limit),
