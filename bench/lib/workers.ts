@@ -200,7 +200,7 @@ export async function runWorkers(transport: Transport, options: {
   // when nothing of ours is in flight or waiting to be sent (the first claim, and after a pause).
   // Until the fourteenth session a run carried only once a claim had come back short (its jobs at
   // their parallelism or budget); T1 batched, whose job never is, made a claim call beside every
-  // completion call: at C = 8 51-53 against 39-40 µs of database CPU a task (docs/performance.md,
+  // completion call: at C = 8 51-57 against 39-44 µs of database CPU a task (docs/performance.md,
   // "Carried claims from the start"). A carried claim that gets all it asked for, with more room
   // given back than it asked for, shows that the jobs have room beyond the local queue's: claims
   // then go on their own, beside the completions, until one comes back short. Without carrying,
@@ -211,8 +211,8 @@ export async function runWorkers(transport: Transport, options: {
   // over to its jobs' next tasks, so a call's cost follows its size, and the database works on
   // both calls at once, one on each CPU (T2: docs/performance.md, "Hand-over across jobs, two
   // calls in flight"). A batch of one job (T1, T3) is never split: its calls would wait on the
-  // same end rows (split by task id at C = 32, T1 rose by a tenth, which T2's ratio to T1 would
-  // lose).
+  // same end rows (split by task id: T1 at C = 32 +12-15 %, at C = 8 lower; and T2's target is a
+  // ratio to T1 at C = 32).
   let carrying = combined;
   const CARRIED_CALLS = 2; // three were slower (docs/performance.md)
   let asked = 0; // tasks the carried claims in flight asked for
