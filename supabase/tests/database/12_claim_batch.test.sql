@@ -7,7 +7,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 set local search_path = job_service, extensions, public;
-select plan(17);
+select plan(19);
 
 create function pg_temp.ctx() returns jsonb
 language sql as $$
@@ -40,11 +40,11 @@ begin
 end
 $$;
 
-/** Claims across jobs: (job, task) of each claimed task, in the answer's order. */
+/** Claims across jobs: (job, task, lease as answered) of each claimed task, in the answer's order. */
 create function pg_temp.claim(p_worker text, p_limit integer)
-returns table (job_id uuid, task_id bigint, ord bigint)
+returns table (job_id uuid, task_id bigint, ord bigint, lease text)
 language sql as $$
-  select (t ->> 'job_id')::uuid, (t ->> 'task_id')::bigint, o
+  select (t ->> 'job_id')::uuid, (t ->> 'task_id')::bigint, o, t ->> 'lease_expires_at'
   from json_array_elements(
     job_service_api.claim_tasks(pg_temp.ctx(), p_worker, p_limit, null, 60000) -> 'tasks')
     with ordinality as a (t, o)
@@ -82,6 +82,11 @@ select results_eq(
   'a claimed task runs, leased to the claimer, with its fair share reserved');
 select is_empty($$ select * from job_service_api.invariant_violations() $$,
   'counters, shards and queue agree with the task rows');
+-- (a claim's statement formats the lease once for all the tasks it starts: each answer's is its row's)
+select is_empty(
+  $$ select f.task_id from first_claim f join tasks t on t.id = f.task_id
+     where f.lease is distinct from job_service.iso(t.lease_expires_at) $$,
+  'each claimed task is answered with its own row''s lease (the batch across jobs)');
 
 -- b's next task (60 MiB) does not fit the 50 MiB left: nothing from b, and its shard waits for an
 -- end; h and c are full; m (the general path) gives its three
@@ -93,6 +98,10 @@ select results_eq(
 select is((select unfit_at_ended from job_shards
            where job_id = current_setting('test.b')::uuid and shard = 1), 0,
   'the budgeted shard is passed by until one of its runs ends');
+select is_empty(
+  $$ select f.task_id from second_claim f join tasks t on t.id = f.task_id
+     where f.lease is distinct from job_service.iso(t.lease_expires_at) $$,
+  'each claimed task is answered with its own row''s lease (one job''s batch)');
 select is_empty($$ select * from job_service_api.invariant_violations() $$, 'still no violation');
 
 -- every claimed task completed: every job gets room again; b's big task fits now
