@@ -461,9 +461,9 @@ begin
       from per_shard p
       where s.job_id = v_job_id and s.shard = p.shard
     )
-    -- (every task's lease is the one set above: formatted once)
+    -- (a statement starts all its tasks with one lease: formatted once, from the first row)
     select coalesce(array_agg(job_service.task_json(c.id, c.job_id, c.payload, c.attempt,
-                                (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')),
+                                (select job_service.iso(l.lease_expires_at) from runs l limit 1),
                                 c.reserved_memory, c.reserved_cpu, c.memory, c.cpu)
                               order by c.id), '{}'), count(*)
     into claimed, v_taken
@@ -652,9 +652,9 @@ begin
       and p_rooms[d.k] < p_max_parallel[d.k]
       and s.job_id = p_jobs[d.k] and s.shard = p_shards[d.k]
   )
-  -- (every task's lease is the one set above: formatted once)
+  -- (a statement starts all its tasks with one lease: formatted once, from the first row)
   select coalesce(array_agg(job_service.task_json(r.id, r.job_id, r.payload, r.attempt,
-                              (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')),
+                              (select job_service.iso(l.lease_expires_at) from runs l limit 1),
                               r.reserved_memory, r.reserved_cpu, r.memory, r.cpu)
                             order by r.k, r.id), '{}')
   into v_claimed

@@ -445,9 +445,9 @@ begin
       where e.job_id = v_job_id and e.shard = x.shard
       returning e.shard
     )
-    -- (every task's lease is the one set above: formatted once)
+    -- (a statement starts all its tasks with one lease: formatted once, from the first row)
     select (select array_agg(job_service.task_json(c.id, c.job_id, c.payload, c.attempt,
-                               (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')),
+                               (select job_service.iso(l.lease_expires_at) from runs l limit 1),
                                null, null, c.memory, c.cpu) order by c.id)
             from runs c),
            (select count(*) from released)
@@ -737,9 +737,9 @@ begin
       where e.job_id = x.job_id and e.shard = x.shard
       returning e.job_id, e.over_limit, x.handed
     )
-    -- (every task's lease is the one set above: formatted once)
+    -- (a statement starts all its tasks with one lease: formatted once, from the first row)
     select (select array_agg(job_service.task_json(c.id, c.job_id, c.payload, c.attempt,
-                               (select job_service.iso(now() + p_lease_ms * interval '1 millisecond')),
+                               (select job_service.iso(l.lease_expires_at) from runs l limit 1),
                                c.reserved_memory, c.reserved_cpu, c.memory, c.cpu)
                              order by c.k, c.id)
             from runs c),
