@@ -62,6 +62,10 @@ const STALL_MS = 15_000;
  * free room, up to 10 × C tasks in one call, as graphile-worker's `localQueue: { size: 10 * C }`.
  */
 const LOCAL_QUEUE_PER_SLOT = 10;
+/** Chains of carried calls of one job's runs, each keeping to claim shards of its own (`send`) ... */
+const LANES = 2;
+/** ... made only when each starts with at least this many runs (a call's fixed cost). */
+const MIN_LANE_RUNS = 64;
 
 /**
  * Runs C worker slots until `total` tasks succeeded and the count query confirms it. "single": each
@@ -172,7 +176,7 @@ export async function runWorkers(transport: Transport, options: {
   // merger, which sends the completions of all slots as one call (at most 1 000 tasks) and what
   // arrives meanwhile in the next one.
   const size = LOCAL_QUEUE_PER_SLOT * c;
-  const queue: { task: ClaimedTask; claimedAt: number }[] = [];
+  const queue: { task: ClaimedTask; claimedAt: number; lane: number }[] = [];
   const waiting: (() => void)[] = []; // slots waiting for a task
   let refill: (() => void) | undefined; // the fetcher waiting for room, or for a completion
   let fetching = true;
@@ -185,9 +189,17 @@ export async function runWorkers(transport: Transport, options: {
     for (const resolve of waiting.splice(0)) resolve();
     wakeFetcher();
   };
-  const enqueue = (tasks: ClaimedTask[]) => {
+  // A lane is a chain of carried calls of one job's runs (see `send`): the tasks a call claimed
+  // belong to its lane. A claim of the fetcher's big enough for two lanes is split by task id (a
+  // batch claim gives its first tasks the first claim shards it walked, so the halves hold
+  // different shards, but for the one the split falls in).
+  const enqueue = (tasks: ClaimedTask[], lane?: number) => {
     const claimedAt = performance.now();
-    for (const task of tasks) queue.push({ task, claimedAt });
+    const sorted = lane === undefined ? tasks.toSorted((a, b) => a.task_id - b.task_id) : tasks;
+    const half = Math.ceil(sorted.length / LANES);
+    sorted.forEach((task, i) =>
+      queue.push({ task, claimedAt, lane: lane ?? Math.floor(i / half) })
+    );
     for (const resolve of waiting.splice(0)) resolve();
   };
   const pending: Run[] = [];
@@ -210,23 +222,50 @@ export async function runWorkers(transport: Transport, options: {
   // gives back, together no more than the local queue's room. The engine hands a report's slots
   // over to its jobs' next tasks, so a call's cost follows its size, and the database works on
   // both calls at once, one on each CPU (T2: docs/performance.md, "Hand-over across jobs, two
-  // calls in flight"). A batch of one job (T1, T3) is never split: its calls would wait on the
-  // same end rows (split by task id: T1 at C = 32 +12-15 %, at C = 8 lower; and T2's target is a
-  // ratio to T1 at C = 32).
+  // calls in flight"). One job's runs (T1, T3) are split only by lane: a lane is a chain of calls
+  // that keeps to the claim shards its first claim gave it (the engine hands a run's slot over in
+  // the run's shard), so the two calls share at most the end row of the shard the lanes were split
+  // in, where halves by task id at every call shared most of them. A fetcher's claim of one job
+  // big enough for two lanes of at least MIN_LANE_RUNS makes two (`enqueue`); a smaller one stays
+  // one lane, whose calls are never split (claims of 80, at C = 8, were slower in two lanes: a
+  // call's fixed cost weighs more, and the shared shard is one of five). docs/performance.md, "Two
+  // lanes of one job's carried calls".
   let carrying = combined;
   const CARRIED_CALLS = 2; // three were slower (docs/performance.md)
+  const laneOf = new WeakMap<Run, number>();
+  const lanesInFlight = new Set<string>(); // job id and lane of the one-job calls in flight
   let asked = 0; // tasks the carried claims in flight asked for
   let inFlightRuns = 0; // runs the completion calls in flight report
   const send = () => {
     scheduled = false;
     if (pending.length === 0 || inFlight >= (carrying ? CARRIED_CALLS : 1)) return;
     let runs = pending.splice(0, 1_000);
-    if (carrying && runs.length >= 2) {
+    let lane: number | undefined; // a one-job call's lane
+    const byJob = Map.groupBy(runs, (run) => run.job_id);
+    if (carrying && byJob.size === 1) {
+      // One job's runs: a call a lane, one call in flight a lane; the other lane's runs in a second
+      // call now (none in flight) or when its call in flight lands
+      const byLane = Map.groupBy(runs, (run) => laneOf.get(run) ?? 0);
+      const job = runs[0].job_id;
+      lane = [...byLane.keys()].find((l) => !lanesInFlight.has(`${job} ${l}`));
+      if (lane === undefined) {
+        pending.unshift(...runs);
+        return;
+      }
+      const rest = runs.filter((run) => laneOf.get(run) !== lane);
+      runs = byLane.get(lane)!;
+      if (rest.length > 0) {
+        pending.unshift(...rest);
+        if (inFlight === 0) {
+          scheduled = true;
+          queueMicrotask(send);
+        }
+      }
+    } else if (carrying && runs.length >= 2) {
       // Two calls of about the same size: whole jobs into this call until it holds half of the
       // runs pending and in flight; the other jobs' runs in a second call now (none in flight) or
       // when the call in flight lands
       const half = Math.ceil((runs.length + inFlightRuns) / CARRIED_CALLS);
-      const byJob = Map.groupBy(runs, (run) => run.job_id);
       const first: Run[] = [];
       const rest: Run[] = [];
       for (const jobRuns of byJob.values()) (first.length < half ? first : rest).push(...jobRuns);
@@ -246,10 +285,12 @@ export async function runWorkers(transport: Transport, options: {
     asked += ask;
     inFlightRuns += runs.length;
     inFlight++;
+    const laneKey = lane === undefined ? undefined : `${runs[0].job_id} ${lane}`;
+    if (laneKey !== undefined) lanesInFlight.add(laneKey);
     complete(PROCESS_WORKER, runs, ask > 0 ? ask : undefined).then((claimed) => {
       if (ask > 0) {
         if (claimed?.length === 0) stats.emptyClaims++;
-        enqueue(claimed ?? []);
+        enqueue(claimed ?? [], lane ?? 0);
         // all it asked for, with more room given back than it asked for: the jobs have room beyond
         // the local queue's, and claims go on their own again (beside the completions)
         if ((claimed?.length ?? 0) === ask && runs.length > ask) carrying = false;
@@ -259,6 +300,7 @@ export async function runWorkers(transport: Transport, options: {
       wake();
     }).finally(() => {
       inFlight--;
+      if (laneKey !== undefined) lanesInFlight.delete(laneKey);
       asked -= ask;
       inFlightRuns -= runs.length;
       for (const resolve of landed.splice(0)) resolve();
@@ -312,7 +354,8 @@ export async function runWorkers(transport: Transport, options: {
           continue;
         }
         idle = 0;
-        enqueue(tasks);
+        const oneJob = tasks.every((task) => task.job_id === tasks[0].job_id);
+        enqueue(tasks, carrying && oneJob && tasks.length >= LANES * MIN_LANE_RUNS ? undefined : 0);
       }
     } finally {
       fetching = false;
@@ -328,7 +371,9 @@ export async function runWorkers(transport: Transport, options: {
       }
       const next = queue.shift()!;
       if (queue.length < c) wakeFetcher();
-      pending.push(record(next.task, next.claimedAt));
+      const run = record(next.task, next.claimedAt);
+      laneOf.set(run, next.lane);
+      pending.push(run);
       schedule();
       // the no-op handler returns at once: let the merger and the fetcher run between tasks
       await Promise.resolve();
