@@ -74,8 +74,8 @@ const MIN_LANE_RUNS = 64;
  * as graphile-worker's local queue does; the completions of all slots go to one merger that sends
  * whatever has accumulated as one call (at most 1 000 tasks), like graphile-worker's
  * completeJobBatchDelay 0, one call in flight at a time; slots do not wait for it, as graphile's do
- * not. Once the jobs are at their limits (combined), each such call carries a claim, and two may be
- * in flight, of different jobs.
+ * not. With `combined`, each such call carries a claim, and two may be in flight: of different
+ * jobs, or of one job's two lanes (chains of calls on claim shards of their own).
  */
 export async function runWorkers(transport: Transport, options: {
   c: number;
