@@ -241,41 +241,36 @@ export async function runWorkers(transport: Transport, options: {
     if (pending.length === 0 || inFlight >= (carrying ? CARRIED_CALLS : 1)) return;
     let runs = pending.splice(0, 1_000);
     let lane: number | undefined; // a one-job call's lane
-    const byJob = Map.groupBy(runs, (run) => run.job_id);
-    if (carrying && byJob.size === 1) {
-      // One job's runs: a call a lane, one call in flight a lane; the other lane's runs in a second
-      // call now (none in flight) or when its call in flight lands
-      const byLane = Map.groupBy(runs, (run) => laneOf.get(run) ?? 0);
-      const job = runs[0].job_id;
-      lane = [...byLane.keys()].find((l) => !lanesInFlight.has(`${job} ${l}`));
-      if (lane === undefined) {
-        pending.unshift(...runs);
-        return;
-      }
-      const rest = runs.filter((run) => laneOf.get(run) !== lane);
-      runs = byLane.get(lane)!;
-      if (rest.length > 0) {
-        pending.unshift(...rest);
-        if (inFlight === 0) {
-          scheduled = true;
-          queueMicrotask(send);
+    let laneKey: string | undefined; // and its job, in lanesInFlight while the call is
+    let rest: Run[] = []; // runs for a second call now (none in flight) or when this one lands
+    if (carrying) {
+      const byJob = Map.groupBy(runs, (run) => run.job_id);
+      if (byJob.size === 1) {
+        // One job's runs: a call a lane, one call in flight a lane
+        const key = (l: number) => `${runs[0].job_id} ${l}`;
+        const byLane = Map.groupBy(runs, (run) => laneOf.get(run) ?? 0);
+        lane = [...byLane.keys()].find((l) => !lanesInFlight.has(key(l)));
+        if (lane === undefined) {
+          pending.unshift(...runs);
+          return;
         }
+        laneKey = key(lane);
+        rest = runs.filter((run) => laneOf.get(run) !== lane);
+        runs = byLane.get(lane)!;
+      } else {
+        // Two calls of about the same size: whole jobs into this call until it holds half of the
+        // runs pending and in flight
+        const half = Math.ceil((runs.length + inFlightRuns) / CARRIED_CALLS);
+        const first: Run[] = [];
+        for (const jobRuns of byJob.values()) (first.length < half ? first : rest).push(...jobRuns);
+        if (rest.length > 0) runs = first;
       }
-    } else if (carrying && runs.length >= 2) {
-      // Two calls of about the same size: whole jobs into this call until it holds half of the
-      // runs pending and in flight; the other jobs' runs in a second call now (none in flight) or
-      // when the call in flight lands
-      const half = Math.ceil((runs.length + inFlightRuns) / CARRIED_CALLS);
-      const first: Run[] = [];
-      const rest: Run[] = [];
-      for (const jobRuns of byJob.values()) (first.length < half ? first : rest).push(...jobRuns);
-      if (first.length > 0 && rest.length > 0) {
-        pending.unshift(...rest);
-        runs = first;
-        if (inFlight === 0) {
-          scheduled = true;
-          queueMicrotask(send);
-        }
+    }
+    if (rest.length > 0) {
+      pending.unshift(...rest);
+      if (inFlight === 0) {
+        scheduled = true;
+        queueMicrotask(send);
       }
     }
     // the local queue's room less what the other call asked for; the first of two calls asks for
@@ -285,7 +280,6 @@ export async function runWorkers(transport: Transport, options: {
     asked += ask;
     inFlightRuns += runs.length;
     inFlight++;
-    const laneKey = lane === undefined ? undefined : `${runs[0].job_id} ${lane}`;
     if (laneKey !== undefined) lanesInFlight.add(laneKey);
     complete(PROCESS_WORKER, runs, ask > 0 ? ask : undefined).then((claimed) => {
       if (ask > 0) {
